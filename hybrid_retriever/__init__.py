@@ -1,0 +1,43 @@
+"""Hybrid SPLADE + dense retrieval for LangChain on Qdrant, fused with RRF."""
+
+from hybrid_retriever.collection import Distance
+from hybrid_retriever.encoders.base import DenseEncoder, SparseEncoder
+from hybrid_retriever.encoders.dense import LangChainEmbeddingsEncoder, SentenceTransformerEncoder
+from hybrid_retriever.encoders.splade import SpladeEncoder
+from hybrid_retriever.errors import (
+    CollectionMismatchError,
+    CollectionNotFoundError,
+    DuplicateIdError,
+    HybridRetrieverError,
+    InvalidDocumentError,
+    InvalidParameterError,
+    InvalidQueryError,
+    ModelLoadError,
+    StorageError,
+)
+from hybrid_retriever.retriever import HybridRetriever
+from hybrid_retriever.storage.base import StorageBackend
+from hybrid_retriever.storage.qdrant import QdrantClientStorage
+from hybrid_retriever.vectors import SparseVector
+
+__all__ = [
+    "CollectionMismatchError",
+    "CollectionNotFoundError",
+    "DenseEncoder",
+    "Distance",
+    "DuplicateIdError",
+    "HybridRetriever",
+    "HybridRetrieverError",
+    "InvalidDocumentError",
+    "InvalidParameterError",
+    "InvalidQueryError",
+    "LangChainEmbeddingsEncoder",
+    "ModelLoadError",
+    "QdrantClientStorage",
+    "SentenceTransformerEncoder",
+    "SparseEncoder",
+    "SparseVector",
+    "SpladeEncoder",
+    "StorageBackend",
+    "StorageError",
+]

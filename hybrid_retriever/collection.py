@@ -1,0 +1,103 @@
+"""The collection layout the retriever needs, and the check against what exists.
+
+One Qdrant collection holds one named dense vector and one named sparse vector
+per point, and a payload of ``page_content`` plus ``metadata`` as langchain-qdrant
+writes it. An existing collection is never altered or dropped: if it does not
+fit, the user is told what differs and chooses what to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+
+from hybrid_retriever.errors import CollectionMismatchError
+
+CONTENT_KEY = "page_content"
+METADATA_KEY = "metadata"
+
+
+class Distance(str, Enum):
+    """Dense similarity function, named as Qdrant names it."""
+
+    COSINE = "Cosine"
+    DOT = "Dot"
+    EUCLID = "Euclid"
+    MANHATTAN = "Manhattan"
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionSpec:
+    """What the retriever's encoders require of a collection."""
+
+    name: str
+    dense_vector_name: str
+    dense_size: int
+    distance: Distance
+    sparse_vector_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class DenseVectorInfo:
+    size: int
+    distance: Distance
+
+
+@dataclass(frozen=True, slots=True)
+class SparseVectorInfo:
+    idf_modifier: bool = False
+    """True when the engine rescales sparse scores by IDF (meant for BM25, not SPLADE)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionLayout:
+    """The vectors an existing collection has, as read from the engine."""
+
+    dense: Mapping[str, DenseVectorInfo] = field(default_factory=dict)
+    sparse: Mapping[str, SparseVectorInfo] = field(default_factory=dict)
+
+
+def check_layout(spec: CollectionSpec, layout: CollectionLayout, *, encoder_name: str) -> None:
+    """Raise ``CollectionMismatchError`` listing every way ``layout`` does not fit ``spec``."""
+    problems: list[str] = []
+    dense = layout.dense.get(spec.dense_vector_name)
+    if dense is None:
+        problems.append(
+            f"it has no dense vector named {spec.dense_vector_name!r} "
+            f"(dense vectors: {_names(layout.dense)})"
+        )
+    else:
+        if dense.size != spec.dense_size:
+            problems.append(
+                f"its dense vector {spec.dense_vector_name!r} has {dense.size} dimensions but "
+                f"the dense encoder {encoder_name!r} produces {spec.dense_size}"
+            )
+        if dense.distance != spec.distance:
+            problems.append(
+                f"its dense vector {spec.dense_vector_name!r} uses {dense.distance.value} "
+                f"distance, not {spec.distance.value}"
+            )
+    sparse = layout.sparse.get(spec.sparse_vector_name)
+    if sparse is None:
+        problems.append(
+            f"it has no sparse vector named {spec.sparse_vector_name!r} "
+            f"(sparse vectors: {_names(layout.sparse)})"
+        )
+    elif sparse.idf_modifier:
+        problems.append(
+            f"its sparse vector {spec.sparse_vector_name!r} has Qdrant's IDF modifier, which "
+            "is meant for BM25 and would distort SPLADE scores"
+        )
+    if problems:
+        raise CollectionMismatchError(
+            f"Collection {spec.name!r} does not fit this retriever: "
+            + "; ".join(problems)
+            + ". Nothing was changed. Pass the vector names and encoders the collection was "
+            "built with (dense_vector_name=, sparse_vector_name=, dense_encoder=, distance=), "
+            "or use a new collection_name."
+        )
+
+
+def _names(vectors: Mapping[str, object]) -> str:
+    return ", ".join(repr(name) for name in vectors) or "none"

@@ -1,0 +1,149 @@
+"""From a LangChain ``Document`` to what is stored: a deterministic id and a payload.
+
+Ids are uuid5, so indexing the same documents twice writes the same points
+instead of duplicates:
+
+* a document with an id of its own (``Document.id`` or ``ids=``) gets
+  ``uuid5(ID_NAMESPACE, str(id))``, so ``"doc-1"`` and ``1`` are both fine;
+* a document without one gets ``uuid5(CONTENT_NAMESPACE, text + canonical metadata)``,
+  so two documents with the same text but different metadata stay two points.
+
+The payload is ``{"page_content": text, "metadata": {...}}``, the layout
+langchain-qdrant uses, so either library can read the other's collections.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.documents import Document
+
+from hybrid_retriever.collection import CONTENT_KEY, METADATA_KEY
+from hybrid_retriever.errors import InvalidDocumentError
+
+ID_NAMESPACE = uuid.UUID("6f1c3a52-8d0e-5b7a-9c4e-2a1f0b3d7e91")
+CONTENT_NAMESPACE = uuid.UUID("b2e7d9c4-1f6a-5e3b-8a0d-4c9f2e1b7a63")
+
+RESERVED_METADATA_KEYS = frozenset({"_id", "_score", "_ranks", "_scores"})
+"""Keys the retriever adds to returned documents; stored metadata may not use them."""
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedDocument:
+    """A validated document, ready to encode and store."""
+
+    point_id: str
+    text: str
+    payload: dict[str, Any]
+
+
+def point_id(doc_id: str | int | None, text: str, metadata: Mapping[str, Any]) -> str:
+    """The deterministic point id of a document (see the module docstring)."""
+    if doc_id is not None:
+        return str(uuid.uuid5(ID_NAMESPACE, str(doc_id)))
+    canonical = json.dumps(metadata, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return str(uuid.uuid5(CONTENT_NAMESPACE, f"{text}\x00{canonical}"))
+
+
+def prepare_document(
+    text: Any, metadata: Any, doc_id: Any, *, position: int
+) -> PreparedDocument:
+    """Validate one document; errors name its position in the input and the fix."""
+    where = f"Document at position {position}"
+    if not isinstance(text, str):
+        raise InvalidDocumentError(
+            f"{where} has page_content of type {type(text).__name__}; it must be a str."
+        )
+    if not text.strip():
+        raise InvalidDocumentError(
+            f"{where} has empty page_content; drop it or give it text, since an empty "
+            "document can never be retrieved meaningfully."
+        )
+    if metadata is None:
+        metadata = {}
+    if not isinstance(metadata, Mapping):
+        raise InvalidDocumentError(
+            f"{where} has metadata of type {type(metadata).__name__}; it must be a dict."
+        )
+    reserved = sorted(RESERVED_METADATA_KEYS.intersection(metadata))
+    if reserved:
+        raise InvalidDocumentError(
+            f"{where} uses the reserved metadata keys {reserved}; the retriever adds these to "
+            "results. Rename them (or drop them if the document came from a previous search)."
+        )
+    _check_json(metadata, f"{where}: metadata")
+    if doc_id is not None and (
+        isinstance(doc_id, bool) or not isinstance(doc_id, str | int) or doc_id == ""
+    ):
+        raise InvalidDocumentError(
+            f"{where} has id {doc_id!r} of type {type(doc_id).__name__}; ids must be non-empty "
+            "strings or integers (or None to derive the id from the content)."
+        )
+    metadata = dict(metadata)
+    return PreparedDocument(
+        point_id=point_id(doc_id, text, metadata),
+        text=text,
+        payload={CONTENT_KEY: text, METADATA_KEY: metadata},
+    )
+
+
+def _check_json(value: Any, path: str) -> None:
+    """Refuse what JSON cannot round-trip, naming the exact key, so nothing is silently altered."""
+    if value is None or isinstance(value, str | bool | int):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidDocumentError(
+                f"{path} is {value}, which JSON cannot store. Use None or a finite number."
+            )
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidDocumentError(
+                    f"{path} has a key {key!r} of type {type(key).__name__}; "
+                    "metadata keys must be strings."
+                )
+            _check_json(item, f"{path}[{key!r}]")
+        return
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _check_json(item, f"{path}[{index}]")
+        return
+    raise InvalidDocumentError(
+        f"{path} is a {type(value).__name__}, which cannot be stored as JSON. Convert it first "
+        "(for example a datetime with .isoformat(), a set with sorted(...), a numpy value with "
+        ".item() or .tolist())."
+    )
+
+
+def documents_from_texts(
+    texts: Iterable[Any], metadatas: Iterable[Any] | None = None
+) -> Iterator[Document]:
+    """Lazily pair texts with metadata as Documents, refusing what Document cannot hold."""
+    if isinstance(texts, str):
+        raise InvalidDocumentError("texts must be an iterable of strings, not a single str.")
+    sentinel = object()
+    pairs = itertools.zip_longest(texts, metadatas if metadatas is not None else (),
+                                  fillvalue=sentinel if metadatas is not None else None)
+    for position, (text, metadata) in enumerate(pairs):
+        if text is sentinel or metadata is sentinel:
+            raise InvalidDocumentError(
+                "texts and metadatas have different lengths; pass one metadata dict per text."
+            )
+        if not isinstance(text, str):
+            raise InvalidDocumentError(
+                f"Text at position {position} is of type {type(text).__name__}; it must be a str."
+            )
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise InvalidDocumentError(
+                f"Metadata at position {position} is of type {type(metadata).__name__}; "
+                "it must be a dict or None."
+            )
+        yield Document(page_content=text, metadata=dict(metadata or {}))

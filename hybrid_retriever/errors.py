@@ -1,0 +1,44 @@
+"""The package's exception types.
+
+Every error the package raises on purpose derives from ``HybridRetrieverError``,
+so callers can catch one type. Messages say what is wrong and how to fix it.
+The ``ValueError`` / ``LookupError`` bases keep generic handlers working.
+"""
+
+from __future__ import annotations
+
+
+class HybridRetrieverError(Exception):
+    """Base class of every error raised by hybrid_retriever."""
+
+
+class InvalidQueryError(HybridRetrieverError, ValueError):
+    """The query text cannot be searched (empty, not a string, ...)."""
+
+
+class InvalidParameterError(HybridRetrieverError, ValueError):
+    """A search or indexing parameter is out of range (k, prefetch_k, weights, ...)."""
+
+
+class InvalidDocumentError(HybridRetrieverError, ValueError):
+    """A document cannot be indexed (empty text, unserialisable metadata, bad id)."""
+
+
+class DuplicateIdError(InvalidDocumentError):
+    """Two different documents in one call map to the same point id."""
+
+
+class CollectionNotFoundError(HybridRetrieverError, LookupError):
+    """A read-only operation named a collection that does not exist."""
+
+
+class CollectionMismatchError(HybridRetrieverError):
+    """An existing collection's vectors do not match the retriever's encoders."""
+
+
+class ModelLoadError(HybridRetrieverError):
+    """A model could not be found or is not of the expected kind."""
+
+
+class StorageError(HybridRetrieverError):
+    """The storage backend could not be reached or refused an operation."""

@@ -1,0 +1,229 @@
+"""Writing documents into the collection: validate, encode, upsert, in batches.
+
+Input is any iterable, generators included, consumed one batch at a time, so a
+corpus never has to fit in memory. Each batch is fully validated before any of
+it is encoded or written, and upserts are idempotent by id, so a run that stops
+halfway can simply be run again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence, Sized
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.documents import Document
+
+from hybrid_retriever.collection import CollectionSpec, check_layout
+from hybrid_retriever.documents import PreparedDocument, prepare_document
+from hybrid_retriever.encoders.base import DenseEncoder, SparseEncoder
+from hybrid_retriever.errors import (
+    CollectionMismatchError,
+    DuplicateIdError,
+    InvalidParameterError,
+)
+from hybrid_retriever.storage.base import CollectionExistsError, StorageBackend, StoredPoint
+
+DEFAULT_BATCH_SIZE = 64
+
+
+@dataclass(frozen=True)
+class Indexer:
+    """Everything needed to write hybrid points into one collection."""
+
+    storage: StorageBackend
+    spec: CollectionSpec
+    dense_encoder: DenseEncoder
+    sparse_encoder: SparseEncoder
+
+    def index(
+        self,
+        documents: Iterable[Document],
+        *,
+        ids: Iterable[str | int | None] | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        show_progress: bool = True,
+    ) -> list[str]:
+        """Index ``documents``; return their point ids in input order."""
+        written: list[str] = []
+        with _progress(documents, self.spec.name, show_progress) as bar:
+            for number, batch in enumerate(_prepared_batches(documents, ids, batch_size)):
+                if number == 0:
+                    self._ensure_collection()
+                if batch.unique:
+                    self.storage.upsert(self.spec.name, self._encode(batch.unique))
+                written.extend(batch.point_ids)
+                bar.update(len(batch.point_ids))
+        return written
+
+    async def aindex(
+        self,
+        documents: Iterable[Document],
+        *,
+        ids: Iterable[str | int | None] | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        show_progress: bool = True,
+    ) -> list[str]:
+        """Async :meth:`index`: encoding runs in a worker thread, writes use the async client."""
+        written: list[str] = []
+        with _progress(documents, self.spec.name, show_progress) as bar:
+            number = 0
+            async for batch in _athreaded(_prepared_batches(documents, ids, batch_size)):
+                if number == 0:
+                    await self._aensure_collection()
+                if batch.unique:
+                    points = await asyncio.to_thread(self._encode, batch.unique)
+                    await self.storage.aupsert(self.spec.name, points)
+                written.extend(batch.point_ids)
+                bar.update(len(batch.point_ids))
+                number += 1
+        return written
+
+    def _encode(self, documents: Sequence[PreparedDocument]) -> list[StoredPoint]:
+        texts = [d.text for d in documents]
+        dense = self.dense_encoder.encode_documents(texts)
+        sparse = self.sparse_encoder.encode_documents(texts)
+        for vector in dense:
+            if len(vector) != self.spec.dense_size:
+                raise CollectionMismatchError(
+                    f"The dense encoder {self.dense_encoder.name!r} returned a "
+                    f"{len(vector)}-dimensional vector, but collection {self.spec.name!r} "
+                    f"expects {self.spec.dense_size}. The encoder must return vectors of "
+                    "one fixed size."
+                )
+        return [
+            StoredPoint(
+                id=doc.point_id,
+                vectors={self.spec.dense_vector_name: d, self.spec.sparse_vector_name: s},
+                payload=doc.payload,
+            )
+            for doc, d, s in zip(documents, dense, sparse, strict=True)
+        ]
+
+    def _ensure_collection(self) -> None:
+        layout = self.storage.get_layout(self.spec.name)
+        if layout is None:
+            try:
+                self.storage.create_collection(self.spec)
+                return
+            except CollectionExistsError:  # another writer won the race; check theirs
+                layout = self.storage.get_layout(self.spec.name)
+        if layout is not None:
+            check_layout(self.spec, layout, encoder_name=self.dense_encoder.name)
+
+    async def _aensure_collection(self) -> None:
+        layout = await self.storage.aget_layout(self.spec.name)
+        if layout is None:
+            try:
+                await self.storage.acreate_collection(self.spec)
+                return
+            except CollectionExistsError:
+                layout = await self.storage.aget_layout(self.spec.name)
+        if layout is not None:
+            check_layout(self.spec, layout, encoder_name=self.dense_encoder.name)
+
+
+@dataclass(frozen=True)
+class _Batch:
+    point_ids: list[str]
+    """One id per input document, in input order (repeats included)."""
+    unique: list[PreparedDocument]
+    """The documents to write: each point once, skipping any already written by this call."""
+
+
+def _prepared_batches(
+    documents: Iterable[Document],
+    ids: Iterable[str | int | None] | None,
+    batch_size: int,
+) -> Iterator[_Batch]:
+    """Validated batches. A document repeated verbatim is written once; two different
+    documents with the same id are refused, since one would silently overwrite the other."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidParameterError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
+    if isinstance(documents, str | Document):
+        raise InvalidParameterError(
+            "documents must be an iterable of Documents (or texts for add_texts), not a "
+            f"single {type(documents).__name__}. Wrap it in a list."
+        )
+    if ids is not None and isinstance(documents, Sized) and isinstance(ids, Sized):
+        if len(ids) != len(documents):
+            raise InvalidParameterError(
+                f"Got {len(documents)} documents but {len(ids)} ids; pass one id per document."
+            )
+    pairs = _pair_with_ids(documents, ids)
+    fingerprints: dict[str, int] = {}
+    position = 0
+    while chunk := list(itertools.islice(pairs, batch_size)):
+        point_ids: list[str] = []
+        unique: list[PreparedDocument] = []
+        for document, doc_id in chunk:
+            if not isinstance(document, Document):
+                raise InvalidParameterError(
+                    f"Item at position {position} is a {type(document).__name__}, not a "
+                    "langchain Document. Use add_texts for plain strings."
+                )
+            own_id = doc_id if doc_id is not None else document.id
+            prepared = prepare_document(
+                document.page_content, document.metadata, own_id, position=position
+            )
+            fingerprint = hash(json.dumps(prepared.payload, sort_keys=True, ensure_ascii=False))
+            previous = fingerprints.get(prepared.point_id)
+            if previous is None:
+                fingerprints[prepared.point_id] = fingerprint
+                unique.append(prepared)
+            elif previous != fingerprint:
+                raise DuplicateIdError(
+                    f"Document at position {position} has id {own_id!r}, already used by a "
+                    "different document in this call. Give each document its own id."
+                )
+            point_ids.append(prepared.point_id)
+            position += 1
+        yield _Batch(point_ids=point_ids, unique=unique)
+
+
+def _pair_with_ids(
+    documents: Iterable[Document], ids: Iterable[str | int | None] | None
+) -> Iterator[tuple[Document, str | int | None]]:
+    if ids is None:
+        for document in documents:
+            yield document, None
+        return
+    sentinel = object()
+    for document, doc_id in itertools.zip_longest(documents, ids, fillvalue=sentinel):
+        if document is sentinel or doc_id is sentinel:
+            raise InvalidParameterError(
+                "documents and ids have different lengths; pass one id per document."
+            )
+        yield document, doc_id  # type: ignore[misc]
+
+
+async def _athreaded(iterator: Iterator[_Batch]) -> AsyncIterator[_Batch]:
+    """Pull from a sync iterator in a worker thread, so a slow source never blocks the loop."""
+    done = object()
+    while (item := await asyncio.to_thread(next, iterator, done)) is not done:
+        yield item  # type: ignore[misc]
+
+
+class _progress:
+    """A tqdm bar that only appears on runs longer than a couple of seconds."""
+
+    def __init__(self, documents: Iterable[Any], collection: str, enabled: bool) -> None:
+        from tqdm.auto import tqdm
+
+        total = len(documents) if isinstance(documents, Sized) else None
+        self._bar = tqdm(
+            total=total,
+            unit="doc",
+            desc=f"Indexing into {collection!r}",
+            delay=2.0,
+            disable=not enabled,
+        )
+
+    def __enter__(self) -> Any:
+        return self._bar
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.close()

@@ -1,0 +1,410 @@
+"""``HybridRetriever``: SPLADE + dense search in one Qdrant collection, fused with RRF.
+
+The query path, top to bottom (:meth:`HybridRetriever._get_relevant_documents`):
+
+1. validate the query and the per-call options;
+2. check once that the collection exists and fits the encoders;
+3. encode the query with each branch's encoder;
+4. search both named vectors in one round trip, with the same filter;
+5. fuse the two ranked lists with reciprocal rank fusion;
+6. return LangChain Documents that explain their rank: ``_id``, ``_score``,
+   ``_ranks`` and ``_scores`` in the metadata.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForRetrieverRun,
+    CallbackManagerForRetrieverRun,
+)
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict, PrivateAttr
+
+from hybrid_retriever.collection import (
+    CONTENT_KEY,
+    METADATA_KEY,
+    CollectionSpec,
+    Distance,
+    check_layout,
+)
+from hybrid_retriever.documents import documents_from_texts
+from hybrid_retriever.encoders.base import DenseEncoder, SparseEncoder
+from hybrid_retriever.encoders.dense import as_dense_encoder
+from hybrid_retriever.encoders.splade import as_sparse_encoder
+from hybrid_retriever.errors import (
+    CollectionNotFoundError,
+    InvalidParameterError,
+)
+from hybrid_retriever.fusion.rrf import DEFAULT_RRF_K, BranchHit, reciprocal_rank_fusion
+from hybrid_retriever.ingestion import DEFAULT_BATCH_SIZE, Indexer
+from hybrid_retriever.model_catalog import DEFAULT_DENSE_MODEL, DEFAULT_SPARSE_MODEL
+from hybrid_retriever.search_options import (
+    DENSE,
+    SPARSE,
+    SearchOptions,
+    check_query,
+    resolve_search_options,
+)
+from hybrid_retriever.storage.base import BranchQuery, ScoredPoint, StorageBackend, Vector
+from hybrid_retriever.storage.qdrant import QdrantClientStorage
+
+_CONNECTION_ARGS = ("location", "path", "url", "api_key", "prefer_grpc", "timeout")
+
+
+class HybridRetriever(BaseRetriever):
+    """Hybrid learned-sparse (SPLADE) + dense retrieval over one Qdrant collection.
+
+    Where the data lives, pick one:
+
+    * ``client=`` a ``QdrantClient`` and/or ``async_client=`` an ``AsyncQdrantClient``;
+    * ``location=":memory:"``, ``path="./qdrant"`` or ``url="http://..."`` with
+      ``api_key=`` / ``prefer_grpc=``, meaning what they mean in qdrant-client;
+    * ``storage=`` any :class:`~hybrid_retriever.storage.base.StorageBackend`.
+
+    With none, an in-memory database is used. Encoders take a model short name,
+    hub id or path, a LangChain ``Embeddings`` (dense only), or an encoder object;
+    models load on first use.
+
+    Example::
+
+        retriever = HybridRetriever.from_texts(
+            ["Qdrant stores vectors.", "SPLADE expands queries."],
+            collection_name="notes", path="./qdrant_data",
+        )
+        retriever.invoke("what is SPLADE?", k=1)
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    collection_name: str = "documents"
+    storage: StorageBackend
+    dense_encoder: DenseEncoder
+    sparse_encoder: SparseEncoder
+    dense_vector_name: str = DENSE
+    sparse_vector_name: str = SPARSE
+    distance: Distance = Distance.COSINE
+    k: int = 4
+    """Documents returned per query; can also be passed per call: ``invoke(q, k=10)``."""
+    prefetch_k: int | None = None
+    """Candidates per branch before fusion; never below k. None: max(100, k)."""
+    rrf_k: float = DEFAULT_RRF_K
+    """RRF constant in the paper's convention (ranks from 1); see ``fusion.rrf``."""
+    weights: dict[str, float] | None = None
+    """Per-branch RRF weights, e.g. ``{"dense": 1.0, "sparse": 0.5}``; 0 skips a branch."""
+    filter: Any = None
+    """A ``qdrant_client.models.Filter`` applied to both branches."""
+
+    _verified: bool = PrivateAttr(default=False)
+
+    def __init__(self, **data: Any) -> None:
+        data = _assemble(data)
+        # Validate here rather than in pydantic validators, so that callers get the
+        # package's own exception types instead of a pydantic ValidationError.
+        resolve_search_options(
+            k=data.get("k", 4),
+            prefetch_k=data.get("prefetch_k"),
+            rrf_k=data.get("rrf_k", DEFAULT_RRF_K),
+            weights=data.get("weights"),
+            query_filter=data.get("filter"),
+        )
+        super().__init__(**data)
+
+    # -- construction ------------------------------------------------------------------------
+
+    @classmethod
+    def from_documents(
+        cls,
+        documents: Iterable[Document],
+        *,
+        ids: Iterable[str | int | None] | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        show_progress: bool = True,
+        **kwargs: Any,
+    ) -> HybridRetriever:
+        """Build a retriever (same keyword arguments as the constructor) and index ``documents``."""
+        retriever = cls(**kwargs)
+        retriever.add_documents(
+            documents, ids=ids, batch_size=batch_size, show_progress=show_progress
+        )
+        return retriever
+
+    @classmethod
+    def from_texts(
+        cls,
+        texts: Iterable[str],
+        metadatas: Iterable[dict[str, Any]] | None = None,
+        *,
+        ids: Iterable[str | int | None] | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        show_progress: bool = True,
+        **kwargs: Any,
+    ) -> HybridRetriever:
+        """Build a retriever (same keyword arguments as the constructor) and index ``texts``."""
+        return cls.from_documents(
+            documents_from_texts(texts, metadatas),
+            ids=ids,
+            batch_size=batch_size,
+            show_progress=show_progress,
+            **kwargs,
+        )
+
+    # -- the query path ----------------------------------------------------------------------
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
+    ) -> list[Document]:
+        options = self._options(kwargs)
+        text = check_query(query)
+        if not self._verified:
+            self._verify_collection(self.storage.get_layout(self.collection_name))
+        vectors = {
+            branch: encode(text)
+            for branch, encode in self._query_encoders(options).items()
+        }
+        results = self.storage.search(
+            self.collection_name, self._branch_queries(vectors, options), options.filter
+        )
+        return self._fuse(vectors, results, options)
+
+    async def _aget_relevant_documents(
+        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
+    ) -> list[Document]:
+        options = self._options(kwargs)
+        text = check_query(query)
+        if not self._verified:
+            self._verify_collection(await self.storage.aget_layout(self.collection_name))
+        encoders = self._query_encoders(options)
+        # Encoding is CPU-bound: run it in worker threads, both branches at once.
+        encoded = await asyncio.gather(
+            *(asyncio.to_thread(encode, text) for encode in encoders.values())
+        )
+        vectors = dict(zip(encoders, encoded, strict=True))
+        results = await self.storage.asearch(
+            self.collection_name, self._branch_queries(vectors, options), options.filter
+        )
+        return self._fuse(vectors, results, options)
+
+    def _options(self, overrides: dict[str, Any]) -> SearchOptions:
+        return resolve_search_options(
+            k=self.k,
+            prefetch_k=self.prefetch_k,
+            rrf_k=self.rrf_k,
+            weights=self.weights,
+            query_filter=self.filter,
+            overrides=overrides,
+        )
+
+    def _query_encoders(self, options: SearchOptions) -> dict[str, Any]:
+        """The query encoder of each branch that counts (weight > 0)."""
+        encoders = {
+            DENSE: self.dense_encoder.encode_query,
+            SPARSE: self.sparse_encoder.encode_query,
+        }
+        return {branch: fn for branch, fn in encoders.items() if options.weights[branch] > 0}
+
+    def _branch_queries(
+        self, vectors: dict[str, Vector], options: SearchOptions
+    ) -> list[BranchQuery]:
+        names = {DENSE: self.dense_vector_name, SPARSE: self.sparse_vector_name}
+        return [
+            BranchQuery(vector_name=names[branch], vector=vector, limit=options.prefetch_k)
+            for branch, vector in vectors.items()
+        ]
+
+    def _fuse(
+        self,
+        vectors: dict[str, Vector],
+        results: Sequence[Sequence[ScoredPoint]],
+        options: SearchOptions,
+    ) -> list[Document]:
+        by_branch = dict(zip(vectors, results, strict=True))
+        rankings = {
+            branch: [BranchHit(id=p.id, score=p.score) for p in by_branch.get(branch, [])]
+            for branch in (DENSE, SPARSE)
+        }
+        payloads = {p.id: p.payload for points in results for p in points}
+        fused = reciprocal_rank_fusion(
+            rankings, rrf_k=options.rrf_k, weights=options.weights, limit=options.k
+        )
+        documents = []
+        for hit in fused:
+            payload = payloads[hit.id]
+            metadata = dict(payload.get(METADATA_KEY) or {})
+            metadata.update(_id=hit.id, _score=hit.score, _ranks=hit.ranks, _scores=hit.scores)
+            documents.append(
+                Document(id=hit.id, page_content=payload.get(CONTENT_KEY) or "", metadata=metadata)
+            )
+        return documents
+
+    # -- the collection ----------------------------------------------------------------------
+
+    def collection_spec(self) -> CollectionSpec:
+        """What this retriever requires of its collection (loads the dense model)."""
+        return CollectionSpec(
+            name=self.collection_name,
+            dense_vector_name=self.dense_vector_name,
+            dense_size=self.dense_encoder.dimension,
+            distance=self.distance,
+            sparse_vector_name=self.sparse_vector_name,
+        )
+
+    def _verify_collection(self, layout: Any) -> None:
+        if layout is None:
+            raise CollectionNotFoundError(
+                f"Collection {self.collection_name!r} does not exist in {self.storage!r}. "
+                "Index documents first (add_documents or HybridRetriever.from_documents), "
+                "or check collection_name and the location."
+            )
+        check_layout(self.collection_spec(), layout, encoder_name=self.dense_encoder.name)
+        self._verified = True
+
+    def _indexer(self) -> Indexer:
+        return Indexer(
+            storage=self.storage,
+            spec=self.collection_spec(),
+            dense_encoder=self.dense_encoder,
+            sparse_encoder=self.sparse_encoder,
+        )
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def add_documents(
+        self,
+        documents: Iterable[Document],
+        *,
+        ids: Iterable[str | int | None] | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        show_progress: bool = True,
+    ) -> list[str]:
+        """Index documents in batches (creating the collection if needed); return point ids.
+
+        Ids are deterministic (see :mod:`hybrid_retriever.documents`), so indexing
+        the same documents again overwrites instead of duplicating.
+        """
+        point_ids = self._indexer().index(
+            documents, ids=ids, batch_size=batch_size, show_progress=show_progress
+        )
+        self._verified = self._verified or bool(point_ids)
+        return point_ids
+
+    async def aadd_documents(
+        self,
+        documents: Iterable[Document],
+        *,
+        ids: Iterable[str | int | None] | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        show_progress: bool = True,
+    ) -> list[str]:
+        """Async :meth:`add_documents`."""
+        indexer = await asyncio.to_thread(self._indexer)  # may load the dense model
+        point_ids = await indexer.aindex(
+            documents, ids=ids, batch_size=batch_size, show_progress=show_progress
+        )
+        self._verified = self._verified or bool(point_ids)
+        return point_ids
+
+    def add_texts(
+        self,
+        texts: Iterable[str],
+        metadatas: Iterable[dict[str, Any]] | None = None,
+        *,
+        ids: Iterable[str | int | None] | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        show_progress: bool = True,
+    ) -> list[str]:
+        """Index plain texts with optional metadata; see :meth:`add_documents`."""
+        return self.add_documents(
+            documents_from_texts(texts, metadatas),
+            ids=ids,
+            batch_size=batch_size,
+            show_progress=show_progress,
+        )
+
+    async def aadd_texts(
+        self,
+        texts: Iterable[str],
+        metadatas: Iterable[dict[str, Any]] | None = None,
+        *,
+        ids: Iterable[str | int | None] | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        show_progress: bool = True,
+    ) -> list[str]:
+        """Async :meth:`add_texts`."""
+        return await self.aadd_documents(
+            documents_from_texts(texts, metadatas),
+            ids=ids,
+            batch_size=batch_size,
+            show_progress=show_progress,
+        )
+
+    def delete(self, ids: Iterable[str]) -> None:
+        """Delete points by the ids that ``add_documents`` returned; unknown ids are ignored."""
+        self.storage.delete(self.collection_name, _point_ids(ids))
+
+    async def adelete(self, ids: Iterable[str]) -> None:
+        """Async :meth:`delete`."""
+        await self.storage.adelete(self.collection_name, _point_ids(ids))
+
+    # -- reading by id -----------------------------------------------------------------------
+
+    def get_by_ids(self, ids: Iterable[str]) -> list[Document]:
+        """The stored documents among ``ids`` (point ids), in no particular order."""
+        points = self.storage.retrieve(self.collection_name, _point_ids(ids))
+        return [
+            Document(
+                id=p.id,
+                page_content=p.payload.get(CONTENT_KEY) or "",
+                metadata=dict(p.payload.get(METADATA_KEY) or {}),
+            )
+            for p in points
+        ]
+
+    def count(self) -> int:
+        """Number of points in the collection."""
+        return self.storage.count(self.collection_name)
+
+    def close(self) -> None:
+        """Release the storage (on-disk folders stay locked until this or process exit)."""
+        self.storage.close()
+
+
+def _assemble(data: dict[str, Any]) -> dict[str, Any]:
+    """Turn the convenience arguments (client, location, model names) into parts."""
+    data = dict(data)
+    connection = {key: data.pop(key) for key in _CONNECTION_ARGS if key in data}
+    client = data.pop("client", None)
+    async_client = data.pop("async_client", None)
+    given = [name for name, value in (("storage", data.get("storage")), ("client", client),
+                                      ("async_client", async_client)) if value is not None]
+    if "storage" in given and len(given) > 1:
+        raise InvalidParameterError("Pass either storage= or client=/async_client=, not both.")
+    if given and connection:
+        raise InvalidParameterError(
+            f"Pass either a ready client/storage or connection arguments "
+            f"({', '.join(connection)}), not both."
+        )
+    if client is not None or async_client is not None:
+        data["storage"] = QdrantClientStorage(client, async_client)
+    elif data.get("storage") is None:
+        data["storage"] = QdrantClientStorage.connect(**connection)
+    data["dense_encoder"] = as_dense_encoder(data.get("dense_encoder", DEFAULT_DENSE_MODEL))
+    data["sparse_encoder"] = as_sparse_encoder(data.get("sparse_encoder", DEFAULT_SPARSE_MODEL))
+    return data
+
+
+def _point_ids(ids: Iterable[str]) -> list[str]:
+    if isinstance(ids, str):
+        raise InvalidParameterError("ids must be a list of point ids, not a single str.")
+    point_ids = list(ids)
+    for point_id in point_ids:
+        if not isinstance(point_id, str):
+            raise InvalidParameterError(
+                f"Point id {point_id!r} is a {type(point_id).__name__}; pass the str ids that "
+                "add_documents returned."
+            )
+    return point_ids

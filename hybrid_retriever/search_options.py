@@ -1,0 +1,104 @@
+"""Validation of what a search is asked: the query text and the per-call options.
+
+Kept apart from the retriever so that the query path reads top to bottom, and so
+that every bad value gets one clear message in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from hybrid_retriever.errors import InvalidParameterError, InvalidQueryError
+from hybrid_retriever.fusion.rrf import check_rrf_k, check_weights
+
+DENSE = "dense"
+SPARSE = "sparse"
+BRANCHES = (DENSE, SPARSE)
+
+DEFAULT_PREFETCH_K = 100
+"""Candidates taken from each branch when ``prefetch_k`` is not set (or k, if larger)."""
+
+PER_CALL_OPTIONS = frozenset({"k", "prefetch_k", "rrf_k", "weights", "filter"})
+
+
+@dataclass(frozen=True, slots=True)
+class SearchOptions:
+    k: int
+    prefetch_k: int
+    rrf_k: float
+    weights: dict[str, float]
+    filter: Any
+
+
+def check_query(query: Any) -> str:
+    """The query text, or ``InvalidQueryError`` saying why it cannot be searched."""
+    if not isinstance(query, str):
+        raise InvalidQueryError(
+            f"The query must be a str, not {type(query).__name__}"
+            + (" (decode bytes with .decode('utf-8') first)." if isinstance(query, bytes) else ".")
+        )
+    if not query.strip():
+        raise InvalidQueryError("The query is empty or whitespace only; pass some text.")
+    return query
+
+
+def check_k(k: Any, name: str = "k") -> int:
+    if isinstance(k, bool) or not isinstance(k, int):
+        raise InvalidParameterError(f"{name} must be an integer >= 1, not {type(k).__name__}.")
+    if k < 1:
+        raise InvalidParameterError(f"{name} must be >= 1, got {k}.")
+    return k
+
+
+def check_filter(query_filter: Any) -> Any:
+    if query_filter is None:
+        return None
+    from qdrant_client.http.models import Filter
+
+    if not isinstance(query_filter, Filter):
+        raise InvalidParameterError(
+            f"filter must be a qdrant_client.models.Filter, not {type(query_filter).__name__}. "
+            "Example: models.Filter(must=[models.FieldCondition(key='metadata.topic', "
+            "match=models.MatchValue(value='biology'))])."
+        )
+    return query_filter
+
+
+def resolve_search_options(
+    *,
+    k: Any,
+    prefetch_k: Any,
+    rrf_k: Any,
+    weights: Any,
+    query_filter: Any,
+    overrides: Mapping[str, Any] | None = None,
+) -> SearchOptions:
+    """Merge per-call ``overrides`` over the retriever's settings, and validate the result."""
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - PER_CALL_OPTIONS)
+    if unknown:
+        raise InvalidParameterError(
+            f"Unknown search options {unknown}; a call accepts {sorted(PER_CALL_OPTIONS)}."
+        )
+    k = check_k(overrides.get("k", k))
+    prefetch_k = overrides.get("prefetch_k", prefetch_k)
+    if prefetch_k is None:
+        prefetch_k = max(DEFAULT_PREFETCH_K, k)
+    else:
+        check_k(prefetch_k, "prefetch_k")
+        if prefetch_k < k:
+            raise InvalidParameterError(
+                f"prefetch_k={prefetch_k} is below k={k}; each branch must return at least k "
+                "candidates. Raise prefetch_k or leave it unset."
+            )
+    rrf_k = overrides.get("rrf_k", rrf_k)
+    check_rrf_k(rrf_k)
+    return SearchOptions(
+        k=k,
+        prefetch_k=prefetch_k,
+        rrf_k=rrf_k,
+        weights=check_weights(overrides.get("weights", weights), BRANCHES),
+        filter=check_filter(overrides.get("filter", query_filter)),
+    )

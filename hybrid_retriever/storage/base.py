@@ -1,0 +1,112 @@
+"""The seam between the retriever and a vector engine.
+
+The retriever, ingestion and evaluation only talk to ``StorageBackend``. A
+backend translates these few calls to its engine (qdrant-client for embedded,
+server and cluster Qdrant; more engines can be added beside it) and translates
+the engine's failures into the package's own errors.
+
+Async methods default to running the sync method in a worker thread, which keeps
+the event loop free for engines without a native async client; a backend that
+has one overrides them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from hybrid_retriever.collection import CollectionLayout, CollectionSpec
+from hybrid_retriever.vectors import SparseVector
+
+if TYPE_CHECKING:
+    from qdrant_client.http.models import Filter
+
+Vector = list[float] | SparseVector
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPoint:
+    """A point to write, or one read back: vectors by name and a JSON payload."""
+
+    id: str
+    vectors: Mapping[str, Vector]
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class BranchQuery:
+    """One branch of a hybrid search: which named vector, what to search for, how deep."""
+
+    vector_name: str
+    vector: Vector
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredPoint:
+    """One search result: id, the branch's raw score and the payload."""
+
+    id: str
+    score: float
+    payload: dict[str, Any]
+
+
+class StorageBackend(ABC):
+    """What the package needs from a vector engine."""
+
+    @abstractmethod
+    def get_layout(self, collection: str) -> CollectionLayout | None:
+        """The collection's vectors, or None when it does not exist."""
+
+    @abstractmethod
+    def create_collection(self, spec: CollectionSpec) -> None:
+        """Create the collection; raise ``CollectionExistsError`` if someone else did first."""
+
+    @abstractmethod
+    def upsert(self, collection: str, points: Sequence[StoredPoint]) -> None:
+        """Write points, replacing any with the same id; return once they are searchable."""
+
+    @abstractmethod
+    def delete(self, collection: str, ids: Sequence[str]) -> None:
+        """Delete points by id; unknown ids are ignored."""
+
+    @abstractmethod
+    def retrieve(self, collection: str, ids: Sequence[str]) -> list[StoredPoint]:
+        """The stored points among ``ids`` (payload only, no vectors)."""
+
+    @abstractmethod
+    def count(self, collection: str) -> int:
+        """Exact number of points."""
+
+    @abstractmethod
+    def search(
+        self, collection: str, queries: Sequence[BranchQuery], query_filter: Filter | None
+    ) -> list[list[ScoredPoint]]:
+        """Run every branch query in one round trip; one ranked list per query."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release files and connections."""
+
+    async def aget_layout(self, collection: str) -> CollectionLayout | None:
+        return await asyncio.to_thread(self.get_layout, collection)
+
+    async def acreate_collection(self, spec: CollectionSpec) -> None:
+        await asyncio.to_thread(self.create_collection, spec)
+
+    async def aupsert(self, collection: str, points: Sequence[StoredPoint]) -> None:
+        await asyncio.to_thread(self.upsert, collection, points)
+
+    async def adelete(self, collection: str, ids: Sequence[str]) -> None:
+        await asyncio.to_thread(self.delete, collection, ids)
+
+    async def asearch(
+        self, collection: str, queries: Sequence[BranchQuery], query_filter: Filter | None
+    ) -> list[list[ScoredPoint]]:
+        return await asyncio.to_thread(self.search, collection, queries, query_filter)
+
+
+class CollectionExistsError(Exception):
+    """Internal signal: another writer created the collection between check and create."""

@@ -1,0 +1,373 @@
+"""Storage backend on qdrant-client: embedded (in memory or on disk), server or cluster.
+
+Server and cluster access uses the native ``AsyncQdrantClient`` for async calls.
+qdrant-client's embedded mode has no real async (its async client would also be
+a separate database), so with an embedded client the async calls run the sync
+client in a worker thread, serialised by a lock because embedded mode is not
+thread-safe.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from typing import TYPE_CHECKING, Any
+
+from hybrid_retriever.collection import (
+    CollectionLayout,
+    CollectionSpec,
+    DenseVectorInfo,
+    Distance,
+    SparseVectorInfo,
+)
+from hybrid_retriever.errors import (
+    CollectionNotFoundError,
+    InvalidParameterError,
+    StorageError,
+)
+from hybrid_retriever.storage.base import (
+    BranchQuery,
+    CollectionExistsError,
+    ScoredPoint,
+    StorageBackend,
+    StoredPoint,
+    Vector,
+)
+from hybrid_retriever.vectors import SparseVector
+
+if TYPE_CHECKING:
+    from qdrant_client import AsyncQdrantClient, QdrantClient
+    from qdrant_client.http import models
+
+
+class QdrantClientStorage(StorageBackend):
+    """Qdrant through ``qdrant-client``; pass a sync client, an async client, or both.
+
+    Build one from connection arguments with :meth:`connect`.
+    """
+
+    def __init__(
+        self,
+        client: QdrantClient | None = None,
+        async_client: AsyncQdrantClient | None = None,
+        *,
+        description: str | None = None,
+    ) -> None:
+        if client is None and async_client is None:
+            raise InvalidParameterError(
+                "QdrantClientStorage needs a QdrantClient, an AsyncQdrantClient, or both."
+            )
+        self._client = client
+        self._async_client = async_client
+        self._description = description or "user-supplied client"
+        embedded = client is not None and _is_embedded(client)
+        self._embedded_lock = threading.Lock() if embedded else None
+
+    @classmethod
+    def connect(
+        cls,
+        *,
+        location: str | None = None,
+        path: str | None = None,
+        url: str | None = None,
+        api_key: str | None = None,
+        prefer_grpc: bool = False,
+        timeout: int | None = None,
+    ) -> QdrantClientStorage:
+        """Open Qdrant the way ``qdrant_client.QdrantClient`` would.
+
+        ``location=":memory:"`` is a throw-away in-process database, ``path=`` an
+        on-disk one, ``url=`` (or an http(s) ``location``) a server or cluster.
+        With none given, an in-memory database is used.
+        """
+        from qdrant_client import AsyncQdrantClient, QdrantClient
+
+        given = {name: value for name, value in (("location", location), ("path", path),
+                                                  ("url", url)) if value is not None}
+        if len(given) > 1:
+            raise InvalidParameterError(
+                f"Pass only one of location=, path= or url= (got {', '.join(given)})."
+            )
+        if not given:
+            location = ":memory:"
+        remote = url is not None or (location is not None and location != ":memory:")
+        kwargs: dict[str, Any] = {
+            "location": location,
+            "path": path,
+            "url": url,
+            "api_key": api_key,
+            "prefer_grpc": prefer_grpc,
+            "timeout": timeout,
+        }
+        description = _describe(location=location, path=path, url=url)
+        with _engine_errors(description):
+            client = QdrantClient(**kwargs)
+            async_client = AsyncQdrantClient(**kwargs) if remote else None
+        return cls(client, async_client, description=description)
+
+    def __repr__(self) -> str:
+        # Never include the api key.
+        return f"QdrantClientStorage({self._description})"
+
+    @property
+    def client(self) -> QdrantClient:
+        """The sync client; an error if only an async one was given."""
+        if self._client is None:
+            raise StorageError(
+                "This storage was given only an AsyncQdrantClient, so it supports only the "
+                "async methods (ainvoke, aadd_documents, ...). Also pass client=QdrantClient(...) "
+                "to use the sync ones."
+            )
+        return self._client
+
+    def _locked(self) -> threading.Lock | nullcontext[None]:
+        return self._embedded_lock if self._embedded_lock is not None else nullcontext()
+
+    # -- sync ---------------------------------------------------------------------------
+
+    def get_layout(self, collection: str) -> CollectionLayout | None:
+        with self._locked(), _engine_errors(self._description):
+            if not self.client.collection_exists(collection):
+                return None
+            return _layout(self.client.get_collection(collection))
+
+    def create_collection(self, spec: CollectionSpec) -> None:
+        with self._locked(), _engine_errors(self._description, creating=spec.name):
+            self.client.create_collection(spec.name, **_collection_config(spec))
+
+    def upsert(self, collection: str, points: Sequence[StoredPoint]) -> None:
+        with self._locked(), _engine_errors(self._description, collection=collection):
+            self.client.upsert(collection, points=_point_structs(points), wait=True)
+
+    def delete(self, collection: str, ids: Sequence[str]) -> None:
+        from qdrant_client.http import models
+
+        with self._locked(), _engine_errors(self._description, collection=collection):
+            self.client.delete(
+                collection, points_selector=models.PointIdsList(points=list(ids)), wait=True
+            )
+
+    def retrieve(self, collection: str, ids: Sequence[str]) -> list[StoredPoint]:
+        with self._locked(), _engine_errors(self._description, collection=collection):
+            records = self.client.retrieve(collection, ids=list(ids), with_payload=True)
+        return [StoredPoint(id=str(r.id), vectors={}, payload=r.payload or {}) for r in records]
+
+    def count(self, collection: str) -> int:
+        with self._locked(), _engine_errors(self._description, collection=collection):
+            return int(self.client.count(collection, exact=True).count)
+
+    def search(
+        self, collection: str, queries: Sequence[BranchQuery], query_filter: models.Filter | None
+    ) -> list[list[ScoredPoint]]:
+        requests, sent = _query_requests(queries, query_filter)
+        responses = []
+        if requests:
+            with self._locked(), _engine_errors(self._description, collection=collection):
+                responses = self.client.query_batch_points(collection, requests=requests)
+        return _branch_results(responses, sent, len(queries))
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    # -- async (native when an AsyncQdrantClient is present) ---------------------------
+
+    async def aget_layout(self, collection: str) -> CollectionLayout | None:
+        if self._async_client is None:
+            return await super().aget_layout(collection)
+        with _engine_errors(self._description):
+            if not await self._async_client.collection_exists(collection):
+                return None
+            return _layout(await self._async_client.get_collection(collection))
+
+    async def acreate_collection(self, spec: CollectionSpec) -> None:
+        if self._async_client is None:
+            return await super().acreate_collection(spec)
+        with _engine_errors(self._description, creating=spec.name):
+            await self._async_client.create_collection(spec.name, **_collection_config(spec))
+
+    async def aupsert(self, collection: str, points: Sequence[StoredPoint]) -> None:
+        if self._async_client is None:
+            return await super().aupsert(collection, points)
+        with _engine_errors(self._description, collection=collection):
+            await self._async_client.upsert(collection, points=_point_structs(points), wait=True)
+
+    async def adelete(self, collection: str, ids: Sequence[str]) -> None:
+        if self._async_client is None:
+            return await super().adelete(collection, ids)
+        from qdrant_client.http import models
+
+        with _engine_errors(self._description, collection=collection):
+            await self._async_client.delete(
+                collection, points_selector=models.PointIdsList(points=list(ids)), wait=True
+            )
+
+    async def asearch(
+        self, collection: str, queries: Sequence[BranchQuery], query_filter: models.Filter | None
+    ) -> list[list[ScoredPoint]]:
+        if self._async_client is None:
+            return await super().asearch(collection, queries, query_filter)
+        requests, sent = _query_requests(queries, query_filter)
+        responses = []
+        if requests:
+            with _engine_errors(self._description, collection=collection):
+                responses = await self._async_client.query_batch_points(
+                    collection, requests=requests
+                )
+        return _branch_results(responses, sent, len(queries))
+
+
+# -- translation between our value types and qdrant-client's ------------------------------
+
+
+def _collection_config(spec: CollectionSpec) -> dict[str, Any]:
+    from qdrant_client.http import models
+
+    return {
+        "vectors_config": {
+            spec.dense_vector_name: models.VectorParams(
+                size=spec.dense_size, distance=models.Distance(spec.distance.value)
+            )
+        },
+        "sparse_vectors_config": {spec.sparse_vector_name: models.SparseVectorParams()},
+    }
+
+
+def _layout(info: models.CollectionInfo) -> CollectionLayout:
+    from qdrant_client.http import models
+
+    params = info.config.params
+    vectors = params.vectors
+    if isinstance(vectors, models.VectorParams):
+        dense_params = {"": vectors}
+    else:
+        dense_params = dict(vectors or {})
+    dense = {
+        name: DenseVectorInfo(size=v.size, distance=Distance(v.distance.value))
+        for name, v in dense_params.items()
+    }
+    sparse = {
+        name: SparseVectorInfo(idf_modifier=p.modifier == models.Modifier.IDF)
+        for name, p in (params.sparse_vectors or {}).items()
+    }
+    return CollectionLayout(dense=dense, sparse=sparse)
+
+
+def _engine_vector(vector: Vector) -> Any:
+    from qdrant_client.http import models
+
+    if isinstance(vector, SparseVector):
+        return models.SparseVector(indices=vector.indices, values=vector.values)
+    return vector
+
+
+def _point_structs(points: Sequence[StoredPoint]) -> list[models.PointStruct]:
+    from qdrant_client.http import models
+
+    return [
+        models.PointStruct(
+            id=p.id,
+            vector={name: _engine_vector(v) for name, v in p.vectors.items()},
+            payload=p.payload,
+        )
+        for p in points
+    ]
+
+
+def _query_requests(
+    queries: Sequence[BranchQuery], query_filter: models.Filter | None
+) -> tuple[list[models.QueryRequest], list[int]]:
+    """Requests for the queries worth sending, and their positions in ``queries``.
+
+    A sparse query with no active terms cannot match anything, so it is not sent.
+    """
+    from qdrant_client.http import models
+
+    requests: list[models.QueryRequest] = []
+    sent: list[int] = []
+    for position, query in enumerate(queries):
+        if isinstance(query.vector, SparseVector) and len(query.vector) == 0:
+            continue
+        requests.append(
+            models.QueryRequest(
+                query=_engine_vector(query.vector),
+                using=query.vector_name or None,
+                limit=query.limit,
+                filter=query_filter,
+                with_payload=True,
+            )
+        )
+        sent.append(position)
+    return requests, sent
+
+
+def _branch_results(
+    responses: Sequence[models.QueryResponse], sent: list[int], n_queries: int
+) -> list[list[ScoredPoint]]:
+    results: list[list[ScoredPoint]] = [[] for _ in range(n_queries)]
+    for position, response in zip(sent, responses, strict=True):
+        results[position] = [
+            ScoredPoint(id=str(p.id), score=float(p.score), payload=p.payload or {})
+            for p in response.points
+        ]
+    return results
+
+
+# -- errors and descriptions -----------------------------------------------------------------
+
+
+def _is_embedded(client: QdrantClient) -> bool:
+    from qdrant_client.local.qdrant_local import QdrantLocal
+
+    return isinstance(getattr(client, "_client", None), QdrantLocal)
+
+
+def _describe(*, location: str | None, path: str | None, url: str | None) -> str:
+    if path is not None:
+        return f"path={path!r}"
+    if url is not None:
+        return f"url={url!r}"
+    return f"location={location!r}"
+
+
+@contextmanager
+def _engine_errors(
+    description: str, *, collection: str | None = None, creating: str | None = None
+) -> Iterator[None]:
+    """Turn qdrant-client's exceptions into the package's, with a hint how to fix them."""
+    from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+    try:
+        yield
+    except UnexpectedResponse as exc:
+        if creating is not None and exc.status_code == 409:
+            raise CollectionExistsError(creating) from exc
+        if collection is not None and exc.status_code == 404:
+            raise _not_found(collection, description) from exc
+        raise StorageError(
+            f"Qdrant at {description} refused the request: HTTP {exc.status_code} "
+            f"{exc.reason_phrase}: {exc.content.decode(errors='replace')[:300]}"
+        ) from exc
+    except ResponseHandlingException as exc:
+        raise StorageError(
+            f"Could not reach Qdrant at {description}: {exc}. Check that the server is running "
+            "and that url= and the api key are right."
+        ) from exc
+    except ValueError as exc:  # embedded mode reports problems as ValueError
+        message = str(exc)
+        if creating is not None and "already exists" in message:
+            raise CollectionExistsError(creating) from exc
+        if collection is not None and "not found" in message:
+            raise _not_found(collection, description) from exc
+        raise StorageError(f"Qdrant at {description} refused the request: {message}") from exc
+    except RuntimeError as exc:  # e.g. an on-disk folder already opened by another client
+        raise StorageError(f"Could not open Qdrant at {description}: {exc}") from exc
+
+
+def _not_found(collection: str, description: str) -> CollectionNotFoundError:
+    return CollectionNotFoundError(
+        f"Collection {collection!r} does not exist in Qdrant at {description}. Index documents "
+        "first (HybridRetriever.from_documents or add_documents), or check collection_name "
+        "and the location."
+    )

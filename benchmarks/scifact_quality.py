@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from machine import machine_info  # noqa: E402
+from machine import machine_info
 
-from hybrid_retriever import HybridRetriever  # noqa: E402
-from hybrid_retriever.evaluation import (  # noqa: E402
+from hybrid_retriever import HybridRetriever
+from hybrid_retriever.evaluation import (
     beir_corpus,
     beir_qrels,
     beir_queries,

@@ -51,9 +51,7 @@ def point_id(doc_id: str | int | None, text: str, metadata: Mapping[str, Any]) -
     return str(uuid.uuid5(CONTENT_NAMESPACE, f"{text}\x00{canonical}"))
 
 
-def prepare_document(
-    text: Any, metadata: Any, doc_id: Any, *, position: int
-) -> PreparedDocument:
+def prepare_document(text: Any, metadata: Any, doc_id: Any, *, position: int) -> PreparedDocument:
     """Validate one document; errors name its position in the input and the fix."""
     where = f"Document at position {position}"
     if not isinstance(text, str):
@@ -130,8 +128,11 @@ def documents_from_texts(
     if isinstance(texts, str):
         raise InvalidDocumentError("texts must be an iterable of strings, not a single str.")
     sentinel = object()
-    pairs = itertools.zip_longest(texts, metadatas if metadatas is not None else (),
-                                  fillvalue=sentinel if metadatas is not None else None)
+    pairs = itertools.zip_longest(
+        texts,
+        metadatas if metadatas is not None else (),
+        fillvalue=sentinel if metadatas is not None else None,
+    )
     for position, (text, metadata) in enumerate(pairs):
         if text is sentinel or metadata is sentinel:
             raise InvalidDocumentError(

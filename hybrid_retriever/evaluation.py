@@ -89,8 +89,10 @@ def beir_qrels(folder: Path, split: str) -> dict[str, dict[str, int]]:
     """Relevance judgements of one split: query id -> doc id -> grade."""
     path = folder / "qrels" / f"{split}.tsv"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; available splits: "
-                                f"{sorted(p.stem for p in (folder / 'qrels').glob('*.tsv'))}")
+        raise FileNotFoundError(
+            f"{path} does not exist; available splits: "
+            f"{sorted(p.stem for p in (folder / 'qrels').glob('*.tsv'))}"
+        )
     qrels: dict[str, dict[str, int]] = {}
     with path.open(encoding="utf-8") as handle:
         for row in csv.DictReader(handle, delimiter="\t"):

@@ -148,11 +148,15 @@ def _prepared_batches(
             "documents must be an iterable of Documents (or texts for add_texts), not a "
             f"single {type(documents).__name__}. Wrap it in a list."
         )
-    if ids is not None and isinstance(documents, Sized) and isinstance(ids, Sized):
-        if len(ids) != len(documents):
-            raise InvalidParameterError(
-                f"Got {len(documents)} documents but {len(ids)} ids; pass one id per document."
-            )
+    if (
+        ids is not None
+        and isinstance(documents, Sized)
+        and isinstance(ids, Sized)
+        and len(ids) != len(documents)
+    ):
+        raise InvalidParameterError(
+            f"Got {len(documents)} documents but {len(ids)} ids; pass one id per document."
+        )
     pairs = _pair_with_ids(documents, ids)
     fingerprints: dict[str, int] = {}
     position = 0
@@ -191,13 +195,13 @@ def _pair_with_ids(
         for document in documents:
             yield document, None
         return
-    sentinel = object()
+    sentinel: Any = object()
     for document, doc_id in itertools.zip_longest(documents, ids, fillvalue=sentinel):
         if document is sentinel or doc_id is sentinel:
             raise InvalidParameterError(
                 "documents and ids have different lengths; pass one id per document."
             )
-        yield document, doc_id  # type: ignore[misc]
+        yield document, doc_id
 
 
 async def _athreaded(iterator: Iterator[_Batch]) -> AsyncIterator[_Batch]:

@@ -162,10 +162,7 @@ class HybridRetriever(BaseRetriever):
         text = check_query(query)
         if not self._verified:
             self._verify_collection(self.storage.get_layout(self.collection_name))
-        vectors = {
-            branch: encode(text)
-            for branch, encode in self._query_encoders(options).items()
-        }
+        vectors = {branch: encode(text) for branch, encode in self._query_encoders(options).items()}
         results = self.storage.search(
             self.collection_name, self._branch_queries(vectors, options), options.filter
         )
@@ -379,8 +376,15 @@ def _assemble(data: dict[str, Any]) -> dict[str, Any]:
     connection = {key: data.pop(key) for key in _CONNECTION_ARGS if key in data}
     client = data.pop("client", None)
     async_client = data.pop("async_client", None)
-    given = [name for name, value in (("storage", data.get("storage")), ("client", client),
-                                      ("async_client", async_client)) if value is not None]
+    given = [
+        name
+        for name, value in (
+            ("storage", data.get("storage")),
+            ("client", client),
+            ("async_client", async_client),
+        )
+        if value is not None
+    ]
     if "storage" in given and len(given) > 1:
         raise InvalidParameterError("Pass either storage= or client=/async_client=, not both.")
     if given and connection:

@@ -57,8 +57,9 @@ class SentenceTransformerEncoder(DenseEncoder):
     def dimension(self) -> int:
         model = self.model
         # sentence-transformers renamed the method in v6; accept both.
-        get_dimension = getattr(model, "get_embedding_dimension", None) or getattr(
-            model, "get_sentence_embedding_dimension"
+        get_dimension = (
+            getattr(model, "get_embedding_dimension", None)
+            or model.get_sentence_embedding_dimension
         )
         dimension = get_dimension()
         if dimension is None:  # pragma: no cover - only for exotic custom modules

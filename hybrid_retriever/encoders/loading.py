@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Literal, TypeVar
 
 from hybrid_retriever.errors import ModelLoadError
@@ -11,7 +13,7 @@ ModelClassT = TypeVar("ModelClassT")
 
 
 def load_sentence_transformers_model(
-    model_class: type[ModelClassT],
+    model_class: Callable[..., ModelClassT],
     name_or_path: str,
     *,
     kind: Literal["dense", "sparse"],
@@ -23,13 +25,28 @@ def load_sentence_transformers_model(
     if device is not None:
         kwargs["device"] = device
     try:
-        return model_class(resolved, **kwargs)
+        with _quiet_weight_loading():
+            return model_class(resolved, **kwargs)
     except Exception as exc:
         hint = _fix_hint(name_or_path, resolved)
         raise ModelLoadError(
             f"Could not load the {kind} model {name_or_path!r} (looked for {resolved!r}): "
             f"{type(exc).__name__}: {exc}. {hint}"
         ) from exc
+
+
+@contextmanager
+def _quiet_weight_loading() -> Iterator[None]:
+    """Hide transformers' per-load "Loading weights" bar: it is noise for sub-second loads."""
+    from transformers.utils import logging as transformers_logging
+
+    was_enabled = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            transformers_logging.enable_progress_bar()
 
 
 def _fix_hint(name_or_path: str, resolved: str) -> str:

@@ -106,9 +106,7 @@ def check_rrf_k(rrf_k: float) -> None:
         )
 
 
-def check_weights(
-    weights: Mapping[str, float] | None, branches: Iterable[str]
-) -> dict[str, float]:
+def check_weights(weights: Mapping[str, float] | None, branches: Iterable[str]) -> dict[str, float]:
     """Validated per-branch weights; missing weights default to 1."""
     names = list(branches)
     if weights is None:

@@ -83,8 +83,11 @@ class QdrantClientStorage(StorageBackend):
         """
         from qdrant_client import AsyncQdrantClient, QdrantClient
 
-        given = {name: value for name, value in (("location", location), ("path", path),
-                                                  ("url", url)) if value is not None}
+        given = {
+            name: value
+            for name, value in (("location", location), ("path", path), ("url", url))
+            if value is not None
+        }
         if len(given) > 1:
             raise InvalidParameterError(
                 f"Pass only one of location=, path= or url= (got {', '.join(given)})."
@@ -120,6 +123,11 @@ class QdrantClientStorage(StorageBackend):
                 "to use the sync ones."
             )
         return self._client
+
+    @property
+    def async_client(self) -> AsyncQdrantClient | None:
+        """The native async client, when there is one (server, cluster or user-supplied)."""
+        return self._async_client
 
     def _locked(self) -> threading.Lock | nullcontext[None]:
         return self._embedded_lock if self._embedded_lock is not None else nullcontext()

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Lint, type-check and run the test suite (real models, real Qdrant, no network).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+# shellcheck disable=SC1091
+. .venv/bin/activate
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+ruff check .
+ruff format --check .
+mypy
+python -m pytest -q "$@"

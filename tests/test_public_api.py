@@ -1,0 +1,48 @@
+import subprocess
+import sys
+
+import hybrid_retriever
+
+
+def test_all_is_pinned() -> None:
+    assert sorted(hybrid_retriever.__all__) == [
+        "CollectionMismatchError",
+        "CollectionNotFoundError",
+        "DenseEncoder",
+        "Distance",
+        "DuplicateIdError",
+        "HybridRetriever",
+        "HybridRetrieverError",
+        "InvalidDocumentError",
+        "InvalidParameterError",
+        "InvalidQueryError",
+        "LangChainEmbeddingsEncoder",
+        "ModelLoadError",
+        "QdrantClientStorage",
+        "SentenceTransformerEncoder",
+        "SparseEncoder",
+        "SparseVector",
+        "SpladeEncoder",
+        "StorageBackend",
+        "StorageError",
+    ]
+    for name in hybrid_retriever.__all__:
+        assert hasattr(hybrid_retriever, name)
+
+
+def test_import_does_not_load_heavy_modules() -> None:
+    code = (
+        "import sys, hybrid_retriever\n"
+        "heavy = [m for m in ('torch', 'sentence_transformers', 'transformers', 'qdrant_client')"
+        " if m in sys.modules]\n"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_errors_share_one_base() -> None:
+    for name in hybrid_retriever.__all__:
+        obj = getattr(hybrid_retriever, name)
+        if isinstance(obj, type) and issubclass(obj, Exception):
+            assert issubclass(obj, hybrid_retriever.HybridRetrieverError)

@@ -1,0 +1,275 @@
+"""End to end with the real bundled models on real Qdrant (embedded, in memory and on disk)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.documents import Document
+from langchain_core.runnables import RunnableLambda
+from qdrant_client import AsyncQdrantClient, QdrantClient, models
+
+from hybrid_retriever import (
+    CollectionMismatchError,
+    CollectionNotFoundError,
+    HybridRetriever,
+    InvalidParameterError,
+    InvalidQueryError,
+    QdrantClientStorage,
+)
+from hybrid_retriever.storage.base import StoredPoint
+
+MakeRetriever = Callable[..., HybridRetriever]
+
+
+def ids_of(docs: list[Document]) -> list[str]:
+    return [d.metadata["_id"] for d in docs]
+
+
+def test_hybrid_results_explain_themselves(demo_retriever: HybridRetriever) -> None:
+    docs = demo_retriever.invoke("what causes type 2 diabetes?", k=3)
+    assert len(docs) == 3
+    top = docs[0]
+    assert "diabetes" in top.page_content
+    assert top.metadata["topic"] == "health"
+    assert top.id == top.metadata["_id"]
+    assert set(top.metadata["_ranks"]) == {"dense", "sparse"}
+    assert top.metadata["_ranks"] == {"dense": 1, "sparse": 1}
+    # The fused score is the paper's RRF of the reported ranks.
+    for doc in docs:
+        expected = sum(1 / (60 + r) for r in doc.metadata["_ranks"].values() if r is not None)
+        assert doc.metadata["_score"] == pytest.approx(expected)
+    scores = [d.metadata["_score"] for d in docs]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_k_from_constructor_and_per_call(make_retriever: MakeRetriever, documents: list) -> None:
+    retriever = make_retriever(k=2)
+    retriever.add_documents(documents, show_progress=False)
+    assert len(retriever.invoke("exercise")) == 2
+    assert len(retriever.invoke("exercise", k=5)) == 5
+    assert len(retriever.invoke("exercise", k=1000)) == len(documents)
+
+
+def test_filter_applies_to_both_branches(demo_retriever: HybridRetriever) -> None:
+    only_cooking = models.Filter(
+        must=[models.FieldCondition(key="metadata.topic", match=models.MatchValue(value="cooking"))]
+    )
+    docs = demo_retriever.invoke("diabetes and insulin", k=10, filter=only_cooking)
+    assert docs and {d.metadata["topic"] for d in docs} == {"cooking"}
+
+
+def test_zero_weight_skips_a_branch(demo_retriever: HybridRetriever) -> None:
+    dense_only = demo_retriever.invoke("bread yeast", k=3, weights={"sparse": 0.0})
+    assert all(d.metadata["_ranks"]["sparse"] is None for d in dense_only)
+    assert [d.metadata["_ranks"]["dense"] for d in dense_only] == [1, 2, 3]
+
+
+def test_prefetch_depth_bounds_candidates(demo_retriever: HybridRetriever) -> None:
+    docs = demo_retriever.invoke("planets", k=3, prefetch_k=3)
+    for doc in docs:
+        assert all(r is None or r <= 3 for r in doc.metadata["_ranks"].values())
+    with pytest.raises(InvalidParameterError, match="prefetch_k=2 is below k=3"):
+        demo_retriever.invoke("planets", k=3, prefetch_k=2)
+
+
+def test_matches_qdrant_server_side_rrf(demo_retriever: HybridRetriever) -> None:
+    """The same fused ranking as Qdrant's own RRF (k mapped to Qdrant's convention)."""
+    query = "energy saving in sport"
+    ours = demo_retriever.invoke(query, k=10, prefetch_k=20)
+    client = demo_retriever.storage.client  # type: ignore[attr-defined]
+    sparse = demo_retriever.sparse_encoder.encode_query(query)
+    theirs = client.query_points(
+        "demo",
+        prefetch=[
+            models.Prefetch(
+                query=demo_retriever.dense_encoder.encode_query(query), using="dense", limit=20
+            ),
+            models.Prefetch(
+                query=models.SparseVector(indices=sparse.indices, values=sparse.values),
+                using="sparse",
+                limit=20,
+            ),
+        ],
+        query=models.RrfQuery(rrf=models.Rrf(k=61)),
+        limit=10,
+    ).points
+    assert ids_of(ours) == [str(p.id) for p in theirs]
+    assert [d.metadata["_score"] for d in ours] == pytest.approx([p.score for p in theirs])
+
+
+def test_reindexing_creates_no_duplicates(make_retriever: MakeRetriever, documents: list) -> None:
+    retriever = make_retriever(collection_name="again")
+    first = retriever.add_documents(documents, show_progress=False)
+    second = retriever.add_documents(documents, show_progress=False)
+    assert first == second
+    assert retriever.count() == len(documents)
+    texts = ["alpha beta", "gamma delta", "alpha beta"]
+    ids = retriever.add_texts(texts, show_progress=False)
+    assert ids[0] == ids[2] and ids[0] != ids[1]
+    assert retriever.count() == len(documents) + 2
+
+
+def test_generators_are_consumed_batch_by_batch(
+    make_retriever: MakeRetriever, documents: list
+) -> None:
+    pulled = 0
+
+    def stream() -> Iterator[Document]:
+        nonlocal pulled
+        for doc in documents:
+            pulled += 1
+            yield doc
+
+    pulled_at_upsert: list[int] = []
+
+    class Spy(QdrantClientStorage):
+        def upsert(self, collection: str, points: Any) -> None:
+            pulled_at_upsert.append(pulled)
+            super().upsert(collection, points)
+
+    retriever = make_retriever(storage=Spy(QdrantClient(":memory:")))
+    ids = retriever.add_documents(stream(), batch_size=10, show_progress=False)
+    assert len(ids) == len(documents)
+    assert pulled_at_upsert == [10, 20, 30, len(documents)]
+
+
+def test_delete_and_get_by_ids(make_retriever: MakeRetriever, documents: list) -> None:
+    retriever = make_retriever()
+    ids = retriever.add_documents(documents[:5], show_progress=False)
+    assert {d.id for d in retriever.get_by_ids(ids[:2])} == set(ids[:2])
+    retriever.delete(ids[:2])
+    assert retriever.count() == 3
+    assert retriever.get_by_ids(ids[:2]) == []
+    assert ids[0] not in ids_of(retriever.invoke(documents[0].page_content, k=5))
+
+
+def test_on_disk_reopen_gives_same_results(
+    make_retriever: MakeRetriever, documents: list, tmp_path: Path
+) -> None:
+    path = str(tmp_path / "qdrant")
+    queries = ["red blood cells and oxygen", "history of printing", "melting sea ice"]
+    retriever = make_retriever(collection_name="disk", path=path)
+    retriever.add_documents(documents, show_progress=False)
+    before = [ids_of(retriever.invoke(q, k=5)) for q in queries]
+    retriever.close()
+
+    reopened = make_retriever(collection_name="disk", path=path)
+    assert reopened.count() == len(documents)
+    assert [ids_of(reopened.invoke(q, k=5)) for q in queries] == before
+
+
+def test_read_only_use_of_missing_collection(make_retriever: MakeRetriever) -> None:
+    retriever = make_retriever(collection_name="nope")
+    with pytest.raises(CollectionNotFoundError, match="'nope' does not exist"):
+        retriever.invoke("anything")
+
+
+def test_mismatched_collection_is_refused_and_left_alone(make_retriever: MakeRetriever) -> None:
+    client = QdrantClient(":memory:")
+    client.create_collection(
+        "other",
+        vectors_config={"dense": models.VectorParams(size=768, distance=models.Distance.DOT)},
+    )
+    client.upsert("other", [models.PointStruct(id=1, vector={"dense": [0.0] * 768})])
+    retriever = make_retriever(collection_name="other", client=client)
+    with pytest.raises(CollectionMismatchError) as error:
+        retriever.invoke("query")
+    message = str(error.value)
+    assert "768 dimensions" in message and "produces 384" in message
+    assert "Dot distance, not Cosine" in message
+    assert "no sparse vector named 'sparse'" in message
+    with pytest.raises(CollectionMismatchError):
+        retriever.add_texts(["text"], show_progress=False)
+    assert client.count("other").count == 1  # untouched
+
+
+def test_custom_vector_names_read_a_foreign_collection(
+    make_retriever: MakeRetriever, documents: list
+) -> None:
+    client = QdrantClient(":memory:")
+    writer = make_retriever(
+        collection_name="lc",
+        client=client,
+        dense_vector_name="text-dense",
+        sparse_vector_name="langchain-sparse",
+    )
+    writer.add_documents(documents, show_progress=False)
+    reader = make_retriever(collection_name="lc", client=client)
+    with pytest.raises(CollectionMismatchError, match="no dense vector named 'dense'"):
+        reader.invoke("bread")
+    payload = client.scroll("lc", limit=1)[0][0].payload
+    assert set(payload) == {"page_content", "metadata"}  # langchain-qdrant's layout
+
+
+@pytest.mark.parametrize("query", ["", "   \n\t", None, b"bytes", 42])
+def test_bad_queries(demo_retriever: HybridRetriever, query: Any) -> None:
+    with pytest.raises(InvalidQueryError):
+        demo_retriever.invoke(query)
+
+
+@pytest.mark.parametrize("k", [0, -1, 2.5, "3", True])
+def test_bad_k(demo_retriever: HybridRetriever, k: Any) -> None:
+    with pytest.raises(InvalidParameterError, match="k must be"):
+        demo_retriever.invoke("bread", k=k)
+    with pytest.raises(InvalidParameterError, match="k must be"):
+        HybridRetriever(k=k)
+
+
+def test_unknown_search_option(demo_retriever: HybridRetriever) -> None:
+    with pytest.raises(InvalidParameterError, match="Unknown search options"):
+        demo_retriever.invoke("bread", top_k=3)
+
+
+def test_bad_filter(demo_retriever: HybridRetriever) -> None:
+    with pytest.raises(InvalidParameterError, match="Filter"):
+        demo_retriever.invoke("bread", filter={"topic": "cooking"})
+
+
+def test_retriever_in_a_chain(demo_retriever: HybridRetriever) -> None:
+    chain = demo_retriever | RunnableLambda(lambda docs: [d.metadata["topic"] for d in docs])
+    assert chain.invoke("neutron stars")[0] == "astronomy"
+    batched = demo_retriever.batch(["neutron stars", "sourdough"], config={"max_concurrency": 2})
+    assert [docs[0].metadata["topic"] for docs in batched] == ["astronomy", "cooking"]
+
+
+async def test_async_matches_sync(demo_retriever: HybridRetriever) -> None:
+    query = "how do heat pumps work"
+    assert ids_of(await demo_retriever.ainvoke(query, k=4)) == ids_of(
+        demo_retriever.invoke(query, k=4)
+    )
+
+
+async def test_native_async_client(make_retriever: MakeRetriever, documents: list) -> None:
+    """Only an AsyncQdrantClient: everything goes through its coroutines."""
+    retriever = make_retriever(collection_name="async", async_client=AsyncQdrantClient(":memory:"))
+    ids = await retriever.aadd_documents(documents, show_progress=False)
+    docs = await retriever.ainvoke("Gutenberg printing press", k=2)
+    assert docs[0].metadata["topic"] == "history"
+    await retriever.adelete(ids[:1])
+    counted = await retriever.storage.async_client.count("async")  # type: ignore[attr-defined]
+    assert counted.count == len(documents) - 1
+    with pytest.raises(Exception, match="only an AsyncQdrantClient"):
+        retriever.invoke("sync use")
+
+
+def test_connection_arguments_are_exclusive() -> None:
+    with pytest.raises(InvalidParameterError, match="only one of"):
+        HybridRetriever(location=":memory:", path="/tmp/x")
+    with pytest.raises(InvalidParameterError, match="not both"):
+        HybridRetriever(client=QdrantClient(":memory:"), path="/tmp/x")
+
+
+def test_api_key_never_in_repr() -> None:
+    retriever = HybridRetriever(url="http://localhost:6333", api_key="s3cret-key")
+    assert "s3cret" not in repr(retriever)
+    assert "s3cret" not in repr(retriever.storage)
+
+
+def test_upsert_writes_both_vectors(demo_retriever: HybridRetriever) -> None:
+    client = demo_retriever.storage.client  # type: ignore[attr-defined]
+    records, _ = client.scroll("demo", limit=100, with_vectors=True)
+    assert records and all(set(r.vector) == {"dense", "sparse"} for r in records)
+    assert isinstance(StoredPoint, type)

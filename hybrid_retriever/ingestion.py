@@ -57,6 +57,8 @@ class Indexer:
                     self.storage.upsert(self.spec.name, self._encode(batch.unique))
                 written.extend(batch.point_ids)
                 bar.update(len(batch.point_ids))
+        if written:
+            self.storage.optimize(self.spec.name)
         return written
 
     async def aindex(
@@ -80,6 +82,8 @@ class Indexer:
                 written.extend(batch.point_ids)
                 bar.update(len(batch.point_ids))
                 number += 1
+        if written:
+            await self.storage.aoptimize(self.spec.name)
         return written
 
     def _encode(self, documents: Sequence[PreparedDocument]) -> list[StoredPoint]:

@@ -14,6 +14,7 @@ The query path, top to bottom (:meth:`HybridRetriever._get_relevant_documents`):
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -51,32 +52,30 @@ from hybrid_retriever.search_options import (
     resolve_search_options,
 )
 from hybrid_retriever.storage.base import BranchQuery, ScoredPoint, StorageBackend, Vector
-from hybrid_retriever.storage.qdrant import QdrantClientStorage
-
-_CONNECTION_ARGS = ("location", "path", "url", "api_key", "prefer_grpc", "timeout")
+from hybrid_retriever.storage.connect import CONNECTION_ARGUMENTS, open_storage
 
 
 class HybridRetriever(BaseRetriever):
     """Hybrid learned-sparse (SPLADE) + dense retrieval over one Qdrant collection.
 
-    Where the data lives, pick one:
+       Where the data lives, pick one (details in :mod:`hybrid_retriever.storage.connect`):
 
-    * ``client=`` a ``QdrantClient`` and/or ``async_client=`` an ``AsyncQdrantClient``;
-    * ``location=":memory:"``, ``path="./qdrant"`` or ``url="http://..."`` with
-      ``api_key=`` / ``prefer_grpc=``, meaning what they mean in qdrant-client;
-    * ``storage=`` any :class:`~hybrid_retriever.storage.base.StorageBackend`.
+       * nothing, or ``path="./qdrant"``: embedded Qdrant Edge, in a temporary folder
+         or on disk (``engine="qdrant-client"`` picks qdrant-client's embedded mode);
+       * ``url="http://..."`` with ``api_key=`` / ``prefer_grpc=``: a server or cluster;
+       * ``client=`` a ``QdrantClient`` and/or ``async_client=`` an ``AsyncQdrantClient``;
+       * ``storage=`` any :class:`~hybrid_retriever.storage.base.StorageBackend`.
+    Encoders take a model short name,
+       hub id or path, a LangChain ``Embeddings`` (dense only), or an encoder object;
+       models load on first use.
 
-    With none, an in-memory database is used. Encoders take a model short name,
-    hub id or path, a LangChain ``Embeddings`` (dense only), or an encoder object;
-    models load on first use.
+       Example::
 
-    Example::
-
-        retriever = HybridRetriever.from_texts(
-            ["Qdrant stores vectors.", "SPLADE expands queries."],
-            collection_name="notes", path="./qdrant_data",
-        )
-        retriever.invoke("what is SPLADE?", k=1)
+           retriever = HybridRetriever.from_texts(
+               ["Qdrant stores vectors.", "SPLADE expands queries."],
+               collection_name="notes", path="./qdrant_data",
+           )
+           retriever.invoke("what is SPLADE?", k=1)
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -163,10 +162,9 @@ class HybridRetriever(BaseRetriever):
         if not self._verified:
             self._verify_collection(self.storage.get_layout(self.collection_name))
         vectors = {branch: encode(text) for branch, encode in self._query_encoders(options).items()}
-        results = self.storage.search(
-            self.collection_name, self._branch_queries(vectors, options), options.filter
-        )
-        return self._fuse(vectors, results, options)
+        queries = self._branch_queries(vectors, options)
+        results = self.storage.search(self.collection_name, list(queries.values()), options.filter)
+        return self._fuse(dict(zip(queries, results, strict=True)), options)
 
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
@@ -181,10 +179,11 @@ class HybridRetriever(BaseRetriever):
             *(asyncio.to_thread(encode, text) for encode in encoders.values())
         )
         vectors = dict(zip(encoders, encoded, strict=True))
+        queries = self._branch_queries(vectors, options)
         results = await self.storage.asearch(
-            self.collection_name, self._branch_queries(vectors, options), options.filter
+            self.collection_name, list(queries.values()), options.filter
         )
-        return self._fuse(vectors, results, options)
+        return self._fuse(dict(zip(queries, results, strict=True)), options)
 
     def _options(self, overrides: dict[str, Any]) -> SearchOptions:
         return resolve_search_options(
@@ -206,25 +205,24 @@ class HybridRetriever(BaseRetriever):
 
     def _branch_queries(
         self, vectors: dict[str, Vector], options: SearchOptions
-    ) -> list[BranchQuery]:
+    ) -> dict[str, BranchQuery]:
+        """One query per branch worth searching: a sparse vector with no terms matches nothing."""
         names = {DENSE: self.dense_vector_name, SPARSE: self.sparse_vector_name}
-        return [
-            BranchQuery(vector_name=names[branch], vector=vector, limit=options.prefetch_k)
+        return {
+            branch: BranchQuery(vector_name=names[branch], vector=vector, limit=options.prefetch_k)
             for branch, vector in vectors.items()
-        ]
+            if len(vector) > 0
+        }
 
     def _fuse(
-        self,
-        vectors: dict[str, Vector],
-        results: Sequence[Sequence[ScoredPoint]],
-        options: SearchOptions,
+        self, results: dict[str, Sequence[ScoredPoint]], options: SearchOptions
     ) -> list[Document]:
-        by_branch = dict(zip(vectors, results, strict=True))
+        """RRF over the branch results; branches not searched report no ranks."""
         rankings = {
-            branch: [BranchHit(id=p.id, score=p.score) for p in by_branch.get(branch, [])]
+            branch: [BranchHit(id=p.id, score=p.score) for p in results.get(branch, [])]
             for branch in (DENSE, SPARSE)
         }
-        payloads = {p.id: p.payload for points in results for p in points}
+        payloads = {p.id: p.payload for points in results.values() for p in points}
         fused = reciprocal_rank_fusion(
             rankings, rrf_k=options.rrf_k, weights=options.weights, limit=options.k
         )
@@ -371,44 +369,32 @@ class HybridRetriever(BaseRetriever):
 
 
 def _assemble(data: dict[str, Any]) -> dict[str, Any]:
-    """Turn the convenience arguments (client, location, model names) into parts."""
+    """Turn the convenience arguments (connection, model names) into parts."""
     data = dict(data)
-    connection = {key: data.pop(key) for key in _CONNECTION_ARGS if key in data}
-    client = data.pop("client", None)
-    async_client = data.pop("async_client", None)
-    given = [
-        name
-        for name, value in (
-            ("storage", data.get("storage")),
-            ("client", client),
-            ("async_client", async_client),
-        )
-        if value is not None
-    ]
-    if "storage" in given and len(given) > 1:
-        raise InvalidParameterError("Pass either storage= or client=/async_client=, not both.")
-    if given and connection:
-        raise InvalidParameterError(
-            f"Pass either a ready client/storage or connection arguments "
-            f"({', '.join(connection)}), not both."
-        )
-    if client is not None or async_client is not None:
-        data["storage"] = QdrantClientStorage(client, async_client)
-    elif data.get("storage") is None:
-        data["storage"] = QdrantClientStorage.connect(**connection)
+    connection = {key: data.pop(key) for key in CONNECTION_ARGUMENTS if key in data}
+    if data.get("storage") is not None:
+        if any(value is not None for value in connection.values()):
+            raise InvalidParameterError(
+                f"Pass either storage= or connection arguments ({', '.join(connection)}), not both."
+            )
+    else:
+        data["storage"] = open_storage(**connection)
     data["dense_encoder"] = as_dense_encoder(data.get("dense_encoder", DEFAULT_DENSE_MODEL))
     data["sparse_encoder"] = as_sparse_encoder(data.get("sparse_encoder", DEFAULT_SPARSE_MODEL))
     return data
 
 
 def _point_ids(ids: Iterable[str]) -> list[str]:
+    """Validated point ids: the UUID strings that add_documents returned."""
     if isinstance(ids, str):
         raise InvalidParameterError("ids must be a list of point ids, not a single str.")
     point_ids = list(ids)
     for point_id in point_ids:
-        if not isinstance(point_id, str):
+        try:
+            uuid.UUID(point_id)
+        except (TypeError, ValueError, AttributeError):
             raise InvalidParameterError(
-                f"Point id {point_id!r} is a {type(point_id).__name__}; pass the str ids that "
-                "add_documents returned."
-            )
+                f"{point_id!r} is not a point id; pass the UUID strings that add_documents "
+                "returned (see hybrid_retriever.documents for how ids are derived)."
+            ) from None
     return point_ids

@@ -51,18 +51,30 @@ def make_retriever(
         retriever.close()
 
 
-@pytest.fixture(scope="session")
+ENGINES = ("edge", "qdrant-client")
+
+
+@pytest.fixture(scope="session", params=ENGINES)
 def demo_retriever(
+    request: pytest.FixtureRequest,
     dense_encoder: SentenceTransformerEncoder,
     sparse_encoder: SpladeEncoder,
     documents: list[Document],
-) -> HybridRetriever:
-    """An in-memory retriever over the demo corpus, shared by read-only tests."""
-    return HybridRetriever.from_documents(
+) -> Iterator[HybridRetriever]:
+    """A throw-away retriever over the demo corpus on each embedded engine (read-only tests)."""
+    retriever = HybridRetriever.from_documents(
         documents,
         collection_name="demo",
-        location=":memory:",
+        engine=request.param,
         dense_encoder=dense_encoder,
         sparse_encoder=sparse_encoder,
         show_progress=False,
     )
+    yield retriever
+    retriever.close()
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """Each embedded engine, for tests that write."""
+    return str(request.param)

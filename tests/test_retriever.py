@@ -19,7 +19,6 @@ from hybrid_retriever import (
     InvalidQueryError,
     QdrantClientStorage,
 )
-from hybrid_retriever.storage.base import StoredPoint
 
 MakeRetriever = Callable[..., HybridRetriever]
 
@@ -75,17 +74,19 @@ def test_prefetch_depth_bounds_candidates(demo_retriever: HybridRetriever) -> No
         demo_retriever.invoke("planets", k=3, prefetch_k=2)
 
 
-def test_matches_qdrant_server_side_rrf(demo_retriever: HybridRetriever) -> None:
+def test_matches_qdrant_server_side_rrf(make_retriever: MakeRetriever, documents: list) -> None:
     """The same fused ranking as Qdrant's own RRF (k mapped to Qdrant's convention)."""
+    client = QdrantClient(":memory:")
+    retriever = make_retriever(collection_name="demo", client=client)
+    retriever.add_documents(documents, show_progress=False)
     query = "energy saving in sport"
-    ours = demo_retriever.invoke(query, k=10, prefetch_k=20)
-    client = demo_retriever.storage.client  # type: ignore[attr-defined]
-    sparse = demo_retriever.sparse_encoder.encode_query(query)
+    ours = retriever.invoke(query, k=10, prefetch_k=20)
+    sparse = retriever.sparse_encoder.encode_query(query)
     theirs = client.query_points(
         "demo",
         prefetch=[
             models.Prefetch(
-                query=demo_retriever.dense_encoder.encode_query(query), using="dense", limit=20
+                query=retriever.dense_encoder.encode_query(query), using="dense", limit=20
             ),
             models.Prefetch(
                 query=models.SparseVector(indices=sparse.indices, values=sparse.values),
@@ -100,8 +101,10 @@ def test_matches_qdrant_server_side_rrf(demo_retriever: HybridRetriever) -> None
     assert [d.metadata["_score"] for d in ours] == pytest.approx([p.score for p in theirs])
 
 
-def test_reindexing_creates_no_duplicates(make_retriever: MakeRetriever, documents: list) -> None:
-    retriever = make_retriever(collection_name="again")
+def test_reindexing_creates_no_duplicates(
+    make_retriever: MakeRetriever, documents: list, engine: str
+) -> None:
+    retriever = make_retriever(collection_name="again", engine=engine)
     first = retriever.add_documents(documents, show_progress=False)
     second = retriever.add_documents(documents, show_progress=False)
     assert first == second
@@ -136,8 +139,8 @@ def test_generators_are_consumed_batch_by_batch(
     assert pulled_at_upsert == [10, 20, 30, len(documents)]
 
 
-def test_delete_and_get_by_ids(make_retriever: MakeRetriever, documents: list) -> None:
-    retriever = make_retriever()
+def test_delete_and_get_by_ids(make_retriever: MakeRetriever, documents: list, engine: str) -> None:
+    retriever = make_retriever(engine=engine)
     ids = retriever.add_documents(documents[:5], show_progress=False)
     assert {d.id for d in retriever.get_by_ids(ids[:2])} == set(ids[:2])
     retriever.delete(ids[:2])
@@ -147,22 +150,23 @@ def test_delete_and_get_by_ids(make_retriever: MakeRetriever, documents: list) -
 
 
 def test_on_disk_reopen_gives_same_results(
-    make_retriever: MakeRetriever, documents: list, tmp_path: Path
+    make_retriever: MakeRetriever, documents: list, tmp_path: Path, engine: str
 ) -> None:
     path = str(tmp_path / "qdrant")
     queries = ["red blood cells and oxygen", "history of printing", "melting sea ice"]
-    retriever = make_retriever(collection_name="disk", path=path)
+    retriever = make_retriever(collection_name="disk", path=path, engine=engine)
     retriever.add_documents(documents, show_progress=False)
     before = [ids_of(retriever.invoke(q, k=5)) for q in queries]
     retriever.close()
 
-    reopened = make_retriever(collection_name="disk", path=path)
+    reopened = make_retriever(collection_name="disk", path=path)  # engine detected from disk
+    assert type(reopened.storage) is type(retriever.storage)
     assert reopened.count() == len(documents)
     assert [ids_of(reopened.invoke(q, k=5)) for q in queries] == before
 
 
-def test_read_only_use_of_missing_collection(make_retriever: MakeRetriever) -> None:
-    retriever = make_retriever(collection_name="nope")
+def test_read_only_use_of_missing_collection(make_retriever: MakeRetriever, engine: str) -> None:
+    retriever = make_retriever(collection_name="nope", engine=engine)
     with pytest.raises(CollectionNotFoundError, match="'nope' does not exist"):
         retriever.invoke("anything")
 
@@ -260,6 +264,10 @@ def test_connection_arguments_are_exclusive() -> None:
         HybridRetriever(location=":memory:", path="/tmp/x")
     with pytest.raises(InvalidParameterError, match="not both"):
         HybridRetriever(client=QdrantClient(":memory:"), path="/tmp/x")
+    with pytest.raises(InvalidParameterError, match="cannot be used here"):
+        HybridRetriever(url="http://localhost:6333", engine="edge")
+    with pytest.raises(InvalidParameterError, match="Unknown engine"):
+        HybridRetriever(engine="elastic")
 
 
 def test_api_key_never_in_repr() -> None:
@@ -268,8 +276,9 @@ def test_api_key_never_in_repr() -> None:
     assert "s3cret" not in repr(retriever.storage)
 
 
-def test_upsert_writes_both_vectors(demo_retriever: HybridRetriever) -> None:
-    client = demo_retriever.storage.client  # type: ignore[attr-defined]
-    records, _ = client.scroll("demo", limit=100, with_vectors=True)
-    assert records and all(set(r.vector) == {"dense", "sparse"} for r in records)
-    assert isinstance(StoredPoint, type)
+def test_upsert_writes_both_vectors(make_retriever: MakeRetriever, documents: list) -> None:
+    client = QdrantClient(":memory:")
+    make_retriever(client=client).add_documents(documents, show_progress=False)
+    records, _ = client.scroll("documents", limit=100, with_vectors=True)
+    assert len(records) == len(documents)
+    assert all(set(r.vector) == {"dense", "sparse"} for r in records)

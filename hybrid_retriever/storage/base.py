@@ -87,6 +87,12 @@ class StorageBackend(ABC):
     ) -> list[list[ScoredPoint]]:
         """Run every branch query in one round trip; one ranked list per query."""
 
+    def optimize(self, collection: str) -> None:  # noqa: B027 - optional hook
+        """Called after a bulk write: make it durable and fast to search.
+
+        Engines that index in the background (a Qdrant server) need nothing here.
+        """
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release files and connections."""
 
@@ -101,6 +107,9 @@ class StorageBackend(ABC):
 
     async def adelete(self, collection: str, ids: Sequence[str]) -> None:
         await asyncio.to_thread(self.delete, collection, ids)
+
+    async def aoptimize(self, collection: str) -> None:
+        await asyncio.to_thread(self.optimize, collection)
 
     async def asearch(
         self, collection: str, queries: Sequence[BranchQuery], query_filter: Filter | None

@@ -168,12 +168,11 @@ class QdrantClientStorage(StorageBackend):
     def search(
         self, collection: str, queries: Sequence[BranchQuery], query_filter: models.Filter | None
     ) -> list[list[ScoredPoint]]:
-        requests, sent = _query_requests(queries, query_filter)
-        responses = []
-        if requests:
-            with self._locked(), _engine_errors(self._description, collection=collection):
-                responses = self.client.query_batch_points(collection, requests=requests)
-        return _branch_results(responses, sent, len(queries))
+        with self._locked(), _engine_errors(self._description, collection=collection):
+            responses = self.client.query_batch_points(
+                collection, requests=_query_requests(queries, query_filter)
+            )
+        return _branch_results(responses)
 
     def close(self) -> None:
         if self._client is not None:
@@ -216,14 +215,11 @@ class QdrantClientStorage(StorageBackend):
     ) -> list[list[ScoredPoint]]:
         if self._async_client is None:
             return await super().asearch(collection, queries, query_filter)
-        requests, sent = _query_requests(queries, query_filter)
-        responses = []
-        if requests:
-            with _engine_errors(self._description, collection=collection):
-                responses = await self._async_client.query_batch_points(
-                    collection, requests=requests
-                )
-        return _branch_results(responses, sent, len(queries))
+        with _engine_errors(self._description, collection=collection):
+            responses = await self._async_client.query_batch_points(
+                collection, requests=_query_requests(queries, query_filter)
+            )
+        return _branch_results(responses)
 
 
 # -- translation between our value types and qdrant-client's ------------------------------
@@ -285,41 +281,26 @@ def _point_structs(points: Sequence[StoredPoint]) -> list[models.PointStruct]:
 
 def _query_requests(
     queries: Sequence[BranchQuery], query_filter: models.Filter | None
-) -> tuple[list[models.QueryRequest], list[int]]:
-    """Requests for the queries worth sending, and their positions in ``queries``.
-
-    A sparse query with no active terms cannot match anything, so it is not sent.
-    """
+) -> list[models.QueryRequest]:
     from qdrant_client.http import models
 
-    requests: list[models.QueryRequest] = []
-    sent: list[int] = []
-    for position, query in enumerate(queries):
-        if isinstance(query.vector, SparseVector) and len(query.vector) == 0:
-            continue
-        requests.append(
-            models.QueryRequest(
-                query=_engine_vector(query.vector),
-                using=query.vector_name or None,
-                limit=query.limit,
-                filter=query_filter,
-                with_payload=True,
-            )
+    return [
+        models.QueryRequest(
+            query=_engine_vector(query.vector),
+            using=query.vector_name or None,
+            limit=query.limit,
+            filter=query_filter,
+            with_payload=True,
         )
-        sent.append(position)
-    return requests, sent
+        for query in queries
+    ]
 
 
-def _branch_results(
-    responses: Sequence[models.QueryResponse], sent: list[int], n_queries: int
-) -> list[list[ScoredPoint]]:
-    results: list[list[ScoredPoint]] = [[] for _ in range(n_queries)]
-    for position, response in zip(sent, responses, strict=True):
-        results[position] = [
-            ScoredPoint(id=str(p.id), score=float(p.score), payload=p.payload or {})
-            for p in response.points
-        ]
-    return results
+def _branch_results(responses: Sequence[models.QueryResponse]) -> list[list[ScoredPoint]]:
+    return [
+        [ScoredPoint(id=str(p.id), score=float(p.score), payload=p.payload or {}) for p in r.points]
+        for r in responses
+    ]
 
 
 # -- errors and descriptions -----------------------------------------------------------------

@@ -1,0 +1,115 @@
+"""Choosing and opening a storage backend from the arguments a user passes.
+
+The rules, in order:
+
+* a ready ``client=`` / ``async_client=`` is used through qdrant-client;
+* ``url=`` (or an http(s) ``location=``) is a Qdrant server or cluster, through qdrant-client;
+* otherwise the data is embedded in the process: Qdrant Edge by default, in ``path=``
+  or, with no path (or ``location=":memory:"``), in a temporary folder. A ``path``
+  that already holds a qdrant-client embedded database is opened with qdrant-client,
+  so existing data keeps working. ``engine=`` overrides the choice.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from hybrid_retriever.errors import InvalidParameterError
+from hybrid_retriever.storage.base import StorageBackend
+
+CONNECTION_ARGUMENTS = (
+    "location",
+    "path",
+    "url",
+    "api_key",
+    "prefer_grpc",
+    "timeout",
+    "engine",
+    "client",
+    "async_client",
+)
+
+
+class Engine(str, Enum):
+    """Which engine holds an embedded collection."""
+
+    EDGE = "edge"
+    """Qdrant Edge: Qdrant's Rust engine in-process (the default)."""
+    QDRANT_CLIENT = "qdrant-client"
+    """qdrant-client's pure-Python embedded mode: fine for tests, slow past ~20k points."""
+
+
+def open_storage(
+    *,
+    location: str | None = None,
+    path: str | Path | None = None,
+    url: str | None = None,
+    api_key: str | None = None,
+    prefer_grpc: bool = False,
+    timeout: int | None = None,
+    engine: Engine | str | None = None,
+    client: Any = None,
+    async_client: Any = None,
+) -> StorageBackend:
+    """The storage backend the arguments describe (see the module docstring)."""
+    from hybrid_retriever.storage.qdrant import QdrantClientStorage
+
+    chosen = _engine(engine)
+    given = [n for n, v in (("location", location), ("path", path), ("url", url)) if v is not None]
+    if len(given) > 1:
+        raise InvalidParameterError(
+            f"Pass only one of location=, path= or url= (got {', '.join(given)})."
+        )
+    if client is not None or async_client is not None:
+        if given or api_key is not None:
+            raise InvalidParameterError(
+                "Pass either a ready client / async_client or connection arguments "
+                f"({', '.join([*given, *(['api_key'] if api_key else [])])}), not both."
+            )
+        _refuse_edge(chosen, "a qdrant-client client was passed")
+        return QdrantClientStorage(client, async_client)
+    remote = url is not None or (location is not None and location != ":memory:")
+    if remote:
+        _refuse_edge(chosen, "url= names a Qdrant server")
+        return QdrantClientStorage.connect(
+            location=location, url=url, api_key=api_key, prefer_grpc=prefer_grpc, timeout=timeout
+        )
+    if chosen is None:
+        chosen = (
+            Engine.QDRANT_CLIENT
+            if path is not None and _is_qdrant_client_folder(Path(path))
+            else Engine.EDGE
+        )
+    if chosen is Engine.QDRANT_CLIENT:
+        return QdrantClientStorage.connect(
+            location=None if path is not None else ":memory:",
+            path=None if path is None else str(path),
+        )
+    from hybrid_retriever.storage.edge import EdgeStorage
+
+    return EdgeStorage(path)
+
+
+def _engine(engine: Engine | str | None) -> Engine | None:
+    if engine is None or isinstance(engine, Engine):
+        return engine
+    try:
+        return Engine(engine)
+    except ValueError:
+        raise InvalidParameterError(
+            f"Unknown engine {engine!r}; choose one of {[e.value for e in Engine]}."
+        ) from None
+
+
+def _refuse_edge(engine: Engine | None, why: str) -> None:
+    if engine is Engine.EDGE:
+        raise InvalidParameterError(
+            f"engine='edge' runs in this process and cannot be used here: {why}."
+        )
+
+
+def _is_qdrant_client_folder(path: Path) -> bool:
+    """qdrant-client's embedded mode keeps ``meta.json`` and ``collection/`` at its root."""
+    return (path / "meta.json").is_file() and (path / "collection").is_dir()

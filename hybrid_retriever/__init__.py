@@ -17,15 +17,20 @@ from hybrid_retriever.errors import (
 )
 from hybrid_retriever.retriever import HybridRetriever
 from hybrid_retriever.storage.base import StorageBackend
-from hybrid_retriever.storage.qdrant import QdrantClientStorage
+from hybrid_retriever.storage.connect import Engine
+from hybrid_retriever.storage.edge import EdgeStorage
+from hybrid_retriever.storage.qdrant import ClusterOptions, QdrantClientStorage
 from hybrid_retriever.vectors import SparseVector
 
 __all__ = [
+    "ClusterOptions",
     "CollectionMismatchError",
     "CollectionNotFoundError",
     "DenseEncoder",
     "Distance",
     "DuplicateIdError",
+    "EdgeStorage",
+    "Engine",
     "HybridRetriever",
     "HybridRetrieverError",
     "InvalidDocumentError",

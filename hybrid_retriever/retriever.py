@@ -163,7 +163,9 @@ class HybridRetriever(BaseRetriever):
             self._verify_collection(self.storage.get_layout(self.collection_name))
         vectors = {branch: encode(text) for branch, encode in self._query_encoders(options).items()}
         queries = self._branch_queries(vectors, options)
-        results = self.storage.search(self.collection_name, list(queries.values()), options.filter)
+        results = self.storage.search(
+            self.collection_name, list(queries.values()), options.filter, routing=options.routing
+        )
         return self._fuse(dict(zip(queries, results, strict=True)), options)
 
     async def _aget_relevant_documents(
@@ -181,7 +183,7 @@ class HybridRetriever(BaseRetriever):
         vectors = dict(zip(encoders, encoded, strict=True))
         queries = self._branch_queries(vectors, options)
         results = await self.storage.asearch(
-            self.collection_name, list(queries.values()), options.filter
+            self.collection_name, list(queries.values()), options.filter, routing=options.routing
         )
         return self._fuse(dict(zip(queries, results, strict=True)), options)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from hybrid_retriever.errors import InvalidParameterError, InvalidQueryError
 from hybrid_retriever.fusion.rrf import check_rrf_k, check_weights
+from hybrid_retriever.storage.base import Routing
 
 DENSE = "dense"
 SPARSE = "sparse"
@@ -20,7 +21,9 @@ BRANCHES = (DENSE, SPARSE)
 DEFAULT_PREFETCH_K = 100
 """Candidates taken from each branch when ``prefetch_k`` is not set (or k, if larger)."""
 
-PER_CALL_OPTIONS = frozenset({"k", "prefetch_k", "rrf_k", "weights", "filter"})
+PER_CALL_OPTIONS = frozenset(
+    {"k", "prefetch_k", "rrf_k", "weights", "filter", "shard_key", "read_consistency"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +33,7 @@ class SearchOptions:
     rrf_k: float
     weights: dict[str, float]
     filter: Any
+    routing: Routing
 
 
 def check_query(query: Any) -> str:
@@ -101,4 +105,21 @@ def resolve_search_options(
         rrf_k=rrf_k,
         weights=check_weights(overrides.get("weights", weights), BRANCHES),
         filter=check_filter(overrides.get("filter", query_filter)),
+        routing=Routing(
+            shard_key=overrides.get("shard_key"),
+            read_consistency=check_read_consistency(overrides.get("read_consistency")),
+        ),
+    )
+
+
+def check_read_consistency(value: Any) -> int | str | None:
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    if isinstance(value, str) and value in {"majority", "quorum", "all"}:
+        return value
+    raise InvalidParameterError(
+        f"read_consistency must be a number of replicas >= 1 or one of 'majority', 'quorum', "
+        f"'all'; got {value!r}."
     )

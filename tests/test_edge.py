@@ -87,3 +87,12 @@ def test_filter_translation_keeps_results(demo_retriever: HybridRetriever) -> No
 def test_untranslatable_filters_are_refused(condition: object, message: str) -> None:
     with pytest.raises(InvalidParameterError, match=message):
         to_edge_filter(models.Filter(must=[condition]))  # type: ignore[list-item]
+
+
+def test_cluster_routing_is_refused_on_edge(make_retriever: MakeRetriever, documents: list) -> None:
+    retriever = make_retriever(engine="edge")
+    retriever.add_documents(documents[:3], show_progress=False)
+    with pytest.raises(InvalidParameterError, match="single local shard"):
+        retriever.invoke("anything", shard_key="tenant-a")
+    with pytest.raises(InvalidParameterError, match="read_consistency must be"):
+        retriever.invoke("anything", read_consistency="most")

@@ -6,11 +6,14 @@ import hybrid_retriever
 
 def test_all_is_pinned() -> None:
     assert sorted(hybrid_retriever.__all__) == [
+        "ClusterOptions",
         "CollectionMismatchError",
         "CollectionNotFoundError",
         "DenseEncoder",
         "Distance",
         "DuplicateIdError",
+        "EdgeStorage",
+        "Engine",
         "HybridRetriever",
         "HybridRetrieverError",
         "InvalidDocumentError",
@@ -33,7 +36,8 @@ def test_all_is_pinned() -> None:
 def test_import_does_not_load_heavy_modules() -> None:
     code = (
         "import sys, hybrid_retriever\n"
-        "heavy = [m for m in ('torch', 'sentence_transformers', 'transformers', 'qdrant_client')"
+        "heavy = [m for m in ('torch', 'sentence_transformers', 'transformers', 'qdrant_client',"
+        " 'qdrant_edge')"
         " if m in sys.modules]\n"
         "print(','.join(heavy))"
     )

@@ -54,6 +54,21 @@ class ScoredPoint:
     payload: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """Where a Qdrant cluster should read: which shard keys, and how many replicas must agree.
+
+    ``read_consistency`` is an int (that many replicas) or "majority" / "quorum" / "all".
+    Only distributed Qdrant uses it; in-process engines have one shard and refuse it.
+    """
+
+    shard_key: str | int | list[str | int] | None = None
+    read_consistency: int | str | None = None
+
+    def __bool__(self) -> bool:
+        return self.shard_key is not None or self.read_consistency is not None
+
+
 class StorageBackend(ABC):
     """What the package needs from a vector engine."""
 
@@ -83,7 +98,12 @@ class StorageBackend(ABC):
 
     @abstractmethod
     def search(
-        self, collection: str, queries: Sequence[BranchQuery], query_filter: Filter | None
+        self,
+        collection: str,
+        queries: Sequence[BranchQuery],
+        query_filter: Filter | None,
+        *,
+        routing: Routing | None = None,
     ) -> list[list[ScoredPoint]]:
         """Run every branch query in one round trip; one ranked list per query."""
 
@@ -112,9 +132,16 @@ class StorageBackend(ABC):
         await asyncio.to_thread(self.optimize, collection)
 
     async def asearch(
-        self, collection: str, queries: Sequence[BranchQuery], query_filter: Filter | None
+        self,
+        collection: str,
+        queries: Sequence[BranchQuery],
+        query_filter: Filter | None,
+        *,
+        routing: Routing | None = None,
     ) -> list[list[ScoredPoint]]:
-        return await asyncio.to_thread(self.search, collection, queries, query_filter)
+        return await asyncio.to_thread(
+            self.search, collection, queries, query_filter, routing=routing
+        )
 
 
 class CollectionExistsError(Exception):

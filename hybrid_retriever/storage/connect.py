@@ -14,10 +14,13 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hybrid_retriever.errors import InvalidParameterError
 from hybrid_retriever.storage.base import StorageBackend
+
+if TYPE_CHECKING:
+    from hybrid_retriever.storage.qdrant import ClusterOptions
 
 CONNECTION_ARGUMENTS = (
     "location",
@@ -29,6 +32,9 @@ CONNECTION_ARGUMENTS = (
     "engine",
     "client",
     "async_client",
+    "cluster",
+    "shard_key",
+    "read_consistency",
 )
 
 
@@ -52,10 +58,18 @@ def open_storage(
     engine: Engine | str | None = None,
     client: Any = None,
     async_client: Any = None,
+    cluster: ClusterOptions | None = None,
+    shard_key: str | int | None = None,
+    read_consistency: int | str | None = None,
 ) -> StorageBackend:
     """The storage backend the arguments describe (see the module docstring)."""
     from hybrid_retriever.storage.qdrant import QdrantClientStorage
 
+    distributed: dict[str, Any] = {
+        "cluster": cluster,
+        "shard_key": shard_key,
+        "read_consistency": read_consistency,
+    }
     chosen = _engine(engine)
     given = [n for n, v in (("location", location), ("path", path), ("url", url)) if v is not None]
     if len(given) > 1:
@@ -69,18 +83,28 @@ def open_storage(
                 f"({', '.join([*given, *(['api_key'] if api_key else [])])}), not both."
             )
         _refuse_edge(chosen, "a qdrant-client client was passed")
-        return QdrantClientStorage(client, async_client)
+        return QdrantClientStorage(client, async_client, **distributed)
     remote = url is not None or (location is not None and location != ":memory:")
     if remote:
         _refuse_edge(chosen, "url= names a Qdrant server")
         return QdrantClientStorage.connect(
-            location=location, url=url, api_key=api_key, prefer_grpc=prefer_grpc, timeout=timeout
+            location=location,
+            url=url,
+            api_key=api_key,
+            prefer_grpc=prefer_grpc,
+            timeout=timeout,
+            **distributed,
         )
     if chosen is None:
         chosen = (
             Engine.QDRANT_CLIENT
             if path is not None and _is_qdrant_client_folder(Path(path))
             else Engine.EDGE
+        )
+    if cluster is not None or shard_key is not None:
+        raise InvalidParameterError(
+            "cluster= and shard_key= describe a Qdrant server or cluster; an embedded "
+            "collection is a single local shard. Connect with url= to use them."
         )
     if chosen is Engine.QDRANT_CLIENT:
         return QdrantClientStorage.connect(

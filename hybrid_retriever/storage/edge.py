@@ -43,6 +43,7 @@ from hybrid_retriever.errors import CollectionNotFoundError, InvalidParameterErr
 from hybrid_retriever.storage.base import (
     BranchQuery,
     CollectionExistsError,
+    Routing,
     ScoredPoint,
     StorageBackend,
     StoredPoint,
@@ -192,10 +193,20 @@ class EdgeStorage(StorageBackend):
             return int(self._shard(collection).count(CountRequest(exact=True)))
 
     def search(
-        self, collection: str, queries: Sequence[BranchQuery], query_filter: Filter | None
+        self,
+        collection: str,
+        queries: Sequence[BranchQuery],
+        query_filter: Filter | None,
+        *,
+        routing: Routing | None = None,
     ) -> list[list[ScoredPoint]]:
         from qdrant_edge import Query, QueryBatchRequest, QueryRequest
 
+        if routing:
+            raise InvalidParameterError(
+                "shard_key and read_consistency apply to a Qdrant cluster; Qdrant Edge is a "
+                "single local shard. Drop them, or connect with url=."
+            )
         edge_filter = to_edge_filter(query_filter)
         requests = [
             QueryRequest(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hybrid_retriever.collection import (
@@ -29,6 +30,7 @@ from hybrid_retriever.errors import (
 from hybrid_retriever.storage.base import (
     BranchQuery,
     CollectionExistsError,
+    Routing,
     ScoredPoint,
     StorageBackend,
     StoredPoint,
@@ -41,10 +43,31 @@ if TYPE_CHECKING:
     from qdrant_client.http import models
 
 
+@dataclass(frozen=True, slots=True)
+class ClusterOptions:
+    """How a Qdrant server or cluster lays out a collection this package creates.
+
+    Existing collections are never changed. See Qdrant's distributed deployment guide
+    for what each option does.
+    """
+
+    shard_number: int | None = None
+    replication_factor: int | None = None
+    write_consistency_factor: int | None = None
+    on_disk_vectors: bool | None = None
+    """Keep dense vectors and the sparse index on disk (memmapped) instead of in RAM."""
+    on_disk_payload: bool | None = None
+    shard_keys: tuple[str | int, ...] = ()
+    """Non-empty: custom sharding, e.g. one shard key per tenant; created with the collection."""
+
+
 class QdrantClientStorage(StorageBackend):
     """Qdrant through ``qdrant-client``; pass a sync client, an async client, or both.
 
-    Build one from connection arguments with :meth:`connect`.
+    Build one from connection arguments with :meth:`connect`. ``shard_key`` binds
+    all reads and writes to one shard key of a custom-sharded collection (one
+    tenant); :meth:`for_shard_key` makes such a view sharing the same clients.
+    ``read_consistency`` is the default for queries; both can be overridden per query.
     """
 
     def __init__(
@@ -52,6 +75,9 @@ class QdrantClientStorage(StorageBackend):
         client: QdrantClient | None = None,
         async_client: AsyncQdrantClient | None = None,
         *,
+        cluster: ClusterOptions | None = None,
+        shard_key: str | int | None = None,
+        read_consistency: int | str | None = None,
         description: str | None = None,
     ) -> None:
         if client is None and async_client is None:
@@ -60,9 +86,25 @@ class QdrantClientStorage(StorageBackend):
             )
         self._client = client
         self._async_client = async_client
+        self._cluster = cluster or ClusterOptions()
+        self._shard_key = shard_key
+        self._read_consistency = read_consistency
         self._description = description or "user-supplied client"
         embedded = client is not None and _is_embedded(client)
         self._embedded_lock = threading.Lock() if embedded else None
+
+    def for_shard_key(self, shard_key: str | int) -> QdrantClientStorage:
+        """A view of the same clients that reads and writes only ``shard_key`` (one tenant)."""
+        view = QdrantClientStorage(
+            self._client,
+            self._async_client,
+            cluster=self._cluster,
+            shard_key=shard_key,
+            read_consistency=self._read_consistency,
+            description=self._description,
+        )
+        view._embedded_lock = self._embedded_lock
+        return view
 
     @classmethod
     def connect(
@@ -74,6 +116,9 @@ class QdrantClientStorage(StorageBackend):
         api_key: str | None = None,
         prefer_grpc: bool = False,
         timeout: int | None = None,
+        cluster: ClusterOptions | None = None,
+        shard_key: str | int | None = None,
+        read_consistency: int | str | None = None,
     ) -> QdrantClientStorage:
         """Open Qdrant the way ``qdrant_client.QdrantClient`` would.
 
@@ -107,11 +152,19 @@ class QdrantClientStorage(StorageBackend):
         with _engine_errors(description):
             client = QdrantClient(**kwargs)
             async_client = AsyncQdrantClient(**kwargs) if remote else None
-        return cls(client, async_client, description=description)
+        return cls(
+            client,
+            async_client,
+            cluster=cluster,
+            shard_key=shard_key,
+            read_consistency=read_consistency,
+            description=description,
+        )
 
     def __repr__(self) -> str:
         # Never include the api key.
-        return f"QdrantClientStorage({self._description})"
+        tenant = "" if self._shard_key is None else f", shard_key={self._shard_key!r}"
+        return f"QdrantClientStorage({self._description}{tenant})"
 
     @property
     def client(self) -> QdrantClient:
@@ -142,37 +195,69 @@ class QdrantClientStorage(StorageBackend):
 
     def create_collection(self, spec: CollectionSpec) -> None:
         with self._locked(), _engine_errors(self._description, creating=spec.name):
-            self.client.create_collection(spec.name, **_collection_config(spec))
+            self.client.create_collection(spec.name, **_collection_config(spec, self._cluster))
+            for key in self._cluster.shard_keys:
+                self.client.create_shard_key(spec.name, key)
 
     def upsert(self, collection: str, points: Sequence[StoredPoint]) -> None:
         with self._locked(), _engine_errors(self._description, collection=collection):
-            self.client.upsert(collection, points=_point_structs(points), wait=True)
+            self.client.upsert(
+                collection,
+                points=_point_structs(points),
+                wait=True,
+                shard_key_selector=self._shard_key,
+            )
 
     def delete(self, collection: str, ids: Sequence[str]) -> None:
         from qdrant_client.http import models
 
         with self._locked(), _engine_errors(self._description, collection=collection):
             self.client.delete(
-                collection, points_selector=models.PointIdsList(points=list(ids)), wait=True
+                collection,
+                points_selector=models.PointIdsList(points=list(ids)),
+                wait=True,
+                shard_key_selector=self._shard_key,
             )
 
     def retrieve(self, collection: str, ids: Sequence[str]) -> list[StoredPoint]:
         with self._locked(), _engine_errors(self._description, collection=collection):
-            records = self.client.retrieve(collection, ids=list(ids), with_payload=True)
+            records = self.client.retrieve(
+                collection, ids=list(ids), with_payload=True, shard_key_selector=self._shard_key
+            )
         return [StoredPoint(id=str(r.id), vectors={}, payload=r.payload or {}) for r in records]
 
     def count(self, collection: str) -> int:
         with self._locked(), _engine_errors(self._description, collection=collection):
-            return int(self.client.count(collection, exact=True).count)
+            counted = self.client.count(collection, exact=True, shard_key_selector=self._shard_key)
+            return int(counted.count)
 
     def search(
-        self, collection: str, queries: Sequence[BranchQuery], query_filter: models.Filter | None
+        self,
+        collection: str,
+        queries: Sequence[BranchQuery],
+        query_filter: models.Filter | None,
+        *,
+        routing: Routing | None = None,
     ) -> list[list[ScoredPoint]]:
+        shard_key, consistency = self._routing(routing)
         with self._locked(), _engine_errors(self._description, collection=collection):
             responses = self.client.query_batch_points(
-                collection, requests=_query_requests(queries, query_filter)
+                collection,
+                requests=_query_requests(queries, query_filter, shard_key),
+                consistency=consistency,
             )
         return _branch_results(responses)
+
+    def _routing(self, routing: Routing | None) -> tuple[Any, Any]:
+        """This query's shard key selector and read consistency (the call's, else ours)."""
+        routing = routing or Routing()
+        shard_key = routing.shard_key if routing.shard_key is not None else self._shard_key
+        consistency = (
+            routing.read_consistency
+            if routing.read_consistency is not None
+            else self._read_consistency
+        )
+        return shard_key, consistency
 
     def close(self) -> None:
         if self._client is not None:
@@ -192,13 +277,22 @@ class QdrantClientStorage(StorageBackend):
         if self._async_client is None:
             return await super().acreate_collection(spec)
         with _engine_errors(self._description, creating=spec.name):
-            await self._async_client.create_collection(spec.name, **_collection_config(spec))
+            await self._async_client.create_collection(
+                spec.name, **_collection_config(spec, self._cluster)
+            )
+            for key in self._cluster.shard_keys:
+                await self._async_client.create_shard_key(spec.name, key)
 
     async def aupsert(self, collection: str, points: Sequence[StoredPoint]) -> None:
         if self._async_client is None:
             return await super().aupsert(collection, points)
         with _engine_errors(self._description, collection=collection):
-            await self._async_client.upsert(collection, points=_point_structs(points), wait=True)
+            await self._async_client.upsert(
+                collection,
+                points=_point_structs(points),
+                wait=True,
+                shard_key_selector=self._shard_key,
+            )
 
     async def adelete(self, collection: str, ids: Sequence[str]) -> None:
         if self._async_client is None:
@@ -207,17 +301,28 @@ class QdrantClientStorage(StorageBackend):
 
         with _engine_errors(self._description, collection=collection):
             await self._async_client.delete(
-                collection, points_selector=models.PointIdsList(points=list(ids)), wait=True
+                collection,
+                points_selector=models.PointIdsList(points=list(ids)),
+                wait=True,
+                shard_key_selector=self._shard_key,
             )
 
     async def asearch(
-        self, collection: str, queries: Sequence[BranchQuery], query_filter: models.Filter | None
+        self,
+        collection: str,
+        queries: Sequence[BranchQuery],
+        query_filter: models.Filter | None,
+        *,
+        routing: Routing | None = None,
     ) -> list[list[ScoredPoint]]:
         if self._async_client is None:
-            return await super().asearch(collection, queries, query_filter)
+            return await super().asearch(collection, queries, query_filter, routing=routing)
+        shard_key, consistency = self._routing(routing)
         with _engine_errors(self._description, collection=collection):
             responses = await self._async_client.query_batch_points(
-                collection, requests=_query_requests(queries, query_filter)
+                collection,
+                requests=_query_requests(queries, query_filter, shard_key),
+                consistency=consistency,
             )
         return _branch_results(responses)
 
@@ -225,16 +330,30 @@ class QdrantClientStorage(StorageBackend):
 # -- translation between our value types and qdrant-client's ------------------------------
 
 
-def _collection_config(spec: CollectionSpec) -> dict[str, Any]:
+def _collection_config(spec: CollectionSpec, cluster: ClusterOptions) -> dict[str, Any]:
     from qdrant_client.http import models
 
+    sparse_index = (
+        models.SparseIndexParams(on_disk=cluster.on_disk_vectors)
+        if cluster.on_disk_vectors is not None
+        else None
+    )
     return {
         "vectors_config": {
             spec.dense_vector_name: models.VectorParams(
-                size=spec.dense_size, distance=models.Distance(spec.distance.value)
+                size=spec.dense_size,
+                distance=models.Distance(spec.distance.value),
+                on_disk=cluster.on_disk_vectors,
             )
         },
-        "sparse_vectors_config": {spec.sparse_vector_name: models.SparseVectorParams()},
+        "sparse_vectors_config": {
+            spec.sparse_vector_name: models.SparseVectorParams(index=sparse_index)
+        },
+        "shard_number": cluster.shard_number,
+        "replication_factor": cluster.replication_factor,
+        "write_consistency_factor": cluster.write_consistency_factor,
+        "on_disk_payload": cluster.on_disk_payload,
+        "sharding_method": models.ShardingMethod.CUSTOM if cluster.shard_keys else None,
     }
 
 
@@ -280,7 +399,7 @@ def _point_structs(points: Sequence[StoredPoint]) -> list[models.PointStruct]:
 
 
 def _query_requests(
-    queries: Sequence[BranchQuery], query_filter: models.Filter | None
+    queries: Sequence[BranchQuery], query_filter: models.Filter | None, shard_key: Any
 ) -> list[models.QueryRequest]:
     from qdrant_client.http import models
 
@@ -291,6 +410,7 @@ def _query_requests(
             limit=query.limit,
             filter=query_filter,
             with_payload=True,
+            shard_key=shard_key,
         )
         for query in queries
     ]

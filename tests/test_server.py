@@ -129,3 +129,28 @@ def test_custom_sharding_keeps_tenants_apart(
     assert client.get_collection(collection_name).config.params.sharding_method == (
         models.ShardingMethod.CUSTOM
     )
+
+
+def test_credentials_never_leak(
+    make_retriever: MakeRetriever,
+    caplog: pytest.LogCaptureFixture,
+    recwarn: pytest.WarningsRecorder,
+) -> None:
+    secrets = ("hunter2", "sekret-api-key")
+    retriever = make_retriever(
+        url="http://admin:hunter2@127.0.0.1:9/?api-key=sekret-api-key",
+        api_key="sekret-api-key",
+        timeout=5,
+    )
+    texts = [repr(retriever), str(retriever), repr(retriever.storage)]
+    with caplog.at_level("DEBUG"), pytest.raises(StorageError) as error:
+        retriever.invoke("anything")
+    texts += [str(error.value), repr(error.value), caplog.text]
+    texts += [str(w.message) for w in recwarn]
+    cause = error.value.__cause__
+    while cause is not None:
+        texts.append(str(cause))
+        cause = cause.__cause__
+    for text in texts:
+        for secret in secrets:
+            assert secret not in text

@@ -433,18 +433,41 @@ def _is_embedded(client: QdrantClient) -> bool:
 
 
 def _describe(*, location: str | None, path: str | None, url: str | None) -> str:
+    """Where the data lives, for reprs and errors, with any credentials in a URL removed."""
     if path is not None:
         return f"path={path!r}"
     if url is not None:
-        return f"url={url!r}"
+        return f"url={redact_url(url)!r}"
+    if location is not None and location != ":memory:":
+        return f"location={redact_url(location)!r}"
     return f"location={location!r}"
+
+
+def redact_url(url: str) -> str:
+    """``url`` without user:password and without query parameters (which may hold keys)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    if parts.username or parts.password:
+        host = f"***@{host}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 @contextmanager
 def _engine_errors(
     description: str, *, collection: str | None = None, creating: str | None = None
 ) -> Iterator[None]:
-    """Turn qdrant-client's exceptions into the package's, with a hint how to fix them."""
+    """Turn qdrant-client's exceptions into the package's, with a hint how to fix them.
+
+    The engine's own message is passed through :func:`_scrub`, since a transport error
+    can quote the URL it failed on, credentials included.
+    """
     from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
     try:
@@ -456,22 +479,32 @@ def _engine_errors(
             raise _not_found(collection, description) from exc
         raise StorageError(
             f"Qdrant at {description} refused the request: HTTP {exc.status_code} "
-            f"{exc.reason_phrase}: {exc.content.decode(errors='replace')[:300]}"
-        ) from exc
+            f"{exc.reason_phrase}: {_scrub(exc.content.decode(errors='replace')[:300])}"
+        ) from None
     except ResponseHandlingException as exc:
         raise StorageError(
-            f"Could not reach Qdrant at {description}: {exc}. Check that the server is running "
-            "and that url= and the api key are right."
-        ) from exc
+            f"Could not reach Qdrant at {description}: {_scrub(str(exc))}. Check that the "
+            "server is running and that url= and the api key are right."
+        ) from None
     except ValueError as exc:  # embedded mode reports problems as ValueError
         message = str(exc)
         if creating is not None and "already exists" in message:
             raise CollectionExistsError(creating) from exc
         if collection is not None and "not found" in message:
             raise _not_found(collection, description) from exc
-        raise StorageError(f"Qdrant at {description} refused the request: {message}") from exc
+        raise StorageError(
+            f"Qdrant at {description} refused the request: {_scrub(message)}"
+        ) from exc
     except RuntimeError as exc:  # e.g. an on-disk folder already opened by another client
-        raise StorageError(f"Could not open Qdrant at {description}: {exc}") from exc
+        raise StorageError(f"Could not open Qdrant at {description}: {_scrub(str(exc))}") from exc
+
+
+def _scrub(message: str) -> str:
+    """Remove URL credentials and api-key looking values from an engine's message."""
+    import re
+
+    message = re.sub(r"(\w+://)[^/@\s]+@", r"\1***@", message)
+    return re.sub(r"(?i)(api[-_]?key[\"'=:\s]+)[^\s\"',&]+", r"\1***", message)
 
 
 def _not_found(collection: str, description: str) -> CollectionNotFoundError:

@@ -63,6 +63,13 @@ def prepare_document(text: Any, metadata: Any, doc_id: Any, *, position: int) ->
             f"{where} has empty page_content; drop it or give it text, since an empty "
             "document can never be retrieved meaningfully."
         )
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidDocumentError(
+            f"{where} has an invalid character at position {exc.start} of its text (a lone "
+            "surrogate); it is not valid Unicode. Decode the source with errors='replace'."
+        ) from None
     if metadata is None:
         metadata = {}
     if not isinstance(metadata, Mapping):

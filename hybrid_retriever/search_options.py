@@ -6,10 +6,11 @@ that every bad value gets one clear message in one place.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from hybrid_retriever.collection import CONTENT_KEY, METADATA_KEY
 from hybrid_retriever.errors import InvalidParameterError, InvalidQueryError
 from hybrid_retriever.fusion.rrf import check_rrf_k, check_weights
 from hybrid_retriever.storage.base import Routing
@@ -20,6 +21,12 @@ BRANCHES = (DENSE, SPARSE)
 
 DEFAULT_PREFETCH_K = 100
 """Candidates taken from each branch when ``prefetch_k`` is not set (or k, if larger)."""
+
+MAX_K = 10_000
+"""Upper bound for k and prefetch_k: beyond it a search is a scan, better done with scroll."""
+
+MAX_QUERY_CHARS = 100_000
+"""Models read at most a few hundred tokens; a longer query is almost surely a mistake."""
 
 PER_CALL_OPTIONS = frozenset(
     {"k", "prefetch_k", "rrf_k", "weights", "filter", "shard_key", "read_consistency"}
@@ -45,6 +52,19 @@ def check_query(query: Any) -> str:
         )
     if not query.strip():
         raise InvalidQueryError("The query is empty or whitespace only; pass some text.")
+    if len(query) > MAX_QUERY_CHARS:
+        raise InvalidQueryError(
+            f"The query has {len(query):,} characters, more than {MAX_QUERY_CHARS:,}; the "
+            "encoders only read the first few hundred tokens. Pass a shorter query."
+        )
+    try:
+        query.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidQueryError(
+            f"The query contains an invalid character at position {exc.start} (a lone "
+            f"surrogate, {query[exc.start]!r}); it is not valid Unicode text. Decode the "
+            "input with errors='replace' first."
+        ) from None
     return query
 
 
@@ -53,6 +73,11 @@ def check_k(k: Any, name: str = "k") -> int:
         raise InvalidParameterError(f"{name} must be an integer >= 1, not {type(k).__name__}.")
     if k < 1:
         raise InvalidParameterError(f"{name} must be >= 1, got {k}.")
+    if k > MAX_K:
+        raise InvalidParameterError(
+            f"{name}={k:,} is too large (at most {MAX_K:,}); to read a whole collection, "
+            "scroll through it with qdrant-client instead."
+        )
     return k
 
 
@@ -67,7 +92,38 @@ def check_filter(query_filter: Any) -> Any:
             "Example: models.Filter(must=[models.FieldCondition(key='metadata.topic', "
             "match=models.MatchValue(value='biology'))])."
         )
+    for key in _filter_keys(query_filter):
+        if key != CONTENT_KEY and not key.startswith((f"{METADATA_KEY}.", f"{METADATA_KEY}[")):
+            raise InvalidParameterError(
+                f"The filter uses the key {key!r}, which is not in the stored payload: documents "
+                f"are stored as {{'{CONTENT_KEY}': ..., '{METADATA_KEY}': {{...}}}}, so a metadata "
+                f"field is '{METADATA_KEY}.{key}'."
+            )
     return query_filter
+
+
+def _filter_keys(node: Any) -> Iterator[str]:
+    """Every payload key a qdrant-client filter refers to, nested filters included."""
+    from qdrant_client.http import models
+
+    if isinstance(node, list):
+        for item in node:
+            yield from _filter_keys(item)
+    elif isinstance(node, models.Filter):
+        for part in (node.must, node.should, node.must_not):
+            if part is not None:
+                yield from _filter_keys(part)
+        if node.min_should is not None:
+            yield from _filter_keys(node.min_should.conditions)
+    elif isinstance(node, models.FieldCondition):
+        yield node.key
+    elif isinstance(node, models.IsEmptyCondition):
+        yield node.is_empty.key
+    elif isinstance(node, models.IsNullCondition):
+        yield node.is_null.key
+    elif isinstance(node, models.NestedCondition):
+        # Keys inside a nested filter are relative to the nested array.
+        yield node.nested.key
 
 
 def resolve_search_options(

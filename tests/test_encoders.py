@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from hybrid_retriever import (
     HybridRetriever,
+    InvalidParameterError,
     LangChainEmbeddingsEncoder,
     ModelLoadError,
     SentenceTransformerEncoder,
+    SparseVector,
     SpladeEncoder,
 )
+from hybrid_retriever.encoders import precision as precision_module
+from hybrid_retriever.encoders import splade
+from hybrid_retriever.encoders.base import LazyModel
+from hybrid_retriever.encoders.precision import Precision, as_precision, resolve_dtype
+from hybrid_retriever.encoders.splade import masked_lm_split, sparse_rows
 from hybrid_retriever.model_catalog import CATALOG, resolve_model
 
 
@@ -96,3 +106,227 @@ def test_any_langchain_embeddings_as_dense_branch(sparse_encoder: SpladeEncoder)
     docs = retriever.invoke("yeast", k=2)
     assert docs[0].page_content == "bread rises with yeast"
     assert docs[0].metadata["_ranks"]["sparse"] == 1
+
+
+# --- Document encoding: our chunked SPLADE pooling, precision, batching -------------
+
+
+def realistic_texts() -> list[str]:
+    """The demo corpus plus longer and shorter texts: one-word, ~100, ~300 and >512 tokens."""
+    from hybrid_retriever.demo import demo_documents
+
+    sentences = [doc.page_content for doc in demo_documents()]
+    return [
+        *sentences,
+        "Yeast.",
+        "?",
+        " ".join(sentences[:4]),
+        " ".join(sentences[4:16]),
+        "Ünïcödé: café, naïve, 東京, emoji 🙂 — and a dash.",
+        " ".join(sentences + sentences[:8]),  # ~1,000 tokens: truncated at 512
+        " ".join(sentences[16:20]),
+    ]
+
+
+def assert_same_vectors(actual: list[SparseVector], expected: list[SparseVector]) -> None:
+    assert len(actual) == len(expected)
+    for ours, theirs in zip(actual, expected, strict=True):
+        assert ours.indices == theirs.indices
+        # rel 1e-4, or abs 1e-5 for small weights: a logit is a 128-term dot product of
+        # magnitude ~10, so another batch composition (padding changes the attention
+        # kernel's summation order) moves it by ~1e-6 absolute, a large relative change
+        # for a weight near zero. sentence-transformers disagrees with itself that much:
+        # batch_size 32 vs 5 on 48 SciFact documents, up to 3.7e-6 absolute (ours vs
+        # it on 200: 4.6e-6); the same index sets in both cases.
+        assert ours.values == pytest.approx(theirs.values, rel=1e-4, abs=1e-5)
+
+
+@pytest.fixture(scope="module")
+def reference_vectors(sparse_encoder: SpladeEncoder) -> list[SparseVector]:
+    """sentence-transformers' own ``encode_document``, in fp32."""
+    # Small batches: sentence-transformers holds [batch, 512, 30522] fp32 logits.
+    matrix = sparse_encoder.model.encode_document(
+        realistic_texts(), batch_size=4, convert_to_sparse_tensor=True, show_progress_bar=False
+    )
+    return sparse_rows(matrix, len(realistic_texts()))
+
+
+def sharing_model(encoder: SpladeEncoder, **options: Any) -> SpladeEncoder:
+    """A SpladeEncoder with other options on the session's already loaded model."""
+    other = SpladeEncoder(**options)
+    other._model = encoder._model
+    return other
+
+
+@pytest.mark.parametrize(
+    ("batch_size", "precision", "chunk_bytes"),
+    [
+        (64, "fp32", None),  # one batch: every length padded together
+        (5, "fp32", None),  # several batches, and the >512-token one needs two blocks
+        (7, "bf16", None),  # bf16 screening, fp32 refinement
+        (64, "fp32", 30522 * 4 * 48),  # 48-token blocks: long documents span several
+        (64, "bf16", 30522 * 2 * 48),
+    ],
+)
+def test_splade_documents_equal_encode_document(
+    sparse_encoder: SpladeEncoder,
+    reference_vectors: list[SparseVector],
+    monkeypatch: pytest.MonkeyPatch,
+    batch_size: int,
+    precision: str,
+    chunk_bytes: int | None,
+) -> None:
+    if chunk_bytes is not None:
+        monkeypatch.setattr(splade, "LOGITS_CHUNK_BYTES", chunk_bytes)
+    encoder = sharing_model(sparse_encoder, batch_size=batch_size, precision=precision)
+    assert masked_lm_split(encoder.model) is not None
+    monkeypatch.setattr(
+        encoder.model, "encode_document", lambda *a, **k: pytest.fail("fallback taken")
+    )
+    assert_same_vectors(encoder.encode_documents(realistic_texts()), reference_vectors)
+
+
+def test_splade_input_order_is_kept(sparse_encoder: SpladeEncoder) -> None:
+    texts = realistic_texts()[28:]
+    forward = sparse_encoder.encode_documents(texts)
+    backward = sparse_encoder.encode_documents(texts[::-1])
+    assert_same_vectors(backward[::-1], forward)
+
+
+def test_splade_falls_back_for_other_shapes(
+    sparse_encoder: SpladeEncoder, dense_encoder: SentenceTransformerEncoder
+) -> None:
+    from sentence_transformers import SparseEncoder as SentenceTransformersSparseEncoder
+    from sentence_transformers.sparse_encoder.modules import SpladePooling
+
+    plain = sparse_encoder.model
+    summed = SentenceTransformersSparseEncoder(
+        modules=[plain[0], SpladePooling(pooling_strategy="sum")], device="cpu"
+    )
+    extra_module = SentenceTransformersSparseEncoder(
+        modules=[plain[0], plain[1], SpladePooling()], device="cpu"
+    )
+    assert masked_lm_split(summed) is None  # SPLADE v1 sum pooling
+    assert masked_lm_split(extra_module) is None
+    assert masked_lm_split(dense_encoder.model) is None  # BertModel, no MLM head
+
+    encoder = SpladeEncoder()
+    encoder._model = LazyModel(lambda: summed)
+    calls: list[int] = []
+    original = summed.encode_document
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    summed.encode_document = spy  # type: ignore[method-assign]
+    texts = ["insulin resistance", "bread and yeast rise"]
+    vectors = encoder.encode_documents(texts)
+    assert calls == [1]
+    expected = sparse_rows(original(texts, convert_to_sparse_tensor=True), len(texts))
+    assert_same_vectors(vectors, expected)
+
+
+def test_splade_honours_max_active_dims(sparse_encoder: SpladeEncoder) -> None:
+    model = sparse_encoder.model
+    model.max_active_dims = 5
+    try:
+        vectors = sparse_encoder.encode_documents(realistic_texts()[:6])
+        expected = sparse_rows(
+            model.encode_document(realistic_texts()[:6], convert_to_sparse_tensor=True), 6
+        )
+    finally:
+        model.max_active_dims = None
+    assert all(len(v) == 5 for v in vectors)
+    assert_same_vectors(vectors, expected)
+
+
+def test_dense_bf16_is_close_to_fp32(dense_encoder: SentenceTransformerEncoder) -> None:
+    texts = realistic_texts()[-7:]
+    bf16 = SentenceTransformerEncoder(precision=Precision.BF16)
+    bf16._model = dense_encoder._model
+    for ours, full in zip(
+        bf16.encode_documents(texts), dense_encoder.encode_documents(texts), strict=True
+    ):
+        assert all(isinstance(x, float) for x in ours)
+        cosine = sum(a * b for a, b in zip(ours, full, strict=True))  # both unit length
+        assert cosine > 0.999
+    assert len(bf16.encode_query("insulin")) == 384
+
+
+def test_dense_encodes_the_whole_list_in_one_call(
+    dense_encoder: SentenceTransformerEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One call, so that sentence-transformers' own length sorting spans all texts.
+    model = dense_encoder.model
+    calls: list[int] = []
+    original = model.encode_document
+
+    def spy(texts: list[str], **kwargs: Any) -> Any:
+        calls.append(len(texts))
+        return original(texts, **kwargs)
+
+    monkeypatch.setattr(model, "encode_document", spy)
+    texts = realistic_texts()[30:]
+    vectors = dense_encoder.encode_documents(texts)
+    assert calls == [len(texts)]
+    assert dense_encoder.encode_documents([]) == []
+    single = dense_encoder.encode_documents([texts[3]])[0]
+    assert single == pytest.approx(vectors[3], abs=1e-6)
+
+
+def test_precision_values() -> None:
+    assert as_precision("bf16") is Precision.BF16
+    assert as_precision(Precision.AUTO) is Precision.AUTO
+    assert Precision.FP32 == "fp32"
+    with pytest.raises(InvalidParameterError, match="precision must be one of"):
+        SpladeEncoder(precision="fp16")
+    with pytest.raises(InvalidParameterError, match="precision must be one of"):
+        SentenceTransformerEncoder(precision="half")
+    with pytest.raises(TypeError):
+        SpladeEncoder("splade-tiny", None, 32, "fp32")  # type: ignore[misc]
+    assert SpladeEncoder().precision is Precision.AUTO
+    assert SentenceTransformerEncoder().precision is Precision.FP32
+
+
+def test_auto_precision_follows_the_hardware(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    cpu = torch.device("cpu")
+    assert resolve_dtype(Precision.FP32, cpu) == torch.float32
+    assert resolve_dtype(Precision.BF16, cpu) == torch.bfloat16
+    monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: False)
+    assert resolve_dtype(Precision.AUTO, cpu) == torch.float32
+    monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: True)
+    assert resolve_dtype(Precision.AUTO, cpu) == torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert resolve_dtype(Precision.AUTO, torch.device("cuda")) == torch.bfloat16
+    assert resolve_dtype(Precision.AUTO, torch.device("mps")) == torch.float32
+
+
+def test_device_passes_through(sparse_encoder: SpladeEncoder) -> None:
+    encoder = SpladeEncoder(device="cpu", precision="bf16")
+    assert encoder.model.device.type == "cpu"
+    assert encoder.dtype.is_floating_point
+    assert (
+        encoder.encode_documents(["bread rises"])[0]
+        == sparse_encoder.encode_documents(["bread rises"])[0]
+    )
+
+
+def test_batch_size_must_be_positive() -> None:
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(InvalidParameterError, match="batch_size"):
+            SpladeEncoder(batch_size=bad)  # type: ignore[arg-type]
+        with pytest.raises(InvalidParameterError, match="batch_size"):
+            SentenceTransformerEncoder(batch_size=bad)  # type: ignore[arg-type]
+
+
+def test_precision_module_does_not_import_torch() -> None:
+    code = (
+        "import sys, hybrid_retriever.encoders.precision, hybrid_retriever.encoders.splade, "
+        "hybrid_retriever.encoders.dense; print('torch' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"

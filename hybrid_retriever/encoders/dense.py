@@ -9,17 +9,35 @@ from langchain_core.embeddings import Embeddings
 
 from hybrid_retriever.encoders.base import DenseEncoder, LazyModel
 from hybrid_retriever.encoders.loading import load_sentence_transformers_model
+from hybrid_retriever.encoders.precision import (
+    Precision,
+    as_precision,
+    inference_context,
+    resolve_dtype,
+)
+from hybrid_retriever.errors import InvalidParameterError
 from hybrid_retriever.model_catalog import DEFAULT_DENSE_MODEL
 
 if TYPE_CHECKING:
+    import torch
     from sentence_transformers import SentenceTransformer
+
+#: FP32: bf16 moves dense vectors by up to ~0.8 % (all-MiniLM-L6-v2 on SciFact, min
+#: cosine to fp32 0.99997) for ~1.8x speed on an AVX512-BF16 CPU; until its effect on
+#: retrieval quality is measured, full precision stays the default.
+DEFAULT_DENSE_PRECISION = Precision.FP32
 
 
 class SentenceTransformerEncoder(DenseEncoder):
     """A ``sentence_transformers.SentenceTransformer`` model, loaded on first use.
 
     ``model`` is a short name from :mod:`hybrid_retriever.model_catalog`, a hub
-    id or a local directory.
+    id or a local directory. ``batch_size`` is the number of texts per forward
+    pass. ``precision`` (keyword-only, default ``Precision.FP32``) selects fp32,
+    bf16, or bf16 where the device has native support (``Precision.AUTO``), for
+    queries and documents alike; bf16 runs the model under ``torch.autocast``
+    (see :func:`~hybrid_retriever.encoders.precision.inference_context`) and
+    changes the vectors slightly.
     """
 
     def __init__(
@@ -28,10 +46,14 @@ class SentenceTransformerEncoder(DenseEncoder):
         *,
         device: str | None = None,
         batch_size: int = 32,
+        precision: Precision | str = DEFAULT_DENSE_PRECISION,
     ) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidParameterError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
         self._model_name = model
         self._device = device
         self._batch_size = batch_size
+        self._precision = as_precision(precision)
         self._model: LazyModel[SentenceTransformer] = LazyModel(self._load)
 
     def __repr__(self) -> str:
@@ -54,6 +76,16 @@ class SentenceTransformerEncoder(DenseEncoder):
         return self._model.get()
 
     @property
+    def precision(self) -> Precision:
+        """The precision asked for; ``dtype`` says what it means on the model's device."""
+        return self._precision
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype inference runs in (loads the model to know its device)."""
+        return resolve_dtype(self._precision, self.model.device)
+
+    @property
     def dimension(self) -> int:
         model = self.model
         # sentence-transformers renamed the method in v6; accept both.
@@ -67,14 +99,31 @@ class SentenceTransformerEncoder(DenseEncoder):
         return int(dimension)
 
     def encode_documents(self, texts: Sequence[str]) -> list[list[float]]:
-        vectors = self.model.encode_document(
-            list(texts), batch_size=self._batch_size, show_progress_bar=False
-        )
-        return [row.tolist() for row in vectors]
+        """One vector per text, in order.
+
+        The whole list goes to one ``encode_document`` call on purpose: inside a
+        call, sentence-transformers sorts the texts by length (characters, a proxy
+        for tokens) and batches neighbours, so padding stays small; the vectors come
+        back in input order.
+        """
+        if not texts:
+            return []
+        model = self.model
+        with inference_context(model.device, resolve_dtype(self._precision, model.device)):
+            vectors = model.encode_document(
+                list(texts),
+                batch_size=self._batch_size,
+                convert_to_tensor=True,
+                show_progress_bar=False,
+            )
+        # float() first: bf16 tensors have no numpy counterpart, and callers expect fp32.
+        return [list(row) for row in vectors.float().cpu().tolist()]
 
     def encode_query(self, text: str) -> list[float]:
-        vectors = self.model.encode_query([text], show_progress_bar=False)
-        return list(vectors[0].tolist())
+        model = self.model
+        with inference_context(model.device, resolve_dtype(self._precision, model.device)):
+            vectors = model.encode_query([text], convert_to_tensor=True, show_progress_bar=False)
+        return list(vectors[0].float().cpu().tolist())
 
 
 class LangChainEmbeddingsEncoder(DenseEncoder):

@@ -1,0 +1,128 @@
+"""Options every subcommand shares: where the collection lives, which models, --debug.
+
+Kept free of heavy imports: building the parser (``--help``) must not load torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from hybrid_retriever.model_catalog import DEFAULT_DENSE_MODEL, DEFAULT_SPARSE_MODEL
+from hybrid_retriever.storage.connect import Engine
+
+API_KEY_ENV = "QDRANT_API_KEY"
+"""The server API key is read from this environment variable, never from a flag
+(flags end up in shell history and process listings)."""
+
+PATH_ENV = "HYBRID_RETRIEVER_PATH"
+DEFAULT_PATH = "./qdrant_data"
+"""Where ``index`` writes and ``search`` reads when no location is given."""
+
+
+def default_path() -> str:
+    return os.environ.get(PATH_ENV) or DEFAULT_PATH
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1, refused at parse time rather than after models load."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def add_debug_option(parser: argparse.ArgumentParser, *, top_level: bool) -> None:
+    """``--debug`` before or after the subcommand name.
+
+    A subparser's default would overwrite the top-level value, so only the top level
+    has a default.
+    """
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=False if top_level else argparse.SUPPRESS,
+        help="on error, show the full traceback instead of a one-line message",
+    )
+
+
+def add_location_options(parser: argparse.ArgumentParser, *, default: str) -> None:
+    """``--path`` / ``--url`` / ``--memory`` (one of them) and ``--engine``."""
+    group = parser.add_argument_group(
+        "where the collection lives", f"Default: {default}. Pick at most one of these three."
+    )
+    where = group.add_mutually_exclusive_group()
+    where.add_argument(
+        "--path", type=Path, metavar="DIR", help="embedded Qdrant data folder on disk"
+    )
+    where.add_argument(
+        "--url",
+        metavar="URL",
+        help=f"a Qdrant server or cluster, e.g. http://localhost:6333 (API key: ${API_KEY_ENV})",
+    )
+    where.add_argument(
+        "--memory",
+        action="store_true",
+        help="a throw-away embedded collection, deleted when the command ends",
+    )
+    group.add_argument(
+        "--engine",
+        choices=[e.value for e in Engine],
+        help="embedded engine (default: edge, or qdrant-client for a folder it wrote)",
+    )
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """The two encoders; a collection must be searched with the models that indexed it."""
+    group = parser.add_argument_group("models")
+    group.add_argument(
+        "--dense-model",
+        default=DEFAULT_DENSE_MODEL,
+        metavar="NAME",
+        help="dense model: short name, hub id or local path (default: %(default)s)",
+    )
+    group.add_argument(
+        "--sparse-model",
+        default=DEFAULT_SPARSE_MODEL,
+        metavar="NAME",
+        help="SPLADE model: short name, hub id or local path (default: %(default)s)",
+    )
+
+
+def location_arguments(args: argparse.Namespace, *, default_path: Path | None) -> dict[str, Any]:
+    """The HybridRetriever connection arguments the options describe.
+
+    ``default_path`` is used when no location option is given; None means a temporary
+    embedded folder.
+    """
+    arguments: dict[str, Any]
+    if args.url:
+        arguments = {"url": args.url, "api_key": os.environ.get(API_KEY_ENV) or None}
+    elif args.memory:
+        arguments = {"location": ":memory:"}
+    elif args.path is not None:
+        arguments = {"path": args.path}
+    elif default_path is not None:
+        arguments = {"path": default_path}
+    else:
+        arguments = {}
+    if args.engine:
+        arguments["engine"] = args.engine
+    return arguments
+
+
+def retriever_arguments(
+    args: argparse.Namespace, *, collection: str, default_path: Path | None
+) -> dict[str, Any]:
+    """Everything to build the HybridRetriever the options describe."""
+    return {
+        "collection_name": collection,
+        "dense_encoder": args.dense_model,
+        "sparse_encoder": args.sparse_model,
+        **location_arguments(args, default_path=default_path),
+    }

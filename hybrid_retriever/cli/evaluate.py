@@ -1,0 +1,290 @@
+"""``hybrid-retriever eval``: dense vs sparse vs hybrid on a BEIR dataset, scored by ranx.
+
+The corpus is indexed once; every run of :data:`~hybrid_retriever.evaluation.DEFAULT_RUNS`
+then searches the same collection with its own options, so the runs differ only in
+how the branches are weighted and fused. Each query retrieves ``max(100, k)``
+documents, so that Recall@100 means what it says.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import math
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from hybrid_retriever.cli.common import (
+    add_location_options,
+    add_model_options,
+    positive_int,
+    retriever_arguments,
+)
+from hybrid_retriever.errors import InvalidParameterError
+from hybrid_retriever.evaluation import (
+    DEFAULT_DEPTH,
+    DEFAULT_RUNS,
+    BeirDataset,
+    DatasetError,
+    RunResult,
+    RunSpec,
+    load_beir,
+    metric_names,
+    percentile,
+    run_retriever,
+    score_queries,
+)
+from hybrid_retriever.ingestion import DEFAULT_BATCH_SIZE
+
+METRIC_LABELS = {"ndcg": "nDCG", "recall": "Recall", "mrr": "MRR"}
+
+
+def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
+    names = [r.name for r in DEFAULT_RUNS]
+    parser = subparsers.add_parser(
+        "eval",
+        parents=parents,
+        help="compare dense, sparse and hybrid retrieval on a BEIR dataset",
+        description=(
+            "Index a BEIR dataset once, then run its queries "
+            f"{', '.join(f'{r.name} ({r.description})' for r in DEFAULT_RUNS)}, and report "
+            "nDCG@k, Recall@100 and MRR@k per run (computed with ranx), plus query latency."
+        ),
+    )
+    parser.add_argument(
+        "dataset", type=Path, metavar="DATASET", help="BEIR folder: corpus, queries, qrels/"
+    )
+    parser.add_argument("--split", default="test", help="qrels split (default: %(default)s)")
+    parser.add_argument(
+        "--k", type=positive_int, default=10, help="cutoff of nDCG and MRR (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--ignore-identical-ids",
+        action="store_true",
+        help="drop a retrieved document whose id is the query's id (BEIR convention "
+        "for ArguAna and Quora)",
+    )
+    parser.add_argument(
+        "--runs",
+        default=",".join(names),
+        metavar="LIST",
+        help=f"comma-separated runs among {', '.join(names)} (default: all)",
+    )
+    parser.add_argument("--json", type=Path, metavar="OUT", help="write the report as JSON")
+    parser.add_argument(
+        "--rankings",
+        action="store_true",
+        help="include every query's ranked doc ids in the JSON report",
+    )
+    parser.add_argument(
+        "--plot", type=Path, metavar="OUT.png", help="bar chart of the metrics per run"
+    )
+    parser.add_argument(
+        "--collection",
+        metavar="NAME",
+        help="collection to index into (default: the dataset folder's name)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=DEFAULT_BATCH_SIZE,
+        metavar="N",
+        help=argparse.SUPPRESS,
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_location_options(parser, default="a temporary folder, deleted afterwards")
+    add_model_options(parser)
+    parser.set_defaults(run=run)
+
+
+def select_runs(names: str) -> list[RunSpec]:
+    """The runs named in a comma-separated list, in the order given."""
+    known = {r.name: r for r in DEFAULT_RUNS}
+    chosen = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in chosen if n not in known]
+    if unknown or not chosen:
+        raise InvalidParameterError(
+            f"--runs {names!r}: choose among {', '.join(known)} (comma-separated)."
+        )
+    return [known[n] for n in dict.fromkeys(chosen)]
+
+
+def run(args: argparse.Namespace) -> int:
+    # Everything that can be checked without models is checked first.
+    runs = select_runs(args.runs)
+    if importlib.util.find_spec("ranx") is None:
+        raise InvalidParameterError("eval needs ranx: pip install 'hybrid-retriever[eval]'.")
+    if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
+        raise InvalidParameterError("--plot needs matplotlib: pip install 'hybrid-retriever[cli]'.")
+    dataset = load_beir(args.dataset, args.split)
+    collection = args.collection or collection_name(dataset.name)
+    depth = max(DEFAULT_DEPTH, args.k)
+    show_progress = not args.no_progress
+
+    from hybrid_retriever.cli.indexing import index_resumable, warm_up
+    from hybrid_retriever.retriever import HybridRetriever
+
+    retriever = HybridRetriever(
+        **retriever_arguments(args, collection=collection, default_path=None)
+    )
+    results: dict[str, RunResult] = {}
+    try:
+        storage = repr(retriever.storage)
+        warm_up(retriever)
+        stats = index_resumable(
+            retriever,
+            dataset.corpus(),
+            total=dataset.num_docs,
+            batch_size=args.batch_size,
+            show_progress=show_progress,
+        )
+        if stats.points > dataset.num_docs:
+            raise DatasetError(
+                f"Collection {collection!r} in {storage} holds {stats.points} points but "
+                f"{dataset.folder} has {dataset.num_docs} documents: it also holds documents "
+                "from elsewhere, which would skew every score. Use another --collection."
+            )
+        for spec in runs:
+            results[spec.name] = run_retriever(
+                retriever,
+                dataset.queries,
+                ignore_identical_ids=args.ignore_identical_ids,
+                show_progress=show_progress,
+                description=spec.name,
+                k=depth,
+                **spec.options,
+            )
+    finally:
+        retriever.close()
+
+    report = build_report(
+        dataset,
+        results,
+        runs=runs,
+        k=args.k,
+        depth=depth,
+        index={
+            "index_seconds": stats.seconds,
+            "index_docs_per_s": stats.docs_per_second,
+            "docs_written": stats.written,
+            "docs_unchanged": stats.unchanged,
+            "points": stats.points,
+        },
+        settings={
+            "collection": collection,
+            "storage": storage,
+            "models": {"dense": args.dense_model, "sparse": args.sparse_model},
+            "ignore_identical_ids": args.ignore_identical_ids,
+            "command": shlex.join(["hybrid-retriever", *args.command_line]),
+        },
+        with_rankings=args.rankings,
+    )
+    print(format_report(report))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        print(f"wrote {args.json}")
+    if args.plot is not None:
+        from hybrid_retriever.cli.plot import plot_report
+
+        plot_report(report, args.plot)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def collection_name(dataset_name: str) -> str:
+    """A collection name every engine accepts, from a dataset folder's name."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", dataset_name).strip(".-_")
+    return cleaned or "dataset"
+
+
+def build_report(
+    dataset: BeirDataset,
+    results: Mapping[str, RunResult],
+    *,
+    runs: Sequence[RunSpec],
+    k: int,
+    depth: int,
+    index: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    with_rankings: bool,
+) -> dict[str, Any]:
+    """The JSON report: metrics and latency per run, per-query scores, how it was made."""
+    metrics = metric_names(k)
+    per_query = {
+        name: score_queries(dataset.qrels, r.ranking, metrics) for name, r in results.items()
+    }
+    run_reports: dict[str, dict[str, Any]] = {}
+    for spec in runs:
+        scores = per_query[spec.name]
+        latencies = results[spec.name].latencies_ms
+        run_reports[spec.name] = {
+            **{m: math.fsum(s[m] for s in scores.values()) / max(len(scores), 1) for m in metrics},
+            "query_ms_p50": percentile(latencies, 50),
+            "query_ms_p95": percentile(latencies, 95),
+            "options": dict(spec.options),
+            "description": spec.description,
+        }
+    headline = "hybrid" if "hybrid" in run_reports else runs[-1].name
+    report: dict[str, Any] = {
+        "dataset": dataset.name,
+        "split": dataset.split,
+        "num_docs": dataset.num_docs,
+        "num_queries": len(dataset.queries),
+        "k": k,
+        "depth": depth,
+        "metrics": list(metrics),
+        "runs": run_reports,
+        **index,
+        "query_ms_p50": run_reports[headline]["query_ms_p50"],
+        **settings,
+        "per_query": per_query,
+    }
+    if with_rankings:
+        report["rankings"] = {
+            name: {q: r.ranked_ids(q) for q in dataset.queries} for name, r in results.items()
+        }
+    return report
+
+
+def metric_label(metric: str) -> str:
+    """``ndcg@10`` -> ``nDCG@10``."""
+    name, _, cutoff = metric.partition("@")
+    return f"{METRIC_LABELS.get(name, name)}@{cutoff}" if cutoff else METRIC_LABELS.get(name, name)
+
+
+def format_report(report: Mapping[str, Any]) -> str:
+    """A text table: one row per run, the metrics and query latency."""
+    metrics = report["metrics"]
+    labels = [metric_label(m) for m in metrics]
+    widths = [max(len(label), 6) for label in labels]
+    name_width = max(len("run"), *(len(n) for n in report["runs"]))
+    lines = [
+        f"{report['dataset']} ({report['split']}): {report['num_docs']} documents, "
+        f"{report['num_queries']} queries; indexed in {report['index_seconds']:.1f} s "
+        f"({report['docs_written']} written, {report['docs_unchanged']} unchanged)",
+        "  ".join(
+            [
+                f"{'run':<{name_width}}",
+                *(f"{label:>{w}}" for label, w in zip(labels, widths, strict=True)),
+                f"{'p50 ms':>8}",
+                f"{'p95 ms':>8}",
+            ]
+        ),
+    ]
+    for name, values in report["runs"].items():
+        lines.append(
+            "  ".join(
+                [
+                    f"{name:<{name_width}}",
+                    *(f"{values[m]:>{w}.4f}" for m, w in zip(metrics, widths, strict=True)),
+                    f"{values['query_ms_p50']:>8.1f}",
+                    f"{values['query_ms_p95']:>8.1f}",
+                ]
+            )
+        )
+    return "\n".join(lines)

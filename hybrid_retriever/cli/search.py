@@ -1,0 +1,160 @@
+"""``hybrid-retriever search``: one query, with each result's fused and per-branch rank."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from collections.abc import Sequence
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from langchain_core.documents import Document
+
+from hybrid_retriever.cli.common import (
+    DEFAULT_PATH,
+    PATH_ENV,
+    add_location_options,
+    add_model_options,
+    default_path,
+    positive_int,
+    retriever_arguments,
+)
+from hybrid_retriever.cli.filters import FILTER_HELP, parse_filters
+from hybrid_retriever.errors import CollectionNotFoundError
+from hybrid_retriever.evaluation import DEFAULT_RUNS
+from hybrid_retriever.sources import DOC_ID_KEY
+
+BRANCHES = ("dense", "sparse")
+_RESULT_KEYS = frozenset({"_id", "_score", "_ranks", "_scores"})
+
+
+class SearchMode(str, Enum):
+    """Which branches count: the same runs ``eval`` compares."""
+
+    HYBRID = "hybrid"
+    DENSE = "dense"
+    SPARSE = "sparse"
+
+    def options(self) -> dict[str, Any]:
+        return dict(next(run.options for run in DEFAULT_RUNS if run.name == self.value))
+
+
+def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "search",
+        parents=parents,
+        help="search a collection and show why each result ranked where it did",
+        description=(
+            "Search a collection. Each result shows its fused RRF score and, per branch,\n"
+            "its rank and raw score (cosine for dense, dot product for SPLADE); '-' means\n"
+            "that branch did not return it."
+        ),
+        epilog=FILTER_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("query", metavar="QUERY", help="the text to search for")
+    parser.add_argument("--collection", required=True, metavar="NAME", help="collection name")
+    parser.add_argument(
+        "--k", type=positive_int, default=10, help="results to show (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--mode",
+        choices=[m.value for m in SearchMode],
+        default=SearchMode.HYBRID.value,
+        help="which branches rank the results (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help="metadata filter, repeatable (ANDed); syntax below",
+    )
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_location_options(parser, default=f"{DEFAULT_PATH}, or ${PATH_ENV} when set (as for index)")
+    add_model_options(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    query_filter = parse_filters(args.filter)  # bad syntax fails before anything loads
+    location = Path(default_path())
+    if args.path is None and args.url is None and not args.memory and not location.exists():
+        raise CollectionNotFoundError(
+            f"No data at {location}: nothing has been indexed there. Run "
+            f"'hybrid-retriever index SOURCE --collection {args.collection}' first, "
+            "or pass --path / --url."
+        )
+    if args.path is not None and not args.path.exists():
+        raise CollectionNotFoundError(f"No data at {args.path}: the folder does not exist.")
+    from hybrid_retriever.retriever import HybridRetriever
+
+    retriever = HybridRetriever(
+        **retriever_arguments(args, collection=args.collection, default_path=location)
+    )
+    try:
+        documents = retriever.invoke(
+            args.query, k=args.k, filter=query_filter, **SearchMode(args.mode).options()
+        )
+    finally:
+        retriever.close()
+    rows = result_rows(documents)
+    if args.json:
+        report = {
+            "query": args.query,
+            "collection": args.collection,
+            "mode": args.mode,
+            "k": args.k,
+            "filter": args.filter,
+            "results": rows,
+        }
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        print(format_table(rows) if rows else "No results.")
+    return 0
+
+
+def result_rows(documents: Sequence[Document]) -> list[dict[str, Any]]:
+    """Plain data for each result: what both the table and --json show."""
+    rows = []
+    for rank, doc in enumerate(documents, start=1):
+        ranks, scores = doc.metadata["_ranks"], doc.metadata["_scores"]
+        metadata = {k: v for k, v in doc.metadata.items() if k not in _RESULT_KEYS}
+        rows.append(
+            {
+                "rank": rank,
+                "score": doc.metadata["_score"],
+                **{b: {"rank": ranks.get(b), "score": scores.get(b)} for b in BRANCHES},
+                "id": str(metadata.get(DOC_ID_KEY, doc.id)),
+                "point_id": doc.id,
+                "text": doc.page_content,
+                "metadata": metadata,
+            }
+        )
+    return rows
+
+
+def format_table(rows: Sequence[dict[str, Any]], *, width: int | None = None) -> str:
+    """A text table sized to the terminal: rank, fused, dense, sparse, id, snippet."""
+    width = width or shutil.get_terminal_size((120, 24)).columns
+    id_width = min(max(len("id"), *(len(r["id"]) for r in rows)), 24)
+    header = f"{'#':>3}  {'fused':>7}  {'dense':>13}  {'sparse':>13}  {'id':<{id_width}}  text"
+    snippet_width = max(width - len(header) + len("text"), 30)
+    lines = [header]
+    for row in rows:
+        cells = [
+            "-" if row[b]["rank"] is None else f"#{row[b]['rank']} {row[b]['score']:.3f}"
+            for b in BRANCHES
+        ]
+        lines.append(
+            f"{row['rank']:>3}  {row['score']:.5f}  {cells[0]:>13}  {cells[1]:>13}  "
+            f"{_clip(row['id'], id_width):<{id_width}}  {_clip(row['text'], snippet_width)}"
+        )
+    return "\n".join(lines)
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -3,6 +3,7 @@
 from hybrid_retriever.collection import Distance
 from hybrid_retriever.encoders.base import DenseEncoder, SparseEncoder
 from hybrid_retriever.encoders.dense import LangChainEmbeddingsEncoder, SentenceTransformerEncoder
+from hybrid_retriever.encoders.precision import Precision
 from hybrid_retriever.encoders.splade import SpladeEncoder
 from hybrid_retriever.errors import (
     CollectionMismatchError,
@@ -15,6 +16,7 @@ from hybrid_retriever.errors import (
     ModelLoadError,
     StorageError,
 )
+from hybrid_retriever.fusion.methods import FusionMethod
 from hybrid_retriever.retriever import HybridRetriever
 from hybrid_retriever.storage.base import StorageBackend
 from hybrid_retriever.storage.connect import Engine
@@ -31,6 +33,7 @@ __all__ = [
     "DuplicateIdError",
     "EdgeStorage",
     "Engine",
+    "FusionMethod",
     "HybridRetriever",
     "HybridRetrieverError",
     "InvalidDocumentError",
@@ -38,6 +41,7 @@ __all__ = [
     "InvalidQueryError",
     "LangChainEmbeddingsEncoder",
     "ModelLoadError",
+    "Precision",
     "QdrantClientStorage",
     "SentenceTransformerEncoder",
     "SparseEncoder",

@@ -41,7 +41,8 @@ from hybrid_retriever.errors import (
     CollectionNotFoundError,
     InvalidParameterError,
 )
-from hybrid_retriever.fusion.rrf import DEFAULT_RRF_K, BranchHit, reciprocal_rank_fusion
+from hybrid_retriever.fusion.methods import DEFAULT_FUSION, FusionMethod, fuse
+from hybrid_retriever.fusion.rrf import DEFAULT_RRF_K, BranchHit
 from hybrid_retriever.ingestion import DEFAULT_BATCH_SIZE, Indexer
 from hybrid_retriever.model_catalog import DEFAULT_DENSE_MODEL, DEFAULT_SPARSE_MODEL
 from hybrid_retriever.search_options import (
@@ -91,6 +92,8 @@ class HybridRetriever(BaseRetriever):
     """Documents returned per query; can also be passed per call: ``invoke(q, k=10)``."""
     prefetch_k: int | None = None
     """Candidates per branch before fusion; never below k. None: max(100, k)."""
+    fusion: FusionMethod = DEFAULT_FUSION
+    """How the branches' ranked lists are combined; see :class:`~hybrid_retriever.FusionMethod`."""
     rrf_k: float = DEFAULT_RRF_K
     """RRF constant in the paper's convention (ranks from 1); see ``fusion.rrf``."""
     weights: dict[str, float] | None = None
@@ -107,6 +110,7 @@ class HybridRetriever(BaseRetriever):
         resolve_search_options(
             k=data.get("k", 4),
             prefetch_k=data.get("prefetch_k"),
+            fusion=data.get("fusion", DEFAULT_FUSION),
             rrf_k=data.get("rrf_k", DEFAULT_RRF_K),
             weights=data.get("weights"),
             query_filter=data.get("filter"),
@@ -191,6 +195,7 @@ class HybridRetriever(BaseRetriever):
         return resolve_search_options(
             k=self.k,
             prefetch_k=self.prefetch_k,
+            fusion=self.fusion,
             rrf_k=self.rrf_k,
             weights=self.weights,
             query_filter=self.filter,
@@ -219,14 +224,18 @@ class HybridRetriever(BaseRetriever):
     def _fuse(
         self, results: dict[str, Sequence[ScoredPoint]], options: SearchOptions
     ) -> list[Document]:
-        """RRF over the branch results; branches not searched report no ranks."""
+        """Fuse the branch results; branches not searched report no ranks."""
         rankings = {
             branch: [BranchHit(id=p.id, score=p.score) for p in results.get(branch, [])]
             for branch in (DENSE, SPARSE)
         }
         payloads = {p.id: p.payload for points in results.values() for p in points}
-        fused = reciprocal_rank_fusion(
-            rankings, rrf_k=options.rrf_k, weights=options.weights, limit=options.k
+        fused = fuse(
+            rankings,
+            method=options.fusion,
+            weights=options.weights,
+            rrf_k=options.rrf_k,
+            limit=options.k,
         )
         documents = []
         for hit in fused:

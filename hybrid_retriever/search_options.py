@@ -12,6 +12,7 @@ from typing import Any
 
 from hybrid_retriever.collection import CONTENT_KEY, METADATA_KEY
 from hybrid_retriever.errors import InvalidParameterError, InvalidQueryError
+from hybrid_retriever.fusion.methods import FusionMethod
 from hybrid_retriever.fusion.rrf import check_rrf_k, check_weights
 from hybrid_retriever.storage.base import Routing
 
@@ -29,7 +30,7 @@ MAX_QUERY_CHARS = 100_000
 """Models read at most a few hundred tokens; a longer query is almost surely a mistake."""
 
 PER_CALL_OPTIONS = frozenset(
-    {"k", "prefetch_k", "rrf_k", "weights", "filter", "shard_key", "read_consistency"}
+    {"k", "prefetch_k", "fusion", "rrf_k", "weights", "filter", "shard_key", "read_consistency"}
 )
 
 
@@ -37,6 +38,7 @@ PER_CALL_OPTIONS = frozenset(
 class SearchOptions:
     k: int
     prefetch_k: int
+    fusion: FusionMethod
     rrf_k: float
     weights: dict[str, float]
     filter: Any
@@ -130,6 +132,7 @@ def resolve_search_options(
     *,
     k: Any,
     prefetch_k: Any,
+    fusion: Any,
     rrf_k: Any,
     weights: Any,
     query_filter: Any,
@@ -158,6 +161,7 @@ def resolve_search_options(
     return SearchOptions(
         k=k,
         prefetch_k=prefetch_k,
+        fusion=check_fusion(overrides.get("fusion", fusion)),
         rrf_k=rrf_k,
         weights=check_weights(overrides.get("weights", weights), BRANCHES),
         filter=check_filter(overrides.get("filter", query_filter)),
@@ -166,6 +170,15 @@ def resolve_search_options(
             read_consistency=check_read_consistency(overrides.get("read_consistency")),
         ),
     )
+
+
+def check_fusion(value: Any) -> FusionMethod:
+    try:
+        return FusionMethod(value)
+    except ValueError:
+        raise InvalidParameterError(
+            f"fusion must be one of {[m.value for m in FusionMethod]}, got {value!r}."
+        ) from None
 
 
 def check_read_consistency(value: Any) -> int | str | None:

@@ -3,7 +3,8 @@
 Input is any iterable, generators included, consumed one batch at a time, so a
 corpus never has to fit in memory. Each batch is fully validated before any of
 it is encoded or written, and upserts are idempotent by id, so a run that stops
-halfway can simply be run again.
+halfway can simply be run again. Encoding (CPU) and writing (the engine) are
+pipelined: batch n+1 is encoded while batch n is upserted.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence, Sized
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence, Sized
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,16 +49,32 @@ class Indexer:
         batch_size: int = DEFAULT_BATCH_SIZE,
         show_progress: bool = True,
     ) -> list[str]:
-        """Index ``documents``; return their point ids in input order."""
+        """Index ``documents``; return their point ids in input order.
+
+        Pipelined: while one batch is written, the next is encoded. At most one write
+        is in flight, and any write error surfaces before more is encoded.
+        """
         written: list[str] = []
-        with _progress(documents, self.spec.name, show_progress) as bar:
+        with (
+            _progress(documents, self.spec.name, show_progress) as bar,
+            ThreadPoolExecutor(1, thread_name_prefix="hybrid-retriever-write") as writer,
+        ):
+            pending: Future[None] | None = None
             for number, batch in enumerate(_prepared_batches(documents, ids, batch_size)):
                 if number == 0:
                     self._ensure_collection()
-                if batch.unique:
-                    self.storage.upsert(self.spec.name, self._encode(batch.unique))
+                points = self._encode(batch.unique) if batch.unique else []
+                if pending is not None:
+                    pending.result()
+                if points:
+                    pending = writer.submit(self.storage.upsert, self.spec.name, points)
+                    pending.add_done_callback(_advance(bar, len(batch.point_ids)))
+                else:
+                    pending = None
+                    bar.update(len(batch.point_ids))
                 written.extend(batch.point_ids)
-                bar.update(len(batch.point_ids))
+            if pending is not None:
+                pending.result()
         if written:
             self.storage.optimize(self.spec.name)
         return written
@@ -69,19 +87,28 @@ class Indexer:
         batch_size: int = DEFAULT_BATCH_SIZE,
         show_progress: bool = True,
     ) -> list[str]:
-        """Async :meth:`index`: encoding runs in a worker thread, writes use the async client."""
+        """Async :meth:`index`: encoding runs in a worker thread, writes use the async client,
+        and the next batch is encoded while the last one is written."""
         written: list[str] = []
         with _progress(documents, self.spec.name, show_progress) as bar:
             number = 0
+            pending: asyncio.Task[None] | None = None
             async for batch in _athreaded(_prepared_batches(documents, ids, batch_size)):
                 if number == 0:
                     await self._aensure_collection()
-                if batch.unique:
-                    points = await asyncio.to_thread(self._encode, batch.unique)
-                    await self.storage.aupsert(self.spec.name, points)
+                points = await asyncio.to_thread(self._encode, batch.unique) if batch.unique else []
+                if pending is not None:
+                    await pending
+                pending = None
+                if points:
+                    pending = asyncio.create_task(self.storage.aupsert(self.spec.name, points))
+                    pending.add_done_callback(_advance(bar, len(batch.point_ids)))
+                else:
+                    bar.update(len(batch.point_ids))
                 written.extend(batch.point_ids)
-                bar.update(len(batch.point_ids))
                 number += 1
+            if pending is not None:
+                await pending
         if written:
             await self.storage.aoptimize(self.spec.name)
         return written
@@ -206,6 +233,16 @@ def _pair_with_ids(
                 "documents and ids have different lengths; pass one id per document."
             )
         yield document, doc_id
+
+
+def _advance(bar: Any, count: int) -> Callable[[Any], None]:
+    """A done-callback that counts a batch on the progress bar once its write succeeded."""
+
+    def done(write: Any) -> None:
+        if not write.cancelled() and write.exception() is None:
+            bar.update(count)
+
+    return done
 
 
 async def _athreaded(iterator: Iterator[_Batch]) -> AsyncIterator[_Batch]:

@@ -14,8 +14,10 @@ The query path, top to bottom (:meth:`HybridRetriever._get_relevant_documents`):
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from langchain_core.callbacks import (
@@ -24,6 +26,7 @@ from langchain_core.callbacks import (
 )
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables.config import RunnableConfig, get_config_list
 from pydantic import ConfigDict, PrivateAttr
 
 from hybrid_retriever.collection import (
@@ -39,13 +42,21 @@ from hybrid_retriever.encoders.dense import as_dense_encoder
 from hybrid_retriever.encoders.splade import as_sparse_encoder
 from hybrid_retriever.errors import (
     CollectionNotFoundError,
+    HybridRetrieverError,
     InvalidParameterError,
 )
 from hybrid_retriever.fusion.methods import DEFAULT_FUSION, FusionMethod, fuse
-from hybrid_retriever.fusion.rrf import DEFAULT_RRF_K, BranchHit
+from hybrid_retriever.fusion.rrf import DEFAULT_RRF_K, BranchHit, FusedHit
 from hybrid_retriever.ingestion import DEFAULT_BATCH_SIZE, Indexer
 from hybrid_retriever.model_catalog import DEFAULT_DENSE_MODEL, DEFAULT_SPARSE_MODEL
+from hybrid_retriever.query_cache import (
+    DEFAULT_QUERY_CACHE_SIZE,
+    QueryVectorCache,
+    check_cache_size,
+)
+from hybrid_retriever.runs import afinish_runs, astart_runs, finish_runs, start_runs
 from hybrid_retriever.search_options import (
+    BRANCHES,
     DENSE,
     SPARSE,
     SearchOptions,
@@ -101,7 +112,12 @@ class HybridRetriever(BaseRetriever):
     filter: Any = None
     """A ``qdrant_client.models.Filter`` applied to both branches."""
 
+    query_cache_size: int = DEFAULT_QUERY_CACHE_SIZE
+    """Query vectors kept per branch in an LRU cache; 0 turns the cache off."""
+
     _verified: bool = PrivateAttr(default=False)
+    _query_cache: QueryVectorCache = PrivateAttr()
+    _pool: ThreadPoolExecutor | None = PrivateAttr(default=None)
 
     def __init__(self, **data: Any) -> None:
         data = _assemble(data)
@@ -115,7 +131,9 @@ class HybridRetriever(BaseRetriever):
             weights=data.get("weights"),
             query_filter=data.get("filter"),
         )
+        check_cache_size(data.get("query_cache_size", DEFAULT_QUERY_CACHE_SIZE))
         super().__init__(**data)
+        self._query_cache = QueryVectorCache(self.query_cache_size)
 
     # -- construction ------------------------------------------------------------------------
 
@@ -161,35 +179,64 @@ class HybridRetriever(BaseRetriever):
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
-        options = self._options(kwargs)
-        text = check_query(query)
+        return self._search([check_query(query)], self._options(kwargs))[0]
+
+    def _search(self, texts: Sequence[str], options: SearchOptions) -> list[list[Document]]:
+        """The query path for validated texts; ``invoke`` and ``batch`` both end up here."""
         if not self._verified:
             self._verify_collection(self.storage.get_layout(self.collection_name))
-        vectors = {branch: encode(text) for branch, encode in self._query_encoders(options).items()}
-        queries = self._branch_queries(vectors, options)
-        results = self.storage.search(
-            self.collection_name, list(queries.values()), options.filter, routing=options.routing
+        # 1. Vectors per branch: from the cache, or one encoding pass per encoder,
+        #    the two encoders running at the same time.
+        vectors = self._encode_queries(texts, options)
+        # 2. Every branch of every query in one round trip, with the same filter.
+        requests = self._branch_queries(vectors, len(texts), options)
+        results = iter(
+            self.storage.search(
+                self.collection_name,
+                [query for per_text in requests for query in per_text.values()],
+                options.filter,
+                routing=options.routing,
+            )
         )
-        return self._fuse(dict(zip(queries, results, strict=True)), options)
+        branch_results = [{branch: next(results) for branch in per_text} for per_text in requests]
+        # 3. Fuse each query's branch lists.
+        fused = [self._fuse(per_text, options) for per_text in branch_results]
+        # 4. Payloads: in the search results, or (in-process engines) fetched for the
+        #    fused top k only, which is cheaper than decoding every candidate's.
+        payloads = _payloads_of(branch_results)
+        if self.storage.fetch_payloads_after_fusion:
+            wanted = list(dict.fromkeys(hit.id for hits in fused for hit in hits))
+            points = self.storage.retrieve(self.collection_name, wanted)
+            payloads = {p.id: p.payload for p in points}
+        return [_documents(hits, payloads) for hits in fused]
 
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
-        options = self._options(kwargs)
-        text = check_query(query)
+        return (await self._asearch([check_query(query)], self._options(kwargs)))[0]
+
+    async def _asearch(self, texts: Sequence[str], options: SearchOptions) -> list[list[Document]]:
+        """:meth:`_search` for the event loop: the same steps, CPU work in worker threads."""
         if not self._verified:
             self._verify_collection(await self.storage.aget_layout(self.collection_name))
-        encoders = self._query_encoders(options)
-        # Encoding is CPU-bound: run it in worker threads, both branches at once.
-        encoded = await asyncio.gather(
-            *(asyncio.to_thread(encode, text) for encode in encoders.values())
+        vectors = await asyncio.to_thread(self._encode_queries, texts, options)
+        requests = self._branch_queries(vectors, len(texts), options)
+        results = iter(
+            await self.storage.asearch(
+                self.collection_name,
+                [query for per_text in requests for query in per_text.values()],
+                options.filter,
+                routing=options.routing,
+            )
         )
-        vectors = dict(zip(encoders, encoded, strict=True))
-        queries = self._branch_queries(vectors, options)
-        results = await self.storage.asearch(
-            self.collection_name, list(queries.values()), options.filter, routing=options.routing
-        )
-        return self._fuse(dict(zip(queries, results, strict=True)), options)
+        branch_results = [{branch: next(results) for branch in per_text} for per_text in requests]
+        fused = [self._fuse(per_text, options) for per_text in branch_results]
+        payloads = _payloads_of(branch_results)
+        if self.storage.fetch_payloads_after_fusion:
+            wanted = list(dict.fromkeys(hit.id for hits in fused for hit in hits))
+            points = await self.storage.aretrieve(self.collection_name, wanted)
+            payloads = {p.id: p.payload for p in points}
+        return [_documents(hits, payloads) for hits in fused]
 
     def _options(self, overrides: dict[str, Any]) -> SearchOptions:
         return resolve_search_options(
@@ -202,50 +249,149 @@ class HybridRetriever(BaseRetriever):
             overrides=overrides,
         )
 
-    def _query_encoders(self, options: SearchOptions) -> dict[str, Any]:
-        """The query encoder of each branch that counts (weight > 0)."""
-        encoders = {
-            DENSE: self.dense_encoder.encode_query,
-            SPARSE: self.sparse_encoder.encode_query,
+    def _encode_queries(
+        self, texts: Sequence[str], options: SearchOptions
+    ) -> dict[str, list[Vector]]:
+        """Each branch that counts (weight > 0): one vector per text.
+
+        Cached vectors are reused; the rest are encoded in one batch per encoder,
+        the sparse encoder in a worker thread while the dense one runs here.
+        """
+        encoders: dict[str, Callable[[Sequence[str]], Sequence[Vector]]] = {
+            DENSE: self.dense_encoder.encode_queries,
+            SPARSE: self.sparse_encoder.encode_queries,
         }
-        return {branch: fn for branch, fn in encoders.items() if options.weights[branch] > 0}
+        cache = self._query_cache
+        known: dict[str, dict[str, Vector]] = {}
+        missing: dict[str, list[str]] = {}
+        for branch in (b for b in BRANCHES if options.weights[b] > 0):
+            known[branch] = {}
+            for text in dict.fromkeys(texts):
+                vector = cache.get(branch, text)
+                if vector is None:
+                    missing.setdefault(branch, []).append(text)
+                else:
+                    known[branch][text] = vector
+        if len(missing) == 2:
+            background = self._encoding_pool().submit(encoders[SPARSE], missing[SPARSE])
+            encoded = {DENSE: encoders[DENSE](missing[DENSE]), SPARSE: background.result()}
+        else:
+            encoded = {branch: encoders[branch](todo) for branch, todo in missing.items()}
+        for branch, todo in missing.items():
+            for text, vector in zip(todo, encoded[branch], strict=True):
+                cache.put(branch, text, vector)
+                known[branch][text] = vector
+        return {branch: [by_text[text] for text in texts] for branch, by_text in known.items()}
 
     def _branch_queries(
-        self, vectors: dict[str, Vector], options: SearchOptions
-    ) -> dict[str, BranchQuery]:
-        """One query per branch worth searching: a sparse vector with no terms matches nothing."""
+        self, vectors: dict[str, list[Vector]], n_texts: int, options: SearchOptions
+    ) -> list[dict[str, BranchQuery]]:
+        """Per text, one query per branch worth searching (a sparse vector with no terms
+        matches nothing). Payloads come with the hits unless fetched after fusion."""
         names = {DENSE: self.dense_vector_name, SPARSE: self.sparse_vector_name}
-        return {
-            branch: BranchQuery(vector_name=names[branch], vector=vector, limit=options.prefetch_k)
-            for branch, vector in vectors.items()
-            if len(vector) > 0
-        }
+        with_payload = not self.storage.fetch_payloads_after_fusion
+        return [
+            {
+                branch: BranchQuery(
+                    vector_name=names[branch],
+                    vector=per_text[i],
+                    limit=options.prefetch_k,
+                    with_payload=with_payload,
+                )
+                for branch, per_text in vectors.items()
+                if len(per_text[i]) > 0
+            }
+            for i in range(n_texts)
+        ]
 
     def _fuse(
-        self, results: dict[str, Sequence[ScoredPoint]], options: SearchOptions
-    ) -> list[Document]:
-        """Fuse the branch results; branches not searched report no ranks."""
+        self, results: Mapping[str, Sequence[ScoredPoint]], options: SearchOptions
+    ) -> list[FusedHit]:
+        """Fuse one query's branch results; branches not searched report no ranks."""
         rankings = {
             branch: [BranchHit(id=p.id, score=p.score) for p in results.get(branch, [])]
-            for branch in (DENSE, SPARSE)
+            for branch in BRANCHES
         }
-        payloads = {p.id: p.payload for points in results.values() for p in points}
-        fused = fuse(
+        return fuse(
             rankings,
             method=options.fusion,
             weights=options.weights,
             rrf_k=options.rrf_k,
             limit=options.k,
         )
-        documents = []
-        for hit in fused:
-            payload = payloads[hit.id]
-            metadata = dict(payload.get(METADATA_KEY) or {})
-            metadata.update(_id=hit.id, _score=hit.score, _ranks=hit.ranks, _scores=hit.scores)
-            documents.append(
-                Document(id=hit.id, page_content=payload.get(CONTENT_KEY) or "", metadata=metadata)
-            )
-        return documents
+
+    def _encoding_pool(self) -> ThreadPoolExecutor:
+        with _POOL_LOCK:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="hybrid-retriever-encode")
+            return self._pool
+
+    # -- batches: one encoding pass per encoder, one Qdrant request --------------------------
+
+    def batch(
+        self,
+        inputs: list[str],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[Any]:
+        """Search all ``inputs`` together; callbacks see one run per query, as with invoke."""
+        if not inputs:
+            return []
+        runs = start_runs(self, inputs, get_config_list(config, len(inputs)), kwargs)
+        outcomes, positions, texts, options = self._plan_batch(inputs, kwargs)
+        if texts and options is not None:
+            try:
+                found: Sequence[list[Document] | Exception] = self._search(texts, options)
+            except Exception as exc:  # every query of the pass failed the same way
+                found = [exc] * len(texts)
+            for position, result in zip(positions, found, strict=True):
+                outcomes[position] = result
+        return finish_runs(runs, outcomes, return_exceptions=return_exceptions)
+
+    async def abatch(
+        self,
+        inputs: list[str],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[Any]:
+        """Async :meth:`batch`."""
+        if not inputs:
+            return []
+        runs = await astart_runs(self, inputs, get_config_list(config, len(inputs)), kwargs)
+        outcomes, positions, texts, options = self._plan_batch(inputs, kwargs)
+        if texts and options is not None:
+            try:
+                found: Sequence[list[Document] | Exception] = await self._asearch(texts, options)
+            except Exception as exc:
+                found = [exc] * len(texts)
+            for position, result in zip(positions, found, strict=True):
+                outcomes[position] = result
+        return await afinish_runs(runs, outcomes, return_exceptions=return_exceptions)
+
+    def _plan_batch(
+        self, inputs: Sequence[Any], kwargs: dict[str, Any]
+    ) -> tuple[list[list[Document] | Exception], list[int], list[str], SearchOptions | None]:
+        """Validate a batch: errors go straight into the outcomes, valid queries are searched.
+
+        Returns the outcomes so far, the positions and texts still to search, and the options.
+        """
+        outcomes: list[list[Document] | Exception] = [[] for _ in inputs]
+        try:
+            options = self._options({k: v for k, v in kwargs.items() if k != "verbose"})
+        except HybridRetrieverError as exc:
+            return [exc] * len(inputs), [], [], None
+        positions, texts = [], []
+        for position, query in enumerate(inputs):
+            try:
+                texts.append(check_query(query))
+                positions.append(position)
+            except HybridRetrieverError as exc:
+                outcomes[position] = exc
+        return outcomes, positions, texts, options
 
     # -- the collection ----------------------------------------------------------------------
 
@@ -376,7 +522,15 @@ class HybridRetriever(BaseRetriever):
 
     def close(self) -> None:
         """Release the storage (on-disk folders stay locked until this or process exit)."""
+        with _POOL_LOCK:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
         self.storage.close()
+
+
+_POOL_LOCK = threading.Lock()
+"""Guards the lazy creation of each retriever's encoding thread (rare, so one lock for all)."""
 
 
 def _assemble(data: dict[str, Any]) -> dict[str, Any]:
@@ -393,6 +547,28 @@ def _assemble(data: dict[str, Any]) -> dict[str, Any]:
     data["dense_encoder"] = as_dense_encoder(data.get("dense_encoder", DEFAULT_DENSE_MODEL))
     data["sparse_encoder"] = as_sparse_encoder(data.get("sparse_encoder", DEFAULT_SPARSE_MODEL))
     return data
+
+
+def _payloads_of(
+    results: Sequence[Mapping[str, Sequence[ScoredPoint]]],
+) -> dict[str, dict[str, Any]]:
+    return {p.id: p.payload for per_text in results for points in per_text.values() for p in points}
+
+
+def _documents(hits: Sequence[FusedHit], payloads: dict[str, dict[str, Any]]) -> list[Document]:
+    """LangChain Documents that explain their rank. A hit whose point was deleted between
+    the search and the payload lookup is dropped rather than returned empty."""
+    documents = []
+    for hit in hits:
+        payload = payloads.get(hit.id)
+        if payload is None:
+            continue
+        metadata = dict(payload.get(METADATA_KEY) or {})
+        metadata.update(_id=hit.id, _score=hit.score, _ranks=hit.ranks, _scores=hit.scores)
+        documents.append(
+            Document(id=hit.id, page_content=payload.get(CONTENT_KEY) or "", metadata=metadata)
+        )
+    return documents
 
 
 def _point_ids(ids: Iterable[str]) -> list[str]:

@@ -37,6 +37,10 @@ class DenseEncoder(ABC):
     def encode_query(self, text: str) -> list[float]:
         """The vector of one search query."""
 
+    def encode_queries(self, texts: Sequence[str]) -> list[list[float]]:
+        """One vector per query; override to encode them in one batched pass."""
+        return [self.encode_query(text) for text in texts]
+
 
 class SparseEncoder(ABC):
     """Turns text into sparse term-weight vectors (SPLADE and friends)."""
@@ -53,6 +57,10 @@ class SparseEncoder(ABC):
     @abstractmethod
     def encode_query(self, text: str) -> SparseVector:
         """The sparse vector of one search query."""
+
+    def encode_queries(self, texts: Sequence[str]) -> list[SparseVector]:
+        """One sparse vector per query; override to encode them in one batched pass."""
+        return [self.encode_query(text) for text in texts]
 
 
 class LazyModel(Generic[ModelT]):

@@ -120,10 +120,21 @@ class SentenceTransformerEncoder(DenseEncoder):
         return [list(row) for row in vectors.float().cpu().tolist()]
 
     def encode_query(self, text: str) -> list[float]:
+        return self.encode_queries([text])[0]
+
+    def encode_queries(self, texts: Sequence[str]) -> list[list[float]]:
+        """One vector per query, all in one ``encode_query`` call (batched, length-sorted)."""
+        if not texts:
+            return []
         model = self.model
         with inference_context(model.device, resolve_dtype(self._precision, model.device)):
-            vectors = model.encode_query([text], convert_to_tensor=True, show_progress_bar=False)
-        return list(vectors[0].float().cpu().tolist())
+            vectors = model.encode_query(
+                list(texts),
+                batch_size=self._batch_size,
+                convert_to_tensor=True,
+                show_progress_bar=False,
+            )
+        return [list(row) for row in vectors.float().cpu().tolist()]
 
 
 class LangChainEmbeddingsEncoder(DenseEncoder):

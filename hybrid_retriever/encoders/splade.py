@@ -158,15 +158,26 @@ class SpladeEncoder(SparseEncoder):
         return _encode_documents_chunked(model, split, list(texts), self._batch_size, dtype)
 
     def encode_query(self, text: str) -> SparseVector:
+        return self.encode_queries([text])[0]
+
+    def encode_queries(self, texts: Sequence[str]) -> list[SparseVector]:
+        """One sparse vector per query, in one batched pass, always in fp32.
+
+        Queries are short, so the MLM head costs little here, and fp32 keeps query
+        vectors identical to sentence-transformers' whatever the precision setting.
+        """
+        if not texts:
+            return []
         model = self.model
         with inference_context(model.device, resolve_dtype(Precision.FP32, model.device)):
             matrix = model.encode_query(
-                [text],
+                list(texts),
+                batch_size=self._batch_size,
                 convert_to_tensor=True,
                 convert_to_sparse_tensor=True,
                 show_progress_bar=False,
             )
-            return sparse_rows(matrix, 1)[0]
+            return sparse_rows(matrix, len(texts))
 
     def decode(self, vector: SparseVector, *, top_k: int = 10) -> list[tuple[str, float]]:
         """The ``top_k`` heaviest vocabulary tokens of ``vector``, for explanations."""

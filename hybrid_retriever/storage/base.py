@@ -16,7 +16,7 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from hybrid_retriever.collection import CollectionLayout, CollectionSpec
 from hybrid_retriever.vectors import SparseVector
@@ -43,6 +43,7 @@ class BranchQuery:
     vector_name: str
     vector: Vector
     limit: int
+    with_payload: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,11 @@ class Routing:
 
 class StorageBackend(ABC):
     """What the package needs from a vector engine."""
+
+    fetch_payloads_after_fusion: ClassVar[bool] = False
+    """True where a lookup by id costs less than decoding every candidate's payload
+    (in-process engines): the retriever then searches without payloads and fetches
+    only the fused top k's. Over a network one round trip is cheaper, so False."""
 
     @abstractmethod
     def get_layout(self, collection: str) -> CollectionLayout | None:
@@ -124,6 +130,9 @@ class StorageBackend(ABC):
 
     async def aupsert(self, collection: str, points: Sequence[StoredPoint]) -> None:
         await asyncio.to_thread(self.upsert, collection, points)
+
+    async def aretrieve(self, collection: str, ids: Sequence[str]) -> list[StoredPoint]:
+        return await asyncio.to_thread(self.retrieve, collection, ids)
 
     async def adelete(self, collection: str, ids: Sequence[str]) -> None:
         await asyncio.to_thread(self.delete, collection, ids)

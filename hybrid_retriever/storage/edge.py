@@ -56,11 +56,15 @@ if TYPE_CHECKING:
     from qdrant_client.http.models import Filter
 
 CONFIG_FILE = "edge_config.json"
+_NO_PAYLOAD: dict[str, Any] = {}
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 
 
 class EdgeStorage(StorageBackend):
     """Qdrant Edge shards in a folder, one per collection."""
+
+    # Decoding 200 candidates' payloads costs more than a 10-point lookup in process.
+    fetch_payloads_after_fusion = True
 
     def __init__(self, path: str | Path | None = None) -> None:
         self._temporary: tempfile.TemporaryDirectory[str] | None = None
@@ -213,7 +217,7 @@ class EdgeStorage(StorageBackend):
                 limit=q.limit,
                 query=Query.Nearest(_edge_vector(q.vector), using=q.vector_name),
                 filter=edge_filter,
-                with_payload=True,
+                with_payload=q.with_payload,
             )
             for q in queries
         ]
@@ -221,7 +225,7 @@ class EdgeStorage(StorageBackend):
             responses = self._shard(collection).query_batch(QueryBatchRequest(requests))
         return [
             [
-                ScoredPoint(id=str(p.id), score=float(p.score), payload=p.payload or {})
+                ScoredPoint(id=str(p.id), score=float(p.score), payload=p.payload or _NO_PAYLOAD)
                 for p in response
             ]
             for response in responses

@@ -409,7 +409,7 @@ def _query_requests(
             using=query.vector_name or None,
             limit=query.limit,
             filter=query_filter,
-            with_payload=True,
+            with_payload=query.with_payload,
             shard_key=shard_key,
         )
         for query in queries

@@ -1,0 +1,271 @@
+"""The query path's speed features keep results unchanged: query cache, batches, threads."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.documents import Document
+
+from hybrid_retriever import (
+    HybridRetriever,
+    InvalidParameterError,
+    InvalidQueryError,
+    SentenceTransformerEncoder,
+    SparseVector,
+    SpladeEncoder,
+)
+from hybrid_retriever.encoders.base import DenseEncoder, SparseEncoder
+from hybrid_retriever.query_cache import QueryVectorCache
+
+QUERIES = [
+    "How does SPLADE expand a query?",
+    "Which database stores vectors?",
+    "photosynthesis in plants",
+    "How does SPLADE expand a query?",  # repeated on purpose
+]
+
+
+class CountingDense(DenseEncoder):
+    """The real dense encoder, counting calls and the threads they run on."""
+
+    def __init__(self, inner: SentenceTransformerEncoder) -> None:
+        self.inner = inner
+        self.batches: list[list[str]] = []
+        self.threads: list[str] = []
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def dimension(self) -> int:
+        return self.inner.dimension
+
+    def encode_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        return self.inner.encode_documents(texts)
+
+    def encode_query(self, text: str) -> list[float]:
+        return self.encode_queries([text])[0]
+
+    def encode_queries(self, texts: Sequence[str]) -> list[list[float]]:
+        self.batches.append(list(texts))
+        self.threads.append(threading.current_thread().name)
+        return self.inner.encode_queries(texts)
+
+
+class CountingSparse(SparseEncoder):
+    def __init__(self, inner: SpladeEncoder) -> None:
+        self.inner = inner
+        self.batches: list[list[str]] = []
+        self.threads: list[str] = []
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    def encode_documents(self, texts: Sequence[str]) -> list[SparseVector]:
+        return self.inner.encode_documents(texts)
+
+    def encode_query(self, text: str) -> SparseVector:
+        return self.encode_queries([text])[0]
+
+    def encode_queries(self, texts: Sequence[str]) -> list[SparseVector]:
+        self.batches.append(list(texts))
+        self.threads.append(threading.current_thread().name)
+        return self.inner.encode_queries(texts)
+
+
+@pytest.fixture()
+def counted(
+    make_retriever: Any,
+    dense_encoder: SentenceTransformerEncoder,
+    sparse_encoder: SpladeEncoder,
+    documents: list[Document],
+    engine: str,
+) -> tuple[HybridRetriever, CountingDense, CountingSparse]:
+    dense, sparse = CountingDense(dense_encoder), CountingSparse(sparse_encoder)
+    retriever = make_retriever(engine=engine, dense_encoder=dense, sparse_encoder=sparse, k=3)
+    retriever.add_documents(documents, show_progress=False)
+    return retriever, dense, sparse
+
+
+def ids(documents: list[Document]) -> list[str | None]:
+    return [d.id for d in documents]
+
+
+# -- the cache itself ------------------------------------------------------------------------------
+
+
+def test_cache_evicts_least_recently_used() -> None:
+    cache = QueryVectorCache(2)
+    cache.put("dense", "a", [1.0])
+    cache.put("dense", "b", [2.0])
+    assert cache.get("dense", "a") == [1.0]  # "a" is now the most recent
+    cache.put("dense", "c", [3.0])
+    assert cache.get("dense", "b") is None
+    assert cache.get("dense", "a") == [1.0]
+    assert cache.get("dense", "c") == [3.0]
+    assert cache.get("sparse", "a") is None  # branches never share entries
+    assert (cache.hits, cache.misses) == (3, 2)
+
+
+def test_cache_of_size_zero_keeps_nothing() -> None:
+    cache = QueryVectorCache(0)
+    cache.put("dense", "a", [1.0])
+    assert len(cache) == 0
+    assert cache.get("dense", "a") is None
+
+
+@pytest.mark.parametrize("size", [-1, 1.5, "10", True])
+def test_bad_cache_size_is_refused(make_retriever: Any, size: object) -> None:
+    with pytest.raises(InvalidParameterError, match="query_cache_size"):
+        make_retriever(query_cache_size=size)
+
+
+# -- the retriever with the cache ------------------------------------------------------------------
+
+
+def test_repeated_query_is_encoded_once(
+    counted: tuple[HybridRetriever, CountingDense, CountingSparse],
+) -> None:
+    retriever, dense, sparse = counted
+    first = retriever.invoke(QUERIES[0])
+    again = retriever.invoke(QUERIES[0])
+    assert ids(first) == ids(again)
+    assert [d.metadata["_score"] for d in first] == [d.metadata["_score"] for d in again]
+    assert dense.batches == [[QUERIES[0]]]
+    assert sparse.batches == [[QUERIES[0]]]
+
+
+def test_cache_off_encodes_every_time(
+    make_retriever: Any,
+    dense_encoder: SentenceTransformerEncoder,
+    sparse_encoder: SpladeEncoder,
+    documents: list[Document],
+) -> None:
+    dense, sparse = CountingDense(dense_encoder), CountingSparse(sparse_encoder)
+    retriever = make_retriever(dense_encoder=dense, sparse_encoder=sparse, query_cache_size=0)
+    retriever.add_documents(documents[:5], show_progress=False)
+    retriever.invoke(QUERIES[0])
+    retriever.invoke(QUERIES[0])
+    assert len(dense.batches) == 2
+    assert len(sparse.batches) == 2
+
+
+def test_single_branch_encodes_only_that_branch(
+    counted: tuple[HybridRetriever, CountingDense, CountingSparse],
+) -> None:
+    retriever, dense, sparse = counted
+    retriever.invoke(QUERIES[1], weights={"dense": 1.0, "sparse": 0.0})
+    assert dense.batches == [[QUERIES[1]]]
+    assert sparse.batches == []
+
+
+def test_sparse_encodes_in_a_worker_while_dense_runs_in_the_caller(
+    counted: tuple[HybridRetriever, CountingDense, CountingSparse],
+) -> None:
+    retriever, dense, sparse = counted
+    retriever.invoke(QUERIES[2])
+    assert dense.threads == [threading.current_thread().name]
+    assert sparse.threads[0].startswith("hybrid-retriever-encode")
+
+
+# -- batches ---------------------------------------------------------------------------------------
+
+
+def test_batch_equals_invoke_with_one_pass_per_encoder_and_one_search(
+    counted: tuple[HybridRetriever, CountingDense, CountingSparse],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    retriever, dense, sparse = counted
+    searches: list[int] = []
+    search = retriever.storage.search
+
+    def counting_search(*args: Any, **kwargs: Any) -> Any:
+        searches.append(len(args[1]))
+        return search(*args, **kwargs)
+
+    monkeypatch.setattr(retriever.storage, "search", counting_search)
+    batched = retriever.batch(QUERIES)
+    assert dense.batches == [list(dict.fromkeys(QUERIES))]  # the repeat is encoded once
+    assert sparse.batches == [list(dict.fromkeys(QUERIES))]
+    assert searches == [2 * len(QUERIES)]  # both branches of every query, one request
+
+    retriever._query_cache.clear()
+    single = [retriever.invoke(q) for q in QUERIES]
+    assert [ids(docs) for docs in batched] == [ids(docs) for docs in single]
+    for got, want in zip(batched, single, strict=True):
+        assert [d.metadata["_ranks"] for d in got] == [d.metadata["_ranks"] for d in want]
+        assert [d.metadata["_score"] for d in got] == pytest.approx(
+            [d.metadata["_score"] for d in want]
+        )
+
+
+async def test_abatch_equals_ainvoke(
+    counted: tuple[HybridRetriever, CountingDense, CountingSparse],
+) -> None:
+    retriever, dense, _ = counted
+    batched = await retriever.abatch(QUERIES, k=2)
+    assert len(dense.batches) == 1
+    single = [await retriever.ainvoke(q, k=2) for q in QUERIES]
+    assert [ids(docs) for docs in batched] == [ids(docs) for docs in single]
+    assert all(len(docs) == 2 for docs in batched)
+
+
+def test_batch_reports_a_bad_query_in_its_own_slot(
+    counted: tuple[HybridRetriever, CountingDense, CountingSparse],
+) -> None:
+    retriever, _, _ = counted
+    results = retriever.batch([QUERIES[0], "   ", QUERIES[1]], return_exceptions=True)
+    assert isinstance(results[1], InvalidQueryError)
+    assert ids(results[0]) == ids(retriever.invoke(QUERIES[0]))
+    assert ids(results[2]) == ids(retriever.invoke(QUERIES[1]))
+    with pytest.raises(InvalidQueryError, match="empty"):
+        retriever.batch([QUERIES[0], "   "])
+
+
+def test_batch_with_bad_options_fails_every_query(
+    counted: tuple[HybridRetriever, CountingDense, CountingSparse],
+) -> None:
+    retriever, _, _ = counted
+    results = retriever.batch(QUERIES[:2], return_exceptions=True, k=0)
+    assert all(isinstance(r, InvalidParameterError) for r in results)
+
+
+class RunRecorder(BaseCallbackHandler):
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.ended: list[int] = []
+        self.errors: list[str] = []
+
+    def on_retriever_start(self, serialized: Any, query: str, **kwargs: Any) -> None:
+        self.started.append(query)
+
+    def on_retriever_end(self, documents: Sequence[Document], **kwargs: Any) -> None:
+        self.ended.append(len(documents))
+
+    def on_retriever_error(self, error: BaseException, **kwargs: Any) -> None:
+        self.errors.append(type(error).__name__)
+
+
+def test_batch_opens_one_callback_run_per_query(
+    counted: tuple[HybridRetriever, CountingDense, CountingSparse],
+) -> None:
+    retriever, _, _ = counted
+    recorder = RunRecorder()
+    retriever.batch(
+        [QUERIES[0], "", QUERIES[1]], {"callbacks": [recorder]}, return_exceptions=True, k=2
+    )
+    assert recorder.started == [QUERIES[0], "", QUERIES[1]]
+    assert recorder.ended == [2, 2]
+    assert recorder.errors == ["InvalidQueryError"]
+
+
+def test_empty_batch_returns_empty(
+    counted: tuple[HybridRetriever, CountingDense, CountingSparse],
+) -> None:
+    assert counted[0].batch([]) == []

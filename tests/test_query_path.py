@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -269,3 +270,35 @@ def test_empty_batch_returns_empty(
     counted: tuple[HybridRetriever, CountingDense, CountingSparse],
 ) -> None:
     assert counted[0].batch([]) == []
+
+
+# -- the event loop --------------------------------------------------------------------------------
+
+
+async def test_ainvoke_leaves_the_event_loop_free(
+    make_retriever: Any, documents: list[Document]
+) -> None:
+    """While queries encode and search, other tasks on the loop keep running.
+
+    A blocking implementation lets the ticker run about once per gathered batch (2 here);
+    one that works in threads lets it tick many times per query.
+    """
+    retriever = make_retriever(engine="edge", query_cache_size=0)
+    await retriever.aadd_documents(documents, show_progress=False)
+    await retriever.ainvoke("warm-up")
+    queries = [f"{q} {i}" for i in range(4) for q in QUERIES]  # 16 distinct texts
+    ticks = 0
+    stop = asyncio.Event()
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not stop.is_set():
+            await asyncio.sleep(0.001)
+            ticks += 1
+
+    task = asyncio.create_task(ticker())
+    for offset in (0, 8):
+        await asyncio.gather(*(retriever.ainvoke(q) for q in queries[offset : offset + 8]))
+    stop.set()
+    await task
+    assert ticks > len(queries)

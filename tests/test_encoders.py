@@ -330,3 +330,26 @@ def test_precision_module_does_not_import_torch() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        ("cuda", "sees no CUDA GPU"),
+        ("cuda:0", "sees no CUDA GPU"),
+        ("mps", "needs Apple silicon"),
+        ("tpu", "Unknown device"),
+        ("", "must be a string"),
+    ],
+)
+def test_unavailable_device_is_one_clear_error(device: str, message: str) -> None:
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    if device == "mps" and torch.backends.mps.is_available():
+        pytest.skip("this machine has MPS")
+    with pytest.raises(ModelLoadError, match=message):
+        SentenceTransformerEncoder(device=device).encode_query("x")
+    with pytest.raises(ModelLoadError, match=message):
+        SpladeEncoder(device=device).encode_query("x")

@@ -23,7 +23,7 @@ def load_sentence_transformers_model(
     resolved = resolve_model(name_or_path)
     kwargs: dict[str, Any] = {}
     if device is not None:
-        kwargs["device"] = device
+        kwargs["device"] = check_device(device)
     try:
         with _quiet_weight_loading():
             return model_class(resolved, **kwargs)
@@ -33,6 +33,46 @@ def load_sentence_transformers_model(
             f"Could not load the {kind} model {name_or_path!r} (looked for {resolved!r}): "
             f"{type(exc).__name__}: {exc}. {hint}"
         ) from exc
+
+
+def check_device(device: Any) -> str:
+    """``device`` if this machine has it: "cpu", "cuda", "cuda:N" or "mps".
+
+    Checked before loading so that a missing GPU is one clear message, not a
+    stack trace from deep inside torch.
+    """
+    import torch
+
+    if not isinstance(device, str) or not device:
+        raise ModelLoadError(
+            f"device must be a string such as 'cpu', 'cuda', 'cuda:1' or 'mps', not {device!r}."
+        )
+    kind, _, index = device.partition(":")
+    if kind == "cpu" and not index:
+        return device
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise ModelLoadError(
+                f"device={device!r} but this torch ({torch.__version__}) sees no CUDA GPU. "
+                "Use device='cpu', or install a CUDA build of torch on a machine with a GPU."
+            )
+        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+            raise ModelLoadError(
+                f"device={device!r}: this machine has {torch.cuda.device_count()} CUDA "
+                "device(s), numbered from 0."
+            )
+        return device
+    if kind == "mps" and not index:
+        if not torch.backends.mps.is_available():
+            raise ModelLoadError(
+                "device='mps' needs Apple silicon and a torch build with MPS; this machine "
+                "has none. Use device='cpu'."
+            )
+        return device
+    raise ModelLoadError(
+        f"Unknown device {device!r}; use 'cpu', 'cuda', 'cuda:N' or 'mps' (or None to let "
+        "sentence-transformers pick)."
+    )
 
 
 @contextmanager

@@ -3,11 +3,16 @@
     python benchmarks/update_readme.py           # rewrite the blocks whose JSON exists
     python benchmarks/update_readme.py --check   # exit 1 if README.md is out of date
 
-Blocks: ``<!-- results:scifact -->`` from ``benchmarks/results/scifact_quality.json``
-(``benchmarks/scifact_quality.py``) and ``<!-- results:peers -->`` from
-``benchmarks/results/peers.json`` (``benchmarks/peers.py``). Everything between a
-marker and its ``<!-- /results:NAME -->`` is replaced; the rest of the README is
-untouched. Standard library only, so it runs anywhere.
+Blocks, each from a JSON file under ``benchmarks/results/`` written by a command:
+
+* ``scifact``: ``scifact_eval.json``, from ``hybrid-retriever eval ... --json``;
+* ``peers``: ``peers.json``, from ``benchmarks/peers.py``;
+* ``scale``: ``scale.json``, from ``benchmarks/scale.py``;
+* ``encoding``: ``encoding.json``, from ``benchmarks/encoding.py``;
+* ``precision``: ``precision_quality.json``, from ``benchmarks/precision_quality.py``.
+
+Everything between a marker and its ``<!-- /results:NAME -->`` is replaced; the rest
+of the README is untouched. Standard library only, so it runs anywhere.
 """
 
 from __future__ import annotations
@@ -31,21 +36,85 @@ def _table(header: Sequence[str], align: Sequence[str], rows: Sequence[Sequence[
     return "\n".join(lines)
 
 
-def scifact_table(report: Mapping[str, Any]) -> str:
-    """One row per run of benchmarks/scifact_quality.py: quality and query latency."""
+def _machine_line(report: Mapping[str, Any]) -> str:
+    machine = report.get("machine", {})
+    return (
+        f"{machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, "
+        f"torch {machine.get('torch', '?')}; `{report.get('command', '?')}`"
+    )
+
+
+def scifact_block(report: Mapping[str, Any]) -> str:
+    """One row per run of ``hybrid-retriever eval``: quality per fusion method."""
+    rows = [
+        [name, *(f"{values[key]:.3f}" for key, _ in METRICS)]
+        for name, values in report["runs"].items()
+    ]
+    table = _table(["run", *(label for _, label in METRICS)], ["---", "---:", "---:", "---:"], rows)
+    return (
+        f"{table}\n\n{report['num_docs']:,} documents, {report['num_queries']} queries; "
+        f"indexing {report['index_seconds']:.0f} s, query p50 {report['query_ms_p50']:.0f} ms "
+        f"(encoding included); {_machine_line(report)}"
+    )
+
+
+def scale_block(report: Mapping[str, Any]) -> str:
+    """Search latency and ingestion rate per engine and size (benchmarks/scale.py)."""
+    rows = [
+        [
+            r["engine"],
+            f"{r['points']:,}",
+            f"{r['search_ms_p50']:.1f}",
+            f"{r['search_ms_p95']:.1f}",
+            f"{r['ingest_points_per_s']:,.0f}",
+            str(r["queries"]),
+        ]
+        for r in report["results"]
+    ]
+    table = _table(
+        ["engine", "points", "search p50 (ms)", "search p95 (ms)", "ingest (points/s)", "queries"],
+        ["---", *["---:"] * 5],
+        rows,
+    )
+    return f"{table}\n\n{_machine_line(report)}"
+
+
+def encoding_block(report: Mapping[str, Any]) -> str:
+    """Document-encoding rate and peak memory per path (benchmarks/encoding.py)."""
+    best: dict[str, dict[str, Any]] = {}
+    for run in report["runs"]:
+        kept = best.get(run["path"])
+        if kept is None or run["docs_per_s"] > kept["docs_per_s"]:
+            best[run["path"]] = run
+    rows = [
+        [path, f"{run['docs_per_s']:.1f}", f"{run['peak_rss_mb']:,.0f}"]
+        for path, run in best.items()
+    ]
+    table = _table(["path", "docs/s (best run)", "peak RSS (MB)"], ["---", "---:", "---:"], rows)
+    return (
+        f"{table}\n\n{report['num_docs']:,} SciFact documents per path, each path in its own "
+        f"process; {_machine_line(report)}"
+    )
+
+
+def precision_block(report: Mapping[str, Any]) -> str:
+    """nDCG@10 in fp32 and bf16, and top-10 overlap (benchmarks/precision_quality.py)."""
     rows = [
         [
             name,
-            *(f"{values[key]:.3f}" for key, _ in METRICS),
-            f"{values['query_ms_p50']:.0f}" if "query_ms_p50" in values else "",
+            f"{values['fp32']:.4f}",
+            f"{values['bf16']:.4f}",
+            f"{values['bf16_minus_fp32']:+.4f}",
+            f"{report['top10_overlap'][name]:.3f}",
         ]
-        for name, values in report["runs"].items()
+        for name, values in report["ndcg@10"].items()
     ]
-    return _table(
-        ["run", *(label for _, label in METRICS), "query p50 (ms)"],
-        ["---", "---:", "---:", "---:", "---:"],
+    table = _table(
+        ["run", "nDCG@10 fp32", "nDCG@10 bf16", "difference", "top-10 overlap"],
+        ["---", *["---:"] * 4],
         rows,
     )
+    return f"{table}\n\n{report['num_queries']} test queries; {_machine_line(report)}"
 
 
 def peers_table(report: Mapping[str, Any]) -> str:
@@ -92,8 +161,11 @@ def peers_block(report: Mapping[str, Any]) -> str:
 
 
 BLOCKS: dict[str, tuple[str, Callable[[Mapping[str, Any]], str]]] = {
-    "scifact": ("scifact_quality.json", scifact_table),
+    "scifact": ("scifact_eval.json", scifact_block),
     "peers": ("peers.json", peers_block),
+    "scale": ("scale.json", scale_block),
+    "encoding": ("encoding.json", encoding_block),
+    "precision": ("precision_quality.json", precision_block),
 }
 
 

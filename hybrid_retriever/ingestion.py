@@ -29,7 +29,9 @@ from hybrid_retriever.errors import (
 )
 from hybrid_retriever.storage.base import CollectionExistsError, StorageBackend, StoredPoint
 
-DEFAULT_BATCH_SIZE = 64
+DEFAULT_BATCH_SIZE = 256
+"""Documents per encode-and-write step: big enough that length-sorting inside the
+encoders keeps padding small, small enough that a batch's vectors stay a few MB."""
 
 
 @dataclass(frozen=True)

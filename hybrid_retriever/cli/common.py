@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from hybrid_retriever.encoders.precision import Precision
 from hybrid_retriever.model_catalog import DEFAULT_DENSE_MODEL, DEFAULT_SPARSE_MODEL
 from hybrid_retriever.storage.connect import Engine
 
@@ -92,6 +93,14 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="SPLADE model: short name, hub id or local path (default: %(default)s)",
     )
+    group.add_argument(
+        "--precision",
+        choices=[p.value for p in Precision],
+        help="encoder precision (default: fp32 dense, auto SPLADE; see README 'Speed')",
+    )
+    group.add_argument(
+        "--device", metavar="DEVICE", help="cpu, cuda, cuda:N or mps (default: picked by torch)"
+    )
 
 
 def location_arguments(args: argparse.Namespace, *, default_path: Path | None) -> dict[str, Any]:
@@ -120,9 +129,15 @@ def retriever_arguments(
     args: argparse.Namespace, *, collection: str, default_path: Path | None
 ) -> dict[str, Any]:
     """Everything to build the HybridRetriever the options describe."""
+    from hybrid_retriever.encoders.dense import SentenceTransformerEncoder
+    from hybrid_retriever.encoders.splade import SpladeEncoder
+
+    encoder_options: dict[str, Any] = {"device": getattr(args, "device", None)}
+    if getattr(args, "precision", None):
+        encoder_options["precision"] = args.precision
     return {
         "collection_name": collection,
-        "dense_encoder": args.dense_model,
-        "sparse_encoder": args.sparse_model,
+        "dense_encoder": SentenceTransformerEncoder(args.dense_model, **encoder_options),
+        "sparse_encoder": SpladeEncoder(args.sparse_model, **encoder_options),
         **location_arguments(args, default_path=default_path),
     }

@@ -11,9 +11,16 @@ subprocess, so that every peak RSS (``ru_maxrss``) belongs to one path alone:
 Each path encodes the whole subsample in one call, after loading the model and a
 warm-up call; load time is not counted. ``--runs`` repeats every path (CPU timings
 on a shared machine are noisy). An ``accuracy`` subprocess compares our vectors
-with ``encode_document`` on the first ``--accuracy-limit`` documents. Not part of CI.
+with ``encode_document`` on the first ``--accuracy-limit`` documents.
 
-    python benchmarks/encoding.py --data ../shared/data/scifact --limit 1000 --runs 2
+``--end-to-end`` then runs ``benchmarks/peers.py`` on the whole dataset in the same
+run: ingestion through each system's own API (ours vs langchain-qdrant
+``QdrantVectorStore.from_documents`` in HYBRID mode with the same two models, and
+the BM25 ensemble), peak RSS while ingesting and querying, and ``invoke`` latency
+p50/p95. Its table lands in ``peers.json`` / ``peers.md`` and, summarised, in
+this report. Not part of CI.
+
+    python benchmarks/encoding.py --data ../shared/data/scifact --limit 1000 --runs 2 --end-to-end
 """
 
 from __future__ import annotations
@@ -44,6 +51,9 @@ def main() -> None:
     )
     parser.add_argument("--paths", nargs="+", choices=PATHS, default=list(PATHS))
     parser.add_argument("--accuracy-limit", type=int, default=200, help="0 skips the check")
+    parser.add_argument(
+        "--end-to-end", action="store_true", help="also run benchmarks/peers.py on all the data"
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/encoding.json"))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -77,11 +87,26 @@ def main() -> None:
             )
     if args.accuracy_limit:
         report["accuracy"] = worker(args, "accuracy")
+    if args.end_to_end:
+        report["end_to_end"] = end_to_end(args.data, args.out.parent)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print()
     print(markdown(report))
     print(f"\nwrote {args.out}")
+
+
+def end_to_end(data: Path, out_dir: Path) -> dict[str, Any]:
+    """Run benchmarks/peers.py on the whole dataset; keep its speed and memory columns."""
+    peers = Path(__file__).resolve().parent / "peers.py"
+    command = [sys.executable, str(peers), "--data", str(data), "--out-dir", str(out_dir)]
+    subprocess.run(command, check=True)
+    report = json.loads((out_dir / "peers.json").read_text())
+    keys = ("label", "ingest_docs_per_s", "peak_rss_mb", "query_ms_p50", "query_ms_p95")
+    return {
+        "num_docs": report["num_docs"],
+        "systems": {name: {k: row[k] for k in keys} for name, row in report["systems"].items()},
+    }
 
 
 def worker(args: argparse.Namespace, path: str) -> dict[str, Any]:

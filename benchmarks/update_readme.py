@@ -91,10 +91,32 @@ def encoding_block(report: Mapping[str, Any]) -> str:
         for path, run in best.items()
     ]
     table = _table(["path", "docs/s (best run)", "peak RSS (MB)"], ["---", "---:", "---:"], rows)
-    return (
+    text = (
         f"{table}\n\n{report['num_docs']:,} SciFact documents per path, each path in its own "
         f"process; {_machine_line(report)}"
     )
+    end_to_end = report.get("end_to_end")
+    if end_to_end:
+        systems = end_to_end["systems"]
+        e2e = _table(
+            ["system", "ingest (docs/s)", "peak RSS (MB)", "invoke p50 (ms)", "invoke p95 (ms)"],
+            ["---", *["---:"] * 4],
+            [
+                [
+                    row["label"],
+                    f"{row['ingest_docs_per_s']:.1f}",
+                    f"{row['peak_rss_mb']:,.0f}",
+                    f"{row['query_ms_p50']:.1f}",
+                    f"{row['query_ms_p95']:.1f}",
+                ]
+                for row in systems.values()
+            ],
+        )
+        text += (
+            f"\n\nEnd to end in the same run, all {end_to_end['num_docs']:,} documents "
+            f"(ingestion through each system's API, then `invoke` per test query):\n\n{e2e}"
+        )
+    return text
 
 
 def precision_block(report: Mapping[str, Any]) -> str:

@@ -190,24 +190,19 @@ class HybridRetriever(BaseRetriever):
         vectors = self._encode_queries(texts, options)
         # 2. Every branch of every query in one round trip, with the same filter.
         requests = self._branch_queries(vectors, len(texts), options)
-        results = iter(
-            self.storage.search(
-                self.collection_name,
-                [query for per_text in requests for query in per_text.values()],
-                options.filter,
-                routing=options.routing,
-            )
+        results = self.storage.search(
+            self.collection_name, _flatten(requests), options.filter, routing=options.routing
         )
-        branch_results = [{branch: next(results) for branch in per_text} for per_text in requests]
+        branch_results = _regroup(requests, results)
         # 3. Fuse each query's branch lists.
         fused = [self._fuse(per_text, options) for per_text in branch_results]
         # 4. Payloads: in the search results, or (in-process engines) fetched for the
         #    fused top k only, which is cheaper than decoding every candidate's.
-        payloads = _payloads_of(branch_results)
         if self.storage.fetch_payloads_after_fusion:
-            wanted = list(dict.fromkeys(hit.id for hits in fused for hit in hits))
-            points = self.storage.retrieve(self.collection_name, wanted)
+            points = self.storage.retrieve(self.collection_name, _fused_ids(fused))
             payloads = {p.id: p.payload for p in points}
+        else:
+            payloads = _payloads_of(branch_results)
         return [_documents(hits, payloads) for hits in fused]
 
     async def _aget_relevant_documents(
@@ -221,21 +216,16 @@ class HybridRetriever(BaseRetriever):
             self._verify_collection(await self.storage.aget_layout(self.collection_name))
         vectors = await asyncio.to_thread(self._encode_queries, texts, options)
         requests = self._branch_queries(vectors, len(texts), options)
-        results = iter(
-            await self.storage.asearch(
-                self.collection_name,
-                [query for per_text in requests for query in per_text.values()],
-                options.filter,
-                routing=options.routing,
-            )
+        results = await self.storage.asearch(
+            self.collection_name, _flatten(requests), options.filter, routing=options.routing
         )
-        branch_results = [{branch: next(results) for branch in per_text} for per_text in requests]
+        branch_results = _regroup(requests, results)
         fused = [self._fuse(per_text, options) for per_text in branch_results]
-        payloads = _payloads_of(branch_results)
         if self.storage.fetch_payloads_after_fusion:
-            wanted = list(dict.fromkeys(hit.id for hits in fused for hit in hits))
-            points = await self.storage.aretrieve(self.collection_name, wanted)
+            points = await self.storage.aretrieve(self.collection_name, _fused_ids(fused))
             payloads = {p.id: p.payload for p in points}
+        else:
+            payloads = _payloads_of(branch_results)
         return [_documents(hits, payloads) for hits in fused]
 
     def _options(self, overrides: dict[str, Any]) -> SearchOptions:
@@ -547,6 +537,22 @@ def _assemble(data: dict[str, Any]) -> dict[str, Any]:
     data["dense_encoder"] = as_dense_encoder(data.get("dense_encoder", DEFAULT_DENSE_MODEL))
     data["sparse_encoder"] = as_sparse_encoder(data.get("sparse_encoder", DEFAULT_SPARSE_MODEL))
     return data
+
+
+def _flatten(requests: Sequence[Mapping[str, BranchQuery]]) -> list[BranchQuery]:
+    return [query for per_text in requests for query in per_text.values()]
+
+
+def _regroup(
+    requests: Sequence[Mapping[str, BranchQuery]], results: Sequence[list[ScoredPoint]]
+) -> list[dict[str, list[ScoredPoint]]]:
+    """The flat list of results back into one {branch: hits} per text, in request order."""
+    flat = iter(results)
+    return [{branch: next(flat) for branch in per_text} for per_text in requests]
+
+
+def _fused_ids(fused: Sequence[Sequence[FusedHit]]) -> list[str]:
+    return list(dict.fromkeys(hit.id for hits in fused for hit in hits))
 
 
 def _payloads_of(

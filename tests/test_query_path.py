@@ -137,7 +137,10 @@ def test_repeated_query_is_encoded_once(
     first = retriever.invoke(QUERIES[0])
     again = retriever.invoke(QUERIES[0])
     assert ids(first) == ids(again)
-    assert [d.metadata["_score"] for d in first] == [d.metadata["_score"] for d in again]
+    # qdrant-client's embedded scoring (numpy float32) can move the 8th digit between calls.
+    assert [d.metadata["_score"] for d in first] == pytest.approx(
+        [d.metadata["_score"] for d in again], rel=1e-6
+    )
     assert dense.batches == [[QUERIES[0]]]
     assert sparse.batches == [[QUERIES[0]]]
 

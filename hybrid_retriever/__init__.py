@@ -1,4 +1,4 @@
-"""Hybrid SPLADE + dense retrieval for LangChain on Qdrant, fused with RRF."""
+"""Hybrid SPLADE + dense retrieval for LangChain on Qdrant, with robust fusion of the two."""
 
 from hybrid_retriever.collection import Distance
 from hybrid_retriever.encoders.base import DenseEncoder, SparseEncoder

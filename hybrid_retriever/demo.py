@@ -3,7 +3,7 @@
     python -m hybrid_retriever.demo              # in memory
     python -m hybrid_retriever.demo --path ./qdrant_demo "my own question"
 
-Each result shows the fused RRF score and, per branch, the rank and raw score,
+Each result shows the fused score and, per branch, the rank and raw score,
 so you can see why a document ranked where it did.
 """
 

@@ -25,6 +25,7 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 
 from hybrid_retriever.errors import HybridRetrieverError, InvalidDocumentError
+from hybrid_retriever.fusion.methods import DEFAULT_FUSION, FusionMethod
 from hybrid_retriever.sources import (
     BEIR_CORPUS_FILES,
     DOC_ID_KEY,
@@ -79,8 +80,16 @@ class RunSpec:
 DEFAULT_RUNS: tuple[RunSpec, ...] = (
     RunSpec("dense", {"weights": {"dense": 1.0, "sparse": 0.0}}, "dense branch only"),
     RunSpec("sparse", {"weights": {"dense": 0.0, "sparse": 1.0}}, "SPLADE branch only"),
-    RunSpec("hybrid", {}, "both branches fused by RRF, k=60"),
+    RunSpec("hybrid", {}, f"both branches, the default fusion ({DEFAULT_FUSION.value})"),
+    RunSpec("rrf", {"fusion": FusionMethod.RRF.value}, "reciprocal rank fusion, k=60"),
+    RunSpec("dbsf", {"fusion": FusionMethod.DBSF.value}, "Qdrant's distribution-based fusion"),
+    RunSpec("convex", {"fusion": FusionMethod.CONVEX.value}, "min-max scores, convex, alpha 0.5"),
+    RunSpec(
+        "adaptive", {"fusion": FusionMethod.ADAPTIVE.value}, "per-query adaptive branch weights"
+    ),
 )
+"""``hybrid`` is whatever :data:`~hybrid_retriever.fusion.methods.DEFAULT_FUSION` is, so it
+repeats one of the per-method runs; the per-method runs name their method explicitly."""
 
 
 def metric_names(k: int = 10, *, recall_depth: int = DEFAULT_DEPTH) -> tuple[str, ...]:

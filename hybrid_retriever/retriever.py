@@ -1,4 +1,4 @@
-"""``HybridRetriever``: SPLADE + dense search in one Qdrant collection, fused with RRF.
+"""``HybridRetriever``: SPLADE + dense search in one Qdrant collection, fused client-side.
 
 The query path, top to bottom (:meth:`HybridRetriever._get_relevant_documents`):
 
@@ -6,7 +6,7 @@ The query path, top to bottom (:meth:`HybridRetriever._get_relevant_documents`):
 2. check once that the collection exists and fits the encoders;
 3. encode the query with each branch's encoder;
 4. search both named vectors in one round trip, with the same filter;
-5. fuse the two ranked lists with reciprocal rank fusion;
+5. fuse the two ranked lists with ``fusion`` (adaptive by default; see ``fusion.methods``);
 6. return LangChain Documents that explain their rank: ``_id``, ``_score``,
    ``_ranks`` and ``_scores`` in the metadata.
 """
@@ -70,24 +70,28 @@ from hybrid_retriever.storage.connect import CONNECTION_ARGUMENTS, open_storage
 class HybridRetriever(BaseRetriever):
     """Hybrid learned-sparse (SPLADE) + dense retrieval over one Qdrant collection.
 
-       Where the data lives, pick one (details in :mod:`hybrid_retriever.storage.connect`):
+    Where the data lives, pick one (details in :mod:`hybrid_retriever.storage.connect`):
 
-       * nothing, or ``path="./qdrant"``: embedded Qdrant Edge, in a temporary folder
-         or on disk (``engine="qdrant-client"`` picks qdrant-client's embedded mode);
-       * ``url="http://..."`` with ``api_key=`` / ``prefer_grpc=``: a server or cluster;
-       * ``client=`` a ``QdrantClient`` and/or ``async_client=`` an ``AsyncQdrantClient``;
-       * ``storage=`` any :class:`~hybrid_retriever.storage.base.StorageBackend`.
-    Encoders take a model short name,
-       hub id or path, a LangChain ``Embeddings`` (dense only), or an encoder object;
-       models load on first use.
+    * nothing, or ``path="./qdrant"``: embedded Qdrant Edge, in a temporary folder
+      or on disk (``engine="qdrant-client"`` picks qdrant-client's embedded mode);
+    * ``url="http://..."`` with ``api_key=`` / ``prefer_grpc=``: a server or cluster;
+    * ``client=`` a ``QdrantClient`` and/or ``async_client=`` an ``AsyncQdrantClient``;
+    * ``storage=`` any :class:`~hybrid_retriever.storage.base.StorageBackend`.
 
-       Example::
+    Encoders take a model short name, hub id or path, a LangChain ``Embeddings``
+    (dense only), or an encoder object; models load on first use.
 
-           retriever = HybridRetriever.from_texts(
-               ["Qdrant stores vectors.", "SPLADE expands queries."],
-               collection_name="notes", path="./qdrant_data",
-           )
-           retriever.invoke("what is SPLADE?", k=1)
+    Fusion: ``fusion=`` a :class:`~hybrid_retriever.FusionMethod` (adaptive by default),
+    with ``weights`` / ``rrf_k`` / ``prefetch_k``; or ``fusion_config=`` the file (or
+    ``FusionConfig``) that ``hybrid-retriever tune`` saved. Explicit arguments win.
+
+    Example::
+
+        retriever = HybridRetriever.from_texts(
+            ["Qdrant stores vectors.", "SPLADE expands queries."],
+            collection_name="notes", path="./qdrant_data",
+        )
+        retriever.invoke("what is SPLADE?", k=1)
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -108,7 +112,9 @@ class HybridRetriever(BaseRetriever):
     rrf_k: float = DEFAULT_RRF_K
     """RRF constant in the paper's convention (ranks from 1); see ``fusion.rrf``."""
     weights: dict[str, float] | None = None
-    """Per-branch RRF weights, e.g. ``{"dense": 1.0, "sparse": 0.5}``; 0 skips a branch."""
+    """Per-branch weights, e.g. ``{"dense": 1.0, "sparse": 0.5}``; 0 skips a branch. RRF and
+    DBSF multiply each branch's contribution, convex rescales them to sum to 1 (its alphas),
+    adaptive multiplies them into its per-query confidences."""
     filter: Any = None
     """A ``qdrant_client.models.Filter`` applied to both branches."""
 
@@ -526,6 +532,14 @@ _POOL_LOCK = threading.Lock()
 def _assemble(data: dict[str, Any]) -> dict[str, Any]:
     """Turn the convenience arguments (connection, model names) into parts."""
     data = dict(data)
+    config = data.pop("fusion_config", None)
+    if config is not None:  # what `hybrid-retriever tune` saved; explicit arguments win
+        from hybrid_retriever.tuning import FusionConfig
+
+        if not isinstance(config, FusionConfig):
+            config = FusionConfig.load(config)
+        for key, value in config.retriever_kwargs().items():
+            data.setdefault(key, value)
     connection = {key: data.pop(key) for key in CONNECTION_ARGUMENTS if key in data}
     if data.get("storage") is not None:
         if any(value is not None for value in connection.values()):

@@ -169,6 +169,8 @@ def flow(work: Path, data: Path) -> Iterator[dict[str, Ran]]:
                 "4",
                 "--filter",
                 "title!=Bread",
+                "--fusion",
+                "rrf",
                 "--json",
                 cwd=work,
             ),
@@ -238,7 +240,8 @@ def test_eval_report_has_the_documented_structure(report: dict[str, Any]) -> Non
     assert report["num_queries"] == 3
     assert report["metrics"] == ["ndcg@10", "recall@100", "mrr@10"]
     assert report["depth"] == 100
-    assert list(report["runs"]) == ["dense", "sparse", "hybrid"]
+    runs = ["dense", "sparse", "hybrid", "rrf", "dbsf", "convex", "adaptive"]
+    assert list(report["runs"]) == runs
     for values in report["runs"].values():
         for metric in ("ndcg@10", "recall@100", "mrr@10"):
             assert isinstance(values[metric], float)

@@ -1,8 +1,9 @@
-"""The ``hybrid-retriever`` command line: ``index``, ``search``, ``eval`` and ``demo``.
+"""The ``hybrid-retriever`` command line: ``index``, ``search``, ``eval``, ``tune`` and ``demo``.
 
     hybrid-retriever index ./my-notes --collection notes
     hybrid-retriever search "why does bread rise" --collection notes --filter topic=cooking
     hybrid-retriever eval ../shared/data/scifact --json scifact.json --plot scifact.png
+    hybrid-retriever tune ../shared/data/scifact --split train --out fusion.json
     hybrid-retriever demo
 
 Errors are one line on stderr (``hybrid-retriever: error: ...``) with exit status 1;
@@ -17,12 +18,12 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from hybrid_retriever.cli import demo, evaluate, index, search
+from hybrid_retriever.cli import demo, evaluate, index, search, tune
 from hybrid_retriever.cli.common import add_debug_option
 from hybrid_retriever.errors import HybridRetrieverError
 
 PROG = "hybrid-retriever"
-SUBCOMMANDS = (index, search, evaluate, demo)
+SUBCOMMANDS = (index, search, evaluate, tune, demo)
 
 
 def package_version() -> str:

@@ -24,6 +24,7 @@ from hybrid_retriever.cli.common import (
 from hybrid_retriever.cli.filters import FILTER_HELP, parse_filters
 from hybrid_retriever.errors import CollectionNotFoundError
 from hybrid_retriever.evaluation import DEFAULT_RUNS
+from hybrid_retriever.fusion.methods import DEFAULT_FUSION, FusionMethod
 from hybrid_retriever.sources import DOC_ID_KEY
 
 BRANCHES = ("dense", "sparse")
@@ -47,7 +48,7 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
         parents=parents,
         help="search a collection and show why each result ranked where it did",
         description=(
-            "Search a collection. Each result shows its fused RRF score and, per branch,\n"
+            "Search a collection. Each result shows its fused score and, per branch,\n"
             "its rank and raw score (cosine for dense, dot product for SPLADE); '-' means\n"
             "that branch did not return it."
         ),
@@ -72,6 +73,17 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
         metavar="EXPR",
         help="metadata filter, repeatable (ANDed); syntax below",
     )
+    parser.add_argument(
+        "--fusion",
+        choices=[m.value for m in FusionMethod],
+        help=f"how hybrid mode fuses the branches (default: {DEFAULT_FUSION.value})",
+    )
+    parser.add_argument(
+        "--fusion-config",
+        type=Path,
+        metavar="FILE",
+        help="a fusion configuration saved by 'hybrid-retriever tune --out'",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     add_location_options(parser, default=f"{DEFAULT_PATH}, or ${PATH_ENV} when set (as for index)")
     add_model_options(parser)
@@ -92,12 +104,14 @@ def run(args: argparse.Namespace) -> int:
     from hybrid_retriever.retriever import HybridRetriever
 
     retriever = HybridRetriever(
-        **retriever_arguments(args, collection=args.collection, default_path=location)
+        **retriever_arguments(args, collection=args.collection, default_path=location),
+        fusion_config=args.fusion_config,
     )
+    options = SearchMode(args.mode).options()
+    if args.fusion:
+        options["fusion"] = args.fusion
     try:
-        documents = retriever.invoke(
-            args.query, k=args.k, filter=query_filter, **SearchMode(args.mode).options()
-        )
+        documents = retriever.invoke(args.query, k=args.k, filter=query_filter, **options)
     finally:
         retriever.close()
     rows = result_rows(documents)
@@ -106,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
             "query": args.query,
             "collection": args.collection,
             "mode": args.mode,
+            "fusion": str(options.get("fusion", retriever.fusion.value)),
             "k": args.k,
             "filter": args.filter,
             "results": rows,

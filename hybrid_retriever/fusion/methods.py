@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from enum import Enum
 
+from hybrid_retriever.fusion.adaptive import adaptive_fusion
+from hybrid_retriever.fusion.convex import convex_combination
+from hybrid_retriever.fusion.dbsf import distribution_based_score_fusion
 from hybrid_retriever.fusion.rrf import DEFAULT_RRF_K, BranchHit, FusedHit, reciprocal_rank_fusion
 
 
@@ -18,9 +21,17 @@ class FusionMethod(str, Enum):
 
     RRF = "rrf"
     """Reciprocal rank fusion, paper convention (see ``fusion.rrf``)."""
+    DBSF = "dbsf"
+    """Qdrant's distribution-based score fusion (see ``fusion.dbsf``)."""
+    CONVEX = "convex"
+    """Convex combination of min-max normalised scores; weights are alphas (``fusion.convex``)."""
+    ADAPTIVE = "adaptive"
+    """Convex, with per-query weights from each branch's own scores (``fusion.adaptive``)."""
 
 
-DEFAULT_FUSION = FusionMethod.RRF
+DEFAULT_FUSION = FusionMethod.ADAPTIVE
+"""Chosen by ``benchmarks/fusion_study.py``: the one method that stays near the better
+branch when one branch is much weaker, and above both when they are equal."""
 
 
 def fuse(
@@ -31,7 +42,17 @@ def fuse(
     rrf_k: float = DEFAULT_RRF_K,
     limit: int | None = None,
 ) -> list[FusedHit]:
-    """Fuse ``rankings`` (branch name -> hits in rank order) with ``method``, best first."""
+    """Fuse ``rankings`` (branch name -> hits in rank order) with ``method``, best first.
+
+    ``rrf_k`` only matters to RRF; ``weights`` scale each branch's contribution in
+    every method (for ``convex`` they are rescaled to sum to 1).
+    """
     if method is FusionMethod.RRF:
         return reciprocal_rank_fusion(rankings, rrf_k=rrf_k, weights=weights, limit=limit)
+    if method is FusionMethod.DBSF:
+        return distribution_based_score_fusion(rankings, weights=weights, limit=limit)
+    if method is FusionMethod.CONVEX:
+        return convex_combination(rankings, weights=weights, limit=limit)
+    if method is FusionMethod.ADAPTIVE:
+        return adaptive_fusion(rankings, weights=weights, limit=limit)
     raise AssertionError(f"unhandled fusion method {method!r}")  # pragma: no cover

@@ -1,0 +1,353 @@
+"""Fusion study: every fusion method on SciFact and on deliberately unbalanced settings.
+
+Three stages, each cached under ``--cache`` (not the repository):
+
+1. ``encode``: the corpus and all queries with the default encoders (dense corpus in
+   bf16, SPLADE with its bf16 screening, which leaves the vectors unchanged), plus
+   the corpus again with the dense input truncated to a few tokens.
+2. ``lists``: for each setting, the top-``--depth`` ids and raw scores of each branch
+   for every test and train query, by exact search (brute force over the cached
+   vectors: the same ids and scores an exact Qdrant search returns).
+3. ``eval``: every fusion method and parameter from the cached lists, scored with
+   ranx; writes ``benchmarks/results/fusion_study.json`` and ``.md``.
+
+The settings (see :data:`SETTINGS`): ``scifact`` as is (the branches are equal);
+``sparse-capN``: SPLADE documents and queries capped to their N heaviest terms
+(what sentence-transformers' ``max_active_dims`` does); ``dense-truncT``: the dense
+encoder reads only the first T tokens of each document; ``dense-noiseS``: Gaussian
+noise of standard deviation S per dimension added to each unit document vector.
+The first two weaken one branch the way a poor model for a corpus does; the others
+give the reverse imbalance at several strengths.
+
+    python benchmarks/fusion_study.py --data ../shared/data/scifact --stage all
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from hybrid_retriever.evaluation import beir_corpus, beir_qrels, beir_queries, score_queries
+from hybrid_retriever.fusion.methods import FusionMethod, fuse
+from hybrid_retriever.fusion.rrf import BranchHit
+
+VOCAB = 30522
+TRUNCATIONS = (8, 16)
+
+
+# -- stage 1: encode -----------------------------------------------------------------------------
+
+
+def encode(data: Path, cache: Path) -> None:
+    import scipy.sparse as sp
+
+    from hybrid_retriever import SentenceTransformerEncoder, SpladeEncoder
+    from hybrid_retriever.encoders.precision import Precision
+
+    docs = list(beir_corpus(data))
+    doc_ids = [str(d.id) for d in docs]
+    texts = [d.page_content for d in docs]
+    queries = beir_queries(data)
+    query_ids = list(queries)
+    (cache / "ids.json").write_text(json.dumps({"docs": doc_ids, "queries": query_ids}))
+
+    dense = SentenceTransformerEncoder(precision=Precision.BF16)
+    query_dense = SentenceTransformerEncoder()
+    sparse = SpladeEncoder(precision=Precision.AUTO)
+
+    def timed(name: str, fn: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        value = fn()
+        print(f"{name}: {time.perf_counter() - start:.0f} s", flush=True)
+        return value
+
+    def to_csr(vectors: Sequence[Any]) -> Any:
+        rows = np.repeat(np.arange(len(vectors)), [len(v) for v in vectors])
+        cols = np.concatenate([np.asarray(v.indices, dtype=np.int64) for v in vectors])
+        vals = np.concatenate([np.asarray(v.values, dtype=np.float32) for v in vectors])
+        return sp.csr_matrix((vals, (rows, cols)), shape=(len(vectors), VOCAB))
+
+    if not (cache / "query_dense.npy").exists():
+        qd = timed(
+            "dense queries", lambda: [query_dense.encode_query(queries[q]) for q in query_ids]
+        )
+        np.save(cache / "query_dense.npy", np.asarray(qd, dtype=np.float32))
+        qs = timed("sparse queries", lambda: [sparse.encode_query(queries[q]) for q in query_ids])
+        sp.save_npz(cache / "query_sparse.npz", to_csr(qs))
+    for tokens in TRUNCATIONS:
+        path = cache / f"doc_dense_trunc{tokens}.npy"
+        if not path.exists():
+            truncated = SentenceTransformerEncoder(precision=Precision.BF16)
+            truncated.model.max_seq_length = tokens
+            run = truncated.encode_documents
+            vectors = timed(f"dense docs, {tokens} tokens", lambda: run(texts))  # noqa: B023
+            np.save(path, np.asarray(vectors, dtype=np.float32))
+    if not (cache / "doc_dense.npy").exists():
+        vectors = timed("dense docs", lambda: dense.encode_documents(texts))
+        np.save(cache / "doc_dense.npy", np.asarray(vectors, dtype=np.float32))
+    if not (cache / "doc_sparse.npz").exists():
+        vectors = timed("sparse docs", lambda: sparse.encode_documents(texts))
+        sp.save_npz(cache / "doc_sparse.npz", to_csr(vectors))
+
+
+# -- stage 2: branch lists -----------------------------------------------------------------------
+
+SPARSE_CAPS = (8, 16, 32)
+DENSE_NOISE = (0.06, 0.1)
+
+
+def cap_rows(matrix: Any, n: int) -> Any:
+    """Keep the ``n`` heaviest entries of each row (sentence-transformers' max_active_dims)."""
+    import scipy.sparse as sp
+
+    rows, cols, vals = [], [], []
+    for r in range(matrix.shape[0]):
+        start, end = matrix.indptr[r], matrix.indptr[r + 1]
+        data, idx = matrix.data[start:end], matrix.indices[start:end]
+        keep = np.argsort(-data, kind="stable")[:n]
+        rows.append(np.full(len(keep), r))
+        cols.append(idx[keep])
+        vals.append(data[keep])
+    return sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=matrix.shape
+    )
+
+
+def top_k(scores: Any, k: int) -> tuple[Any, Any]:
+    """Indices and scores of the k best columns of each row, best first (ties: lower index)."""
+    part = np.argpartition(-scores, k, axis=1)[:, : k + 1]
+    order = np.lexsort((part, -np.take_along_axis(scores, part, axis=1)), axis=1)[:, :k]
+    idx = np.take_along_axis(part, order, axis=1)
+    return idx, np.take_along_axis(scores, idx, axis=1)
+
+
+def branch_lists(data: Path, cache: Path, depth: int) -> None:
+    """Exact top-``depth`` of each branch, per setting, for every judged query."""
+    import scipy.sparse as sp
+
+    ids = json.loads((cache / "ids.json").read_text())
+    judged = sorted(
+        set(beir_qrels(data, "test")) | set(beir_qrels(data, "train")),
+        key=ids["queries"].index,
+    )
+    rows = [ids["queries"].index(q) for q in judged]
+    q_dense = np.load(cache / "query_dense.npy")[rows]
+    q_sparse = sp.load_npz(cache / "query_sparse.npz")[rows]
+    d_dense = np.load(cache / "doc_dense.npy")
+    d_sparse = sp.load_npz(cache / "doc_sparse.npz")
+
+    def unit(m: Any) -> Any:
+        return m / np.linalg.norm(m, axis=1, keepdims=True)
+
+    def dense_scores(docs: Any) -> Any:
+        return unit(q_dense).astype(np.float64) @ unit(docs).astype(np.float64).T
+
+    def sparse_scores(queries: Any, docs: Any) -> Any:
+        return np.asarray((queries.astype(np.float64) @ docs.astype(np.float64).T).todense())
+
+    full_dense = dense_scores(d_dense)
+    full_sparse = sparse_scores(q_sparse, d_sparse)
+    settings: dict[str, tuple[Any, Any]] = {"scifact": (full_dense, full_sparse)}
+    for n in SPARSE_CAPS:
+        settings[f"sparse-cap{n}"] = (
+            full_dense,
+            sparse_scores(cap_rows(q_sparse, n), cap_rows(d_sparse, n)),
+        )
+    for tokens in TRUNCATIONS:
+        truncated = np.load(cache / f"doc_dense_trunc{tokens}.npy")
+        settings[f"dense-trunc{tokens}"] = (dense_scores(truncated), full_sparse)
+    rng = np.random.default_rng(0)
+    for sigma in DENSE_NOISE:
+        noisy = unit(d_dense) + rng.normal(0.0, sigma, size=d_dense.shape)
+        settings[f"dense-noise{sigma:g}"] = (dense_scores(noisy), full_sparse)
+    for name, (dense, sparse) in settings.items():
+        arrays: dict[str, Any] = {"queries": np.asarray(judged)}
+        for branch, scores in (("dense", dense), ("sparse", sparse)):
+            idx, top = top_k(scores, depth)
+            arrays[f"{branch}_idx"] = idx.astype(np.int32)
+            arrays[f"{branch}_score"] = top
+        np.savez(cache / f"lists_{name}.npz", **arrays)
+        print(f"lists {name}", flush=True)
+
+
+def load_lists(cache: Path, name: str) -> dict[str, dict[str, list[BranchHit]]]:
+    """Query id -> branch -> hits in rank order, with BEIR doc ids; zero-score sparse hits
+    (no shared term) are dropped, as a real sparse search does not return them."""
+    doc_ids = json.loads((cache / "ids.json").read_text())["docs"]
+    arrays = np.load(cache / f"lists_{name}.npz")
+    rankings: dict[str, dict[str, list[BranchHit]]] = {}
+    for row, query in enumerate(arrays["queries"]):
+        rankings[str(query)] = {
+            branch: [
+                BranchHit(id=doc_ids[i], score=float(s))
+                for i, s in zip(
+                    arrays[f"{branch}_idx"][row], arrays[f"{branch}_score"][row], strict=True
+                )
+                if branch == "dense" or s > 0
+            ]
+            for branch in ("dense", "sparse")
+        }
+    return rankings
+
+
+# -- stage 3: evaluate ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    method: FusionMethod
+    weights: Mapping[str, float] | None = None
+    rrf_k: float = 60.0
+
+
+RUNS = (
+    Run("dense", FusionMethod.RRF, {"dense": 1.0, "sparse": 0.0}),
+    Run("sparse", FusionMethod.RRF, {"dense": 0.0, "sparse": 1.0}),
+    Run("rrf", FusionMethod.RRF),
+    Run("rrf k=20", FusionMethod.RRF, rrf_k=20.0),
+    Run("dbsf", FusionMethod.DBSF),
+    Run("convex", FusionMethod.CONVEX),
+    Run("adaptive", FusionMethod.ADAPTIVE),
+)
+FUSIONS = [r.name for r in RUNS[2:]]
+
+
+def ndcg(
+    rankings: Mapping[str, Mapping[str, Sequence[BranchHit]]],
+    qrels: Mapping[str, Mapping[str, int]],
+    run: Run,
+) -> float:
+    ranking = {}
+    for query in qrels:
+        branches = {
+            b: hits if (run.weights or {}).get(b, 1.0) > 0 else []
+            for b, hits in rankings[query].items()
+        }
+        fused = fuse(branches, method=run.method, weights=run.weights, rrf_k=run.rrf_k, limit=10)
+        ranking[query] = {h.id: -float(rank) for rank, h in enumerate(fused, start=1)}
+    scores = score_queries(qrels, ranking, ["ndcg@10"])
+    return math.fsum(s["ndcg@10"] for s in scores.values()) / len(scores)
+
+
+def evaluate(data: Path, cache: Path, out: Path) -> dict[str, Any]:
+    from hybrid_retriever.tuning import candidate_configs, tune
+
+    qrels = {split: beir_qrels(data, split) for split in ("test", "train")}
+    settings = sorted(p.stem.removeprefix("lists_") for p in cache.glob("lists_*.npz"))
+    settings.sort(key=lambda n: (n != "scifact", n))
+    table: dict[str, dict[str, float]] = {}
+    tuned_configs: dict[str, str] = {}
+    for name in settings:
+        rankings = load_lists(cache, name)
+        table[name] = {run.name: ndcg(rankings, qrels["test"], run) for run in RUNS}
+        # With labels: tune on the train queries (prefetch fixed at 100), score on test.
+        tuned = tune(
+            {q: rankings[q] for q in qrels["train"]},
+            qrels["train"],
+            configs=candidate_configs(prefetch_grid=(100,)),
+        ).config
+        table[name]["tuned"] = ndcg(
+            rankings, qrels["test"], Run("tuned", tuned.method, tuned.weights, tuned.rrf_k)
+        )
+        tuned_configs[name] = tuned.describe()
+        print(name, json.dumps({k: round(v, 4) for k, v in table[name].items()}), flush=True)
+    rankings = load_lists(cache, "scifact")
+    result = tune({q: rankings[q] for q in qrels["train"]}, qrels["train"])
+    chosen = Run("tuned", result.config.method, result.config.weights, result.config.rrf_k)
+    depth = result.config.prefetch_k or 100
+    test_lists = {q: {b: hits[:depth] for b, hits in rankings[q].items()} for q in qrels["test"]}
+    report = {
+        "dataset": data.name,
+        "split": "test",
+        "metric": "ndcg@10",
+        "settings": table,
+        "tuned_per_setting": tuned_configs,
+        "tune": {
+            "split": "train",
+            "config": result.config.to_json(),
+            "report": result.report(),
+            "held_out_ndcg_per_fold": result.held_out_scores,
+            "held_out_ndcg_mean": result.held_out_mean,
+            "held_out_ndcg_std": result.held_out_std,
+            "test_ndcg": ndcg(test_lists, qrels["test"], chosen),
+        },
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+    }
+    print(result.report())
+    print("tuned on train, test nDCG@10:", round(report["tune"]["test_ndcg"], 4))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    out.with_suffix(".md").write_text(markdown(report) + "\n")
+    print(f"wrote {out} and {out.with_suffix('.md')}")
+    return report
+
+
+def markdown(report: Mapping[str, Any]) -> str:
+    """The README table: nDCG@10 per method per setting, and each fusion's distance
+    to the better single branch."""
+    header = [
+        "setting",
+        "dense",
+        "sparse",
+        *FUSIONS,
+        "default - better branch",
+        "tuned on train",
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    from hybrid_retriever.fusion.methods import DEFAULT_FUSION
+
+    for name, row in report["settings"].items():
+        better = max(row["dense"], row["sparse"])
+        cells = [f"{row[c]:.3f}" for c in ["dense", "sparse", *FUSIONS]]
+        best = max(row[f] for f in FUSIONS)
+        cells = [
+            f"**{c}**" if i >= 2 and float(c) == round(best, 3) else c for i, c in enumerate(cells)
+        ]
+        lines.append(
+            f"| {name} | "
+            + " | ".join(cells)
+            + f" | {row[DEFAULT_FUSION.value] - better:+.3f} | {row['tuned']:.3f} |"
+        )
+    tune = report["tune"]
+    lines.append("")
+    lines.append(
+        f"`tune` on SciFact train ({tune['split']}): {tune['config']['fusion']} "
+        f"weights={tune['config']['weights']} rrf_k={tune['config']['rrf_k']} "
+        f"prefetch_k={tune['config']['prefetch_k']}; held-out folds "
+        f"{tune['held_out_ndcg_mean']:.3f} ± {tune['held_out_ndcg_std']:.3f}; "
+        f"test nDCG@10 {tune['test_ndcg']:.3f}."
+    )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/scifact"))
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/fusion_study"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/fusion_study.json"))
+    parser.add_argument("--depth", type=int, default=100, help="hits kept per branch")
+    parser.add_argument("--stage", choices=["encode", "lists", "eval", "all"], default="all")
+    args = parser.parse_args()
+    args.cache.mkdir(parents=True, exist_ok=True)
+    if args.stage in ("encode", "all"):
+        encode(args.data, args.cache)
+    if args.stage in ("lists", "all"):
+        branch_lists(args.data, args.cache, args.depth)
+    if args.stage in ("eval", "all"):
+        evaluate(args.data, args.cache, args.out)
+
+
+if __name__ == "__main__":
+    main()

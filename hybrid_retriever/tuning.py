@@ -1,0 +1,472 @@
+"""Choose the fusion method and its parameters from labelled queries, by cross-validation.
+
+Every candidate (:func:`candidate_configs`: each method with its weights, RRF k,
+convex alpha and prefetch depth) is scored per query from **one** search per query:
+each branch is searched once at the deepest prefetch, and shallower prefetch depths
+are the first hits of those lists. So ``tune`` costs one query round trip per query,
+whatever the size of the grid.
+
+Cross-validation guards against choosing noise: the queries are split into
+``folds`` parts; for each part, the candidate with the best mean nDCG on the *other*
+parts is scored on it. The mean of those held-out scores estimates what the tuning
+procedure gives on unseen queries, and their spread says how much to trust it. The
+config that is saved is the best one on all queries.
+
+    result = tune(retriever, dataset.queries, dataset.qrels)
+    result.config.save("fusion.json")
+    retriever = HybridRetriever(**FusionConfig.load("fusion.json").retriever_kwargs(), ...)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hybrid_retriever.errors import InvalidParameterError
+from hybrid_retriever.fusion.methods import DEFAULT_FUSION, FusionMethod, fuse
+from hybrid_retriever.fusion.rrf import DEFAULT_RRF_K, BranchHit, check_rrf_k, check_weights
+from hybrid_retriever.search_options import (
+    BRANCHES,
+    DEFAULT_PREFETCH_K,
+    DENSE,
+    SPARSE,
+    check_fusion,
+    check_k,
+)
+
+if TYPE_CHECKING:
+    from hybrid_retriever.retriever import HybridRetriever
+    from hybrid_retriever.storage.base import Vector
+
+Rankings = dict[str, list[BranchHit]]
+"""Branch name -> hits in rank order; hit ids are the dataset's document ids."""
+
+CONFIG_FORMAT = "hybrid-retriever/fusion-config"
+CONFIG_VERSION = 1
+DEFAULT_FOLDS = 5
+DEFAULT_PREFETCH_GRID = (20, 50, 100)
+WEIGHT_RATIOS = (0.0, 1 / 3, 0.5, 1.0, 2.0, 3.0, math.inf)
+"""dense : sparse weight ratios tried; 0 and inf are the single branches."""
+RRF_KS = (5.0, 20.0, 60.0)
+CONVEX_ALPHAS = tuple(round(0.1 * i, 1) for i in range(11))
+"""Weight of the dense branch in the convex combination (0 = sparse only, 1 = dense only)."""
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """A fusion method and its parameters, as ``tune`` chose them; saved as JSON.
+
+    ``retriever_kwargs()`` are constructor arguments of ``HybridRetriever`` and
+    ``search_options()`` the same as per-call options of ``invoke``.
+    """
+
+    method: FusionMethod = DEFAULT_FUSION
+    weights: dict[str, float] | None = None
+    rrf_k: float = DEFAULT_RRF_K
+    prefetch_k: int | None = None
+    provenance: dict[str, Any] = field(default_factory=dict, compare=False)
+    """How it was chosen (dataset, split, scores); informational, never read back as options."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "method", check_fusion(self.method))
+        if self.weights is not None:
+            object.__setattr__(self, "weights", check_weights(self.weights, BRANCHES))
+        check_rrf_k(self.rrf_k)
+        if self.prefetch_k is not None:
+            check_k(self.prefetch_k, "prefetch_k")
+
+    def __hash__(self) -> int:  # the weights dict is not hashable; its items are
+        weights = tuple(sorted(self.weights.items())) if self.weights is not None else None
+        return hash((self.method, weights, self.rrf_k, self.prefetch_k))
+
+    def search_options(self) -> dict[str, Any]:
+        """Per-call options: ``retriever.invoke(query, **config.search_options())``."""
+        options: dict[str, Any] = {"fusion": self.method, "rrf_k": self.rrf_k}
+        if self.weights is not None:
+            options["weights"] = dict(self.weights)
+        if self.prefetch_k is not None:
+            options["prefetch_k"] = self.prefetch_k
+        return options
+
+    def retriever_kwargs(self) -> dict[str, Any]:
+        """Constructor arguments: ``HybridRetriever(**config.retriever_kwargs(), ...)``."""
+        return self.search_options()
+
+    def describe(self) -> str:
+        """One line, e.g. ``convex weights={'dense': 0.6, 'sparse': 0.4} prefetch_k=50``."""
+        parts = [self.method.value]
+        if self.weights is not None:
+            parts.append(
+                f"weights={{'dense': {self.weights[DENSE]:g}, 'sparse': {self.weights[SPARSE]:g}}}"
+            )
+        if self.method is FusionMethod.RRF:
+            parts.append(f"rrf_k={self.rrf_k:g}")
+        parts.append(f"prefetch_k={self.prefetch_k or DEFAULT_PREFETCH_K}")
+        return " ".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": CONFIG_FORMAT,
+            "version": CONFIG_VERSION,
+            "fusion": self.method.value,
+            "weights": self.weights,
+            "rrf_k": self.rrf_k,
+            "prefetch_k": self.prefetch_k,
+            "provenance": self.provenance,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write the config as JSON (parent folders created); returns the path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n")
+        return path
+
+    @classmethod
+    def from_json(cls, data: Any, *, source: str = "config") -> FusionConfig:
+        if not isinstance(data, dict) or data.get("format") != CONFIG_FORMAT:
+            raise InvalidParameterError(
+                f'{source} is not a fusion config (no "format": "{CONFIG_FORMAT}"); '
+                "make one with 'hybrid-retriever tune' or FusionConfig(...).save()."
+            )
+        if data.get("version") != CONFIG_VERSION:
+            raise InvalidParameterError(
+                f"{source} has fusion config version {data.get('version')!r}; this version "
+                f"of hybrid-retriever reads version {CONFIG_VERSION}. Run 'hybrid-retriever "
+                "tune' again."
+            )
+        try:
+            return cls(
+                method=data.get("fusion", DEFAULT_FUSION.value),
+                weights=data.get("weights"),
+                rrf_k=data.get("rrf_k", DEFAULT_RRF_K),
+                prefetch_k=data.get("prefetch_k"),
+                provenance=dict(data.get("provenance") or {}),
+            )
+        except InvalidParameterError as error:
+            raise InvalidParameterError(f"{source}: {error}") from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> FusionConfig:
+        """Read a config that :meth:`save` wrote."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InvalidParameterError(
+                f"{path} does not exist; create it with "
+                f"'hybrid-retriever tune DATASET --out {path}'."
+            ) from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise InvalidParameterError(f"{path} is not valid JSON ({error}).") from None
+        return cls.from_json(data, source=str(path))
+
+
+def candidate_configs(
+    prefetch_grid: Sequence[int] = DEFAULT_PREFETCH_GRID,
+) -> list[FusionConfig]:
+    """The grid ``tune`` searches: every method, its parameters, every prefetch depth.
+
+    The single branches are candidates too (weight 0 on the other), so tuning can
+    conclude that fusion does not pay on a corpus.
+    """
+    ratios = [r for r in WEIGHT_RATIOS if 0 < r < math.inf]
+    configs: list[FusionConfig] = []
+    for prefetch_k in prefetch_grid:
+        configs.append(FusionConfig(FusionMethod.RRF, _ratio(0.0), prefetch_k=prefetch_k))
+        configs.append(FusionConfig(FusionMethod.RRF, _ratio(math.inf), prefetch_k=prefetch_k))
+        for ratio in ratios:
+            for rrf_k in RRF_KS:
+                configs.append(
+                    FusionConfig(FusionMethod.RRF, _ratio(ratio), rrf_k, prefetch_k=prefetch_k)
+                )
+            for method in (FusionMethod.DBSF, FusionMethod.ADAPTIVE):
+                configs.append(FusionConfig(method, _ratio(ratio), prefetch_k=prefetch_k))
+        for alpha in CONVEX_ALPHAS[1:-1]:
+            weights = {DENSE: alpha, SPARSE: round(1 - alpha, 1)}
+            configs.append(FusionConfig(FusionMethod.CONVEX, weights, prefetch_k=prefetch_k))
+    return configs
+
+
+def _ratio(ratio: float) -> dict[str, float]:
+    """Weights with dense : sparse = ``ratio`` (0: sparse only, inf: dense only)."""
+    if ratio == math.inf:
+        return {DENSE: 1.0, SPARSE: 0.0}
+    if ratio >= 1:
+        return {DENSE: round(ratio, 4), SPARSE: 1.0}
+    return {DENSE: round(ratio, 4) if ratio else 0.0, SPARSE: 1.0}
+
+
+# -- scoring candidates --------------------------------------------------------------------------
+
+
+def fused_ids(rankings: Rankings, config: FusionConfig, *, k: int) -> list[str]:
+    """The ids ``config`` ranks first, from lists searched at least ``config.prefetch_k`` deep."""
+    depth = config.prefetch_k or DEFAULT_PREFETCH_K
+    weights = config.weights or dict.fromkeys(BRANCHES, 1.0)
+    # A branch with weight 0 is not searched by the retriever; it must not be here either.
+    truncated = {b: (hits[:depth] if weights[b] > 0 else []) for b, hits in rankings.items()}
+    fused = fuse(
+        truncated, method=config.method, weights=config.weights, rrf_k=config.rrf_k, limit=k
+    )
+    return [hit.id for hit in fused]
+
+
+def per_query_ndcg(
+    configs: Sequence[FusionConfig],
+    rankings: Mapping[str, Rankings],
+    qrels: Mapping[str, Mapping[str, int]],
+    *,
+    k: int = 10,
+    ignore_identical_ids: bool = False,
+) -> list[dict[str, float]]:
+    """nDCG@k of every config on every judged query (config index -> query id -> score)."""
+    from hybrid_retriever.evaluation import score_queries
+
+    metric = f"ndcg@{k}"
+    judged = [q for q in rankings if q in qrels]
+    table = []
+    for config in configs:
+        ranking = {}
+        for query in judged:
+            ids = fused_ids(rankings[query], config, k=k + int(ignore_identical_ids))
+            if ignore_identical_ids:
+                ids = [i for i in ids if i != query][:k]
+            ranking[query] = {doc: -float(rank) for rank, doc in enumerate(ids, start=1)}
+        scores = score_queries(qrels, ranking, [metric])
+        table.append({q: s[metric] for q, s in scores.items()})
+    return table
+
+
+# -- cross-validation ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    """One fold: the config chosen on the other folds, and its score on this one."""
+
+    chosen: FusionConfig
+    train_ndcg: float
+    held_out_ndcg: float
+    num_queries: int
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """What :func:`tune` found."""
+
+    config: FusionConfig
+    """The best candidate on all queries: the one to use."""
+    ndcg: float
+    """Its mean nDCG@k on all tuning queries (optimistic: it was chosen on them)."""
+    folds: list[FoldResult]
+    baselines: dict[str, float]
+    """Mean nDCG@k on all tuning queries of the untuned runs: dense, sparse, default."""
+    top: list[tuple[FusionConfig, float]]
+    """The best few candidates on all queries, best first."""
+    k: int = 10
+
+    @property
+    def held_out_scores(self) -> list[float]:
+        return [f.held_out_ndcg for f in self.folds]
+
+    @property
+    def held_out_mean(self) -> float:
+        """Cross-validated estimate of nDCG@k on unseen queries."""
+        return math.fsum(self.held_out_scores) / len(self.folds)
+
+    @property
+    def held_out_std(self) -> float:
+        """Spread of the held-out fold scores (sample standard deviation)."""
+        scores = self.held_out_scores
+        if len(scores) < 2:
+            return 0.0
+        mean = self.held_out_mean
+        return math.sqrt(math.fsum((s - mean) ** 2 for s in scores) / (len(scores) - 1))
+
+    def report(self) -> str:
+        """A few lines for people: the choice, the folds, the spread."""
+        metric = f"nDCG@{self.k}"
+        lines = [
+            f"chosen: {self.config.describe()}  ({metric} {self.ndcg:.4f} on all tuning queries)"
+        ]
+        for n, fold in enumerate(self.folds, start=1):
+            lines.append(
+                f"  fold {n}: {fold.num_queries:>4} held-out queries  held-out {metric} "
+                f"{fold.held_out_ndcg:.4f}  (train {fold.train_ndcg:.4f})  "
+                f"chose {fold.chosen.describe()}"
+            )
+        scores = self.held_out_scores
+        distinct = len({f.chosen for f in self.folds})
+        lines.append(
+            f"held-out {metric}: mean {self.held_out_mean:.4f}, std {self.held_out_std:.4f}, "
+            f"min {min(scores):.4f}, max {max(scores):.4f}; {distinct} distinct choice"
+            f"{'s' if distinct != 1 else ''} across {len(self.folds)} folds"
+        )
+        lines.append(
+            "untuned on the same queries: "
+            + ", ".join(f"{name} {value:.4f}" for name, value in self.baselines.items())
+        )
+        return "\n".join(lines)
+
+
+def cross_validate(
+    table: Sequence[Mapping[str, float]],
+    configs: Sequence[FusionConfig],
+    *,
+    folds: int = DEFAULT_FOLDS,
+    seed: int = 0,
+) -> list[FoldResult]:
+    """For each fold, the best config on the other folds and its held-out score."""
+    queries = sorted(table[0]) if table else []
+    if folds < 2:
+        raise InvalidParameterError(f"folds must be >= 2, got {folds}.")
+    if len(queries) < folds:
+        raise InvalidParameterError(
+            f"{len(queries)} judged queries cannot be split into {folds} folds; use fewer "
+            "folds or a split with more judged queries."
+        )
+    random.Random(seed).shuffle(queries)
+    parts = [queries[i::folds] for i in range(folds)]
+    results = []
+    for held_out in parts:
+        held = set(held_out)
+        train = [q for q in queries if q not in held]
+        best = _best(table, train)
+        results.append(
+            FoldResult(
+                chosen=configs[best],
+                train_ndcg=_mean(table[best], train),
+                held_out_ndcg=_mean(table[best], held_out),
+                num_queries=len(held_out),
+            )
+        )
+    return results
+
+
+def _mean(scores: Mapping[str, float], queries: Iterable[str]) -> float:
+    values = [scores[q] for q in queries]
+    return math.fsum(values) / len(values) if values else 0.0
+
+
+def _best(table: Sequence[Mapping[str, float]], queries: Sequence[str]) -> int:
+    """Index of the best config on ``queries``; ties go to the earlier (simpler) candidate."""
+    means = [_mean(scores, queries) for scores in table]
+    return max(range(len(means)), key=lambda i: (means[i], -i))
+
+
+def tune(
+    rankings: Mapping[str, Rankings],
+    qrels: Mapping[str, Mapping[str, int]],
+    *,
+    configs: Sequence[FusionConfig] | None = None,
+    folds: int = DEFAULT_FOLDS,
+    seed: int = 0,
+    k: int = 10,
+    ignore_identical_ids: bool = False,
+    top: int = 5,
+) -> TuneResult:
+    """Pick the config with the best nDCG@k, and cross-validate that choice.
+
+    ``rankings`` are each judged query's branch lists (see :func:`search_branches`),
+    at least as deep as the deepest ``prefetch_k`` among ``configs``.
+    """
+    configs = list(configs) if configs is not None else candidate_configs()
+    if not configs:
+        raise InvalidParameterError("configs is empty; give at least one FusionConfig.")
+    judged = [q for q in rankings if q in qrels]
+    if not judged:
+        raise InvalidParameterError(
+            "None of the queries has relevance judgements; check that the qrels split "
+            "belongs to these queries."
+        )
+    baselines = {
+        "dense": FusionConfig(FusionMethod.RRF, _ratio(math.inf)),
+        "sparse": FusionConfig(FusionMethod.RRF, _ratio(0.0)),
+        f"default ({DEFAULT_FUSION.value})": FusionConfig(),
+    }
+    everything = [*configs, *baselines.values()]
+    table = per_query_ndcg(
+        everything,
+        {q: rankings[q] for q in judged},
+        qrels,
+        k=k,
+        ignore_identical_ids=ignore_identical_ids,
+    )
+    candidates = table[: len(configs)]
+    fold_results = cross_validate(candidates, configs, folds=folds, seed=seed)
+    means = [_mean(scores, judged) for scores in candidates]
+    order = sorted(range(len(configs)), key=lambda i: (-means[i], i))
+    best = order[0]
+    return TuneResult(
+        config=configs[best],
+        ndcg=means[best],
+        folds=fold_results,
+        baselines={
+            name: _mean(scores, judged)
+            for name, scores in zip(baselines, table[len(configs) :], strict=True)
+        },
+        top=[(configs[i], means[i]) for i in order[:top]],
+        k=k,
+    )
+
+
+# -- searching -----------------------------------------------------------------------------------
+
+
+def search_branches(
+    retriever: HybridRetriever,
+    queries: Mapping[str, str],
+    *,
+    depth: int = max(DEFAULT_PREFETCH_GRID),
+    progress: Callable[[Iterable[Any]], Iterable[Any]] | None = None,
+) -> dict[str, Rankings]:
+    """Each query's branch lists, ``depth`` deep, with the dataset's document ids.
+
+    One batched round trip per query, exactly the search ``invoke`` makes (same
+    encoders, vector names and filter), before fusion.
+    """
+    from hybrid_retriever.collection import METADATA_KEY
+    from hybrid_retriever.sources import DOC_ID_KEY
+    from hybrid_retriever.storage.base import BranchQuery
+
+    check_k(depth, "depth")
+    if retriever.storage.get_layout(retriever.collection_name) is None:
+        raise InvalidParameterError(
+            f"Collection {retriever.collection_name!r} does not exist; index the dataset first."
+        )
+    names = {DENSE: retriever.dense_vector_name, SPARSE: retriever.sparse_vector_name}
+    encoders: dict[str, Callable[[str], Vector]] = {
+        DENSE: retriever.dense_encoder.encode_query,
+        SPARSE: retriever.sparse_encoder.encode_query,
+    }
+    items: Iterable[tuple[str, str]] = queries.items()
+    if progress is not None:
+        items = progress(items)
+    rankings: dict[str, Rankings] = {}
+    for query_id, text in items:
+        branch_queries = {
+            branch: BranchQuery(vector_name=names[branch], vector=vector, limit=depth)
+            for branch, encode in encoders.items()
+            if len(vector := encode(text)) > 0
+        }
+        results = retriever.storage.search(
+            retriever.collection_name, list(branch_queries.values()), retriever.filter
+        )
+        found = dict(zip(branch_queries, results, strict=True))
+        rankings[query_id] = {
+            branch: [
+                BranchHit(
+                    id=str((p.payload.get(METADATA_KEY) or {}).get(DOC_ID_KEY, p.id)),
+                    score=p.score,
+                )
+                for p in found.get(branch, [])
+            ]
+            for branch in BRANCHES
+        }
+    return rankings

@@ -35,8 +35,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 PATHS = ("st-dense", "dense-fp32", "dense-bf16", "st-splade", "splade-fp32", "splade-bf16")
 
 
@@ -61,9 +59,8 @@ def main() -> None:
         print(json.dumps(run_worker(args)), flush=True)
         return
 
-    from machine import machine_info
-
     from hybrid_retriever.encoders.precision import cpu_has_native_bf16
+    from hybrid_retriever.machine import machine_info
 
     texts = load_texts(args.data, args.limit)
     report: dict[str, Any] = {

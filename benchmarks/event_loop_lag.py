@@ -24,12 +24,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from machine import machine_info
-
 from hybrid_retriever import HybridRetriever
 from hybrid_retriever.evaluation import beir_corpus, beir_queries
+from hybrid_retriever.machine import machine_info
 
 TICK_S = 0.001
 

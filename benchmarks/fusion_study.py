@@ -36,8 +36,6 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 from hybrid_retriever.evaluation import beir_corpus, beir_qrels, beir_queries, score_queries
 from hybrid_retriever.fusion.methods import FusionMethod, fuse
 from hybrid_retriever.fusion.rrf import BranchHit

@@ -341,9 +341,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         worker(args.worker, args.data, args.worker_out)
         return
 
-    from machine import machine_info
-
     from hybrid_retriever.evaluation import beir_qrels
+    from hybrid_retriever.machine import machine_info
 
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = sorted(set(systems) - set(SYSTEMS))

@@ -21,10 +21,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from machine import machine_info
-
 from hybrid_retriever import (
     CollectionNotFoundError,
     HybridRetriever,
@@ -38,6 +34,7 @@ from hybrid_retriever.evaluation import (
     run_retriever,
     score_run,
 )
+from hybrid_retriever.machine import machine_info
 
 RUNS = {
     "dense": {"weights": {"dense": 1.0, "sparse": 0.0}},

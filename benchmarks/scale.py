@@ -29,13 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from machine import machine_info
-
 from hybrid_retriever import HybridRetriever
 from hybrid_retriever.encoders.base import DenseEncoder, SparseEncoder
 from hybrid_retriever.evaluation import beir_corpus, beir_queries
+from hybrid_retriever.machine import machine_info
 from hybrid_retriever.vectors import SparseVector
 
 PREFIX = "synthetic-"

@@ -9,7 +9,8 @@ Blocks, each from a JSON file under ``benchmarks/results/`` written by a command
 * ``peers``: ``peers.json``, from ``benchmarks/peers.py``;
 * ``scale``: ``scale.json``, from ``benchmarks/scale.py``;
 * ``encoding``: ``encoding.json``, from ``benchmarks/encoding.py``;
-* ``precision``: ``precision_quality.json``, from ``benchmarks/precision_quality.py``.
+* ``precision``: ``precision_quality.json``, from ``benchmarks/precision_quality.py``;
+* ``fusion``: ``fusion_study.md`` as written by ``benchmarks/fusion_study.py``.
 
 Everything between a marker and its ``<!-- /results:NAME -->`` is replaced; the rest
 of the README is untouched. Standard library only, so it runs anywhere.
@@ -182,12 +183,19 @@ def peers_block(report: Mapping[str, Any]) -> str:
     )
 
 
+def fusion_block(report: Mapping[str, Any]) -> str:
+    """The fusion study's own markdown table, which sits next to its JSON."""
+    del report  # the study renders its table itself; keep one renderer
+    return (ROOT / "benchmarks" / "results" / "fusion_study.md").read_text(encoding="utf-8").strip()
+
+
 BLOCKS: dict[str, tuple[str, Callable[[Mapping[str, Any]], str]]] = {
     "scifact": ("scifact_eval.json", scifact_block),
     "peers": ("peers.json", peers_block),
     "scale": ("scale.json", scale_block),
     "encoding": ("encoding.json", encoding_block),
     "precision": ("precision_quality.json", precision_block),
+    "fusion": ("fusion_study.json", fusion_block),
 }
 
 

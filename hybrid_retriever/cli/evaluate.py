@@ -126,10 +126,13 @@ def run(args: argparse.Namespace) -> int:
     show_progress = not args.no_progress
 
     from hybrid_retriever.cli.indexing import index_resumable, warm_up
+    from hybrid_retriever.machine import machine_info
     from hybrid_retriever.retriever import HybridRetriever
 
+    # No query cache: every run encodes its queries, so each run's latency is honest.
     retriever = HybridRetriever(
-        **retriever_arguments(args, collection=collection, default_path=None)
+        **retriever_arguments(args, collection=collection, default_path=None),
+        query_cache_size=0,
     )
     results: dict[str, RunResult] = {}
     try:
@@ -180,6 +183,7 @@ def run(args: argparse.Namespace) -> int:
             "models": {"dense": args.dense_model, "sparse": args.sparse_model},
             "ignore_identical_ids": args.ignore_identical_ids,
             "command": shlex.join(["hybrid-retriever", *args.command_line]),
+            "machine": machine_info(),
         },
         with_rankings=args.rankings,
     )

@@ -1,4 +1,4 @@
-"""What machine a benchmark ran on, recorded next to every figure."""
+"""What machine a measurement ran on, recorded next to every figure (eval, benchmarks)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 
 def machine_info() -> dict[str, Any]:
+    """CPU model, cores, Python and torch versions, torch threads, OS."""
     import torch
 
     cpu = platform.processor() or platform.machine()

@@ -215,7 +215,14 @@ def main() -> None:
     )
     parser.add_argument("--cache", type=Path, default=Path("/tmp/hybrid-retriever-scale.npy"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/scale.json"))
+    parser.add_argument(
+        "--keep-other-engines",
+        action="store_true",
+        help="keep the rows of engines not measured now from the existing --out file "
+        "(each row records the command that measured it)",
+    )
     args = parser.parse_args()
+    command = " ".join(["python", "benchmarks/scale.py", *sys.argv[1:]])
 
     sample = encode_sample(args.data, args.sample_docs, args.queries, args.cache)
     rows = []
@@ -223,14 +230,18 @@ def main() -> None:
         for size in args.sizes:
             for engine in args.engines:
                 n = args.queries if engine == "edge" else args.qdrant_client_queries
-                row = measure(engine, size, sample, n, Path(workdir))
+                row = {**measure(engine, size, sample, n, Path(workdir)), "command": command}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    report = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": machine_info(),
-        "results": rows,
-    }
+    if args.keep_other_engines and args.out.is_file():
+        earlier = json.loads(args.out.read_text())
+        kept = [
+            {"command": earlier.get("command"), **row}
+            for row in earlier["results"]
+            if row["engine"] not in args.engines
+        ]
+        rows = sorted([*rows, *kept], key=lambda r: (r["points"], r["engine"] != "edge"))
+    report = {"command": command, "machine": machine_info(), "results": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     args.out.with_suffix(".md").write_text(markdown(rows) + "\n")

@@ -77,7 +77,11 @@ def scale_block(report: Mapping[str, Any]) -> str:
         ["---", *["---:"] * 5],
         rows,
     )
-    return f"{table}\n\n{_machine_line(report)}"
+    commands = dict.fromkeys(r.get("command") or report.get("command") for r in report["results"])
+    machine = report.get("machine", {})
+    return f"{table}\n\n{machine.get('cpu', '?')}, {machine.get('cores', '?')} cores; " + "; ".join(
+        f"`{c}`" for c in commands
+    )
 
 
 def encoding_block(report: Mapping[str, Any]) -> str:

@@ -57,8 +57,10 @@ def reciprocal_rank_fusion(
     """Fuse ranked lists, best first.
 
     ``rankings`` maps a branch name to its hits in rank order. Ties keep
-    first-seen order (branch order, then rank), as Qdrant does. A branch whose
-    weight is 0 still reports its ranks but adds nothing to the score.
+    first-seen order (branch order, then rank), deterministically, as
+    qdrant-client's embedded RRF does (Qdrant's engine orders exact ties
+    arbitrarily). A branch whose weight is 0 still reports its ranks but adds
+    nothing to the score.
     """
     check_rrf_k(rrf_k)
     branch_weights = check_weights(weights, rankings.keys())

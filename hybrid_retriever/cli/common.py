@@ -103,6 +103,27 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_dataset_options(parser: argparse.ArgumentParser) -> None:
+    """What ``eval`` and ``tune`` share: where a BEIR dataset is indexed, and with what."""
+    from hybrid_retriever.ingestion import DEFAULT_BATCH_SIZE
+
+    parser.add_argument(
+        "--collection",
+        metavar="NAME",
+        help="collection to index into (default: the dataset folder's name)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=DEFAULT_BATCH_SIZE,
+        metavar="N",
+        help=argparse.SUPPRESS,
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_location_options(parser, default="a temporary folder, deleted afterwards")
+    add_model_options(parser)
+
+
 def location_arguments(args: argparse.Namespace, *, default_path: Path | None) -> dict[str, Any]:
     """The HybridRetriever connection arguments the options describe.
 

@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hybrid_retriever.cli.common import (
-    add_location_options,
-    add_model_options,
+    add_dataset_options,
     positive_int,
     retriever_arguments,
 )
@@ -38,7 +37,6 @@ from hybrid_retriever.evaluation import (
     run_retriever,
     score_queries,
 )
-from hybrid_retriever.ingestion import DEFAULT_BATCH_SIZE
 
 METRIC_LABELS = {"ndcg": "nDCG", "recall": "Recall", "mrr": "MRR"}
 
@@ -83,21 +81,7 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "--plot", type=Path, metavar="OUT.png", help="bar chart of the metrics per run"
     )
-    parser.add_argument(
-        "--collection",
-        metavar="NAME",
-        help="collection to index into (default: the dataset folder's name)",
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=positive_int,
-        default=DEFAULT_BATCH_SIZE,
-        metavar="N",
-        help=argparse.SUPPRESS,
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    add_location_options(parser, default="a temporary folder, deleted afterwards")
-    add_model_options(parser)
+    add_dataset_options(parser)
     parser.set_defaults(run=run)
 
 

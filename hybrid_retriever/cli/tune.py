@@ -20,13 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from hybrid_retriever.cli.common import (
-    add_location_options,
-    add_model_options,
+    add_dataset_options,
     positive_int,
     retriever_arguments,
 )
 from hybrid_retriever.errors import InvalidParameterError
-from hybrid_retriever.ingestion import DEFAULT_BATCH_SIZE
 
 DEFAULT_OUT = Path("fusion_config.json")
 
@@ -73,21 +71,7 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
         action="store_true",
         help="drop a retrieved document whose id is the query's id (ArguAna, Quora)",
     )
-    parser.add_argument(
-        "--collection",
-        metavar="NAME",
-        help="collection to index into (default: the dataset folder's name)",
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=positive_int,
-        default=DEFAULT_BATCH_SIZE,
-        metavar="N",
-        help=argparse.SUPPRESS,
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    add_location_options(parser, default="a temporary folder, deleted afterwards")
-    add_model_options(parser)
+    add_dataset_options(parser)
     parser.set_defaults(run=run)
 
 

@@ -56,7 +56,6 @@ if TYPE_CHECKING:
     from qdrant_client.http.models import Filter
 
 CONFIG_FILE = "edge_config.json"
-_NO_PAYLOAD: dict[str, Any] = {}
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 
 
@@ -225,7 +224,7 @@ class EdgeStorage(StorageBackend):
             responses = self._shard(collection).query_batch(QueryBatchRequest(requests))
         return [
             [
-                ScoredPoint(id=str(p.id), score=float(p.score), payload=p.payload or _NO_PAYLOAD)
+                ScoredPoint(id=str(p.id), score=float(p.score), payload=p.payload or {})
                 for p in response
             ]
             for response in responses

@@ -1,0 +1,122 @@
+"""The notebooks run top to bottom, in small-data mode, and show what they claim to.
+
+Each notebook is executed in a fresh kernel by nbclient, in memory (the files on disk,
+with the outputs of a full run, are left alone), with ``HYBRID_NOTEBOOK_SMALL=1``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from hybrid_retriever.evaluation import DEFAULT_RUNS
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+pytestmark = pytest.mark.slow
+
+
+def execute(name: str, monkeypatch: pytest.MonkeyPatch) -> nbformat.NotebookNode:
+    """Run a notebook in a fresh kernel from its own folder; raise on the first error."""
+    monkeypatch.setenv("HYBRID_NOTEBOOK_SMALL", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    client = NotebookClient(
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOKS)}},
+        coalesce_streams=True,
+    )
+    client.execute()
+    return notebook
+
+
+def outputs(notebook: nbformat.NotebookNode) -> list[dict]:
+    return [out for cell in notebook.cells if cell.cell_type == "code" for out in cell.outputs]
+
+
+def text_of(notebook: nbformat.NotebookNode, marker: str | None = None) -> str:
+    """What the notebook printed or displayed as text, in order; with ``marker``, only
+    the outputs of the first code cell whose source contains it."""
+    cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    if marker is not None:
+        cells = [next(cell for cell in cells if marker in cell.source)]
+    parts = []
+    for out in (out for cell in cells for out in cell.outputs):
+        if out["output_type"] == "stream":
+            parts.append(out["text"])
+        elif "text/plain" in out.get("data", {}):
+            parts.append(out["data"]["text/plain"])
+    return "\n".join(parts)
+
+
+def check_clean(notebook: nbformat.NotebookNode) -> None:
+    """Every code cell ran, none has an error output, and no traceback went to stderr.
+
+    (Warnings on stderr are allowed: a new release of a dependency may add some, and
+    they do not stop a reader.)
+    """
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and cell.source.strip():
+            assert cell.execution_count is not None, cell.source[:80]
+    for out in outputs(notebook):
+        assert out["output_type"] != "error", f"{out.get('ename')}: {out.get('evalue')}"
+        if out["output_type"] == "stream" and out["name"] == "stderr":
+            assert "Traceback" not in out["text"], out["text"][:1000]
+
+
+def test_quickstart(monkeypatch: pytest.MonkeyPatch) -> None:
+    notebook = execute("01_quickstart.ipynb", monkeypatch)
+    check_clean(notebook)
+    text = text_of(notebook)
+    # The results table shows the fused score and both branches' ranks and scores.
+    for column in ("fused", "dense rank", "dense score", "sparse rank", "sparse score"):
+        assert column in text
+    # SPLADE's expansion of "why does bread dough rise" is decoded into tokens.
+    assert re.search(r"bread\s+\d+\.\d+\s+True", text)
+    # The recomputed dot product equals the sparse score the retriever reported.
+    match = re.search(r"sum of products ([\d.]+); reported sparse score ([\d.]+)", text)
+    assert match is not None and match.group(1) == match.group(2)
+    # The filtered search returns only health documents from the demo set.
+    filtered = text_of(notebook, "filter=health_demo_only")
+    rows = re.findall(r"^\d+\s+(\S+)\s+\d\.\d+", filtered, flags=re.MULTILINE)
+    assert len(rows) == 3 and all(re.fullmatch(r"bio-\d\d", doc_id) for doc_id in rows), rows
+    # ainvoke and asyncio.gather found the right documents.
+    assert "hist-01 - The printing press" in text
+    assert re.search(r"how long is a marathon\s+-> sport-01", text)
+
+
+def test_rag_chain(monkeypatch: pytest.MonkeyPatch) -> None:
+    notebook = execute("02_rag_chain.ipynb", monkeypatch)
+    check_clean(notebook)
+    text = text_of(notebook)
+    answers = re.findall(r"^A: (.*)$", text, flags=re.MULTILINE)
+    assert len(answers) == 5
+    assert all(re.search(r"\[[\w-]+\]", answer) for answer in answers), answers
+    match = re.search(
+        r"right document first for (\d) of (\d) questions; (\d) of \d answers cite it", text
+    )
+    assert match is not None
+    retrieved_right, total, cited_right = map(int, match.groups())
+    assert retrieved_right == total == 5
+    assert cited_right >= 3, text
+    assert "Same answers as one by one: True" in text
+    assert "sources: ['ir-02'" in text  # the streamed chain yields its documents first
+
+
+def test_evaluation(monkeypatch: pytest.MonkeyPatch) -> None:
+    notebook = execute("03_evaluation.ipynb", monkeypatch)
+    check_clean(notebook)
+    text = text_of(notebook)
+    # Every run of the harness is in the scores table, whatever runs there are.
+    summary = text.split("p50 ms", 1)[1]
+    for spec in DEFAULT_RUNS:
+        assert re.search(rf"^{re.escape(spec.name)}\s+\d\.\d+", summary, flags=re.MULTILINE)
+    images = [out for out in outputs(notebook) if "image/png" in out.get("data", {})]
+    assert len(images) == 2  # metrics + Recall@k, and the per-query scatter
+    assert "The branches disagree on" in text

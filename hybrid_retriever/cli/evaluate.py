@@ -28,7 +28,6 @@ from hybrid_retriever.evaluation import (
     DEFAULT_DEPTH,
     DEFAULT_RUNS,
     BeirDataset,
-    DatasetError,
     RunResult,
     RunSpec,
     load_beir,
@@ -109,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     depth = max(DEFAULT_DEPTH, args.k)
     show_progress = not args.no_progress
 
-    from hybrid_retriever.cli.indexing import index_resumable, warm_up
+    from hybrid_retriever.cli.indexing import index_dataset, warm_up
     from hybrid_retriever.machine import machine_info
     from hybrid_retriever.retriever import HybridRetriever
 
@@ -122,19 +121,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         storage = repr(retriever.storage)
         warm_up(retriever)
-        stats = index_resumable(
-            retriever,
-            dataset.corpus(),
-            total=dataset.num_docs,
-            batch_size=args.batch_size,
-            show_progress=show_progress,
+        stats = index_dataset(
+            retriever, dataset, batch_size=args.batch_size, show_progress=show_progress
         )
-        if stats.points > dataset.num_docs:
-            raise DatasetError(
-                f"Collection {collection!r} in {storage} holds {stats.points} points but "
-                f"{dataset.folder} has {dataset.num_docs} documents: it also holds documents "
-                "from elsewhere, which would skew every score. Use another --collection."
-            )
         for spec in runs:
             results[spec.name] = run_retriever(
                 retriever,

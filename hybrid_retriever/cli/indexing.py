@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.documents import Document
 
 from hybrid_retriever.documents import point_id
+from hybrid_retriever.evaluation import DatasetError
 
 if TYPE_CHECKING:
+    from hybrid_retriever.evaluation import BeirDataset
     from hybrid_retriever.retriever import HybridRetriever
 
 CHECK_BATCH = 256
@@ -110,3 +112,25 @@ def _changed(retriever: HybridRetriever, chunk: list[Document]) -> list[Document
         or old.page_content != document.page_content
         or old.metadata != document.metadata
     ]
+
+
+def index_dataset(
+    retriever: HybridRetriever, dataset: BeirDataset, *, batch_size: int, show_progress: bool
+) -> IndexStats:
+    """Index a BEIR corpus for evaluation, refusing a collection that holds more than it:
+    documents from elsewhere would skew every score."""
+    stats = index_resumable(
+        retriever,
+        dataset.corpus(),
+        total=dataset.num_docs,
+        batch_size=batch_size,
+        show_progress=show_progress,
+    )
+    if stats.points > dataset.num_docs:
+        raise DatasetError(
+            f"Collection {retriever.collection_name!r} in {retriever.storage!r} holds "
+            f"{stats.points} points but {dataset.folder} has {dataset.num_docs} documents: it "
+            "also holds documents from elsewhere, which would skew every score. Use another "
+            "--collection."
+        )
+    return stats

@@ -81,8 +81,8 @@ def run(args: argparse.Namespace) -> int:
     if args.folds < 2:
         raise InvalidParameterError(f"--folds must be at least 2, got {args.folds}.")
     from hybrid_retriever.cli.evaluate import collection_name
-    from hybrid_retriever.cli.indexing import index_resumable
-    from hybrid_retriever.evaluation import DatasetError, load_beir
+    from hybrid_retriever.cli.indexing import index_dataset
+    from hybrid_retriever.evaluation import load_beir
     from hybrid_retriever.retriever import HybridRetriever
     from hybrid_retriever.tuning import (
         DEFAULT_PREFETCH_GRID,
@@ -101,18 +101,7 @@ def run(args: argparse.Namespace) -> int:
         **retriever_arguments(args, collection=collection, default_path=None)
     )
     try:
-        stats = index_resumable(
-            retriever,
-            dataset.corpus(),
-            total=dataset.num_docs,
-            batch_size=args.batch_size,
-            show_progress=show_progress,
-        )
-        if stats.points > dataset.num_docs:
-            raise DatasetError(
-                f"Collection {collection!r} holds {stats.points} points but {dataset.folder} "
-                f"has {dataset.num_docs} documents; use another --collection."
-            )
+        index_dataset(retriever, dataset, batch_size=args.batch_size, show_progress=show_progress)
         queries = dict(dataset.queries)
         if test is not None:
             queries.update(test.queries)

@@ -18,6 +18,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.callbacks import (
@@ -336,15 +337,13 @@ class HybridRetriever(BaseRetriever):
         if not inputs:
             return []
         runs = start_runs(self, inputs, get_config_list(config, len(inputs)), kwargs)
-        outcomes, positions, texts, options = self._plan_batch(inputs, kwargs)
-        if texts and options is not None:
+        plan = _BatchPlan.of(self, inputs, kwargs)
+        if plan.texts and plan.options is not None:
             try:
-                found: Sequence[list[Document] | Exception] = self._search(texts, options)
+                plan.record(self._search(plan.texts, plan.options))
             except Exception as exc:  # every query of the pass failed the same way
-                found = [exc] * len(texts)
-            for position, result in zip(positions, found, strict=True):
-                outcomes[position] = result
-        return finish_runs(runs, outcomes, return_exceptions=return_exceptions)
+                plan.record([exc] * len(plan.texts))
+        return finish_runs(runs, plan.outcomes, return_exceptions=return_exceptions)
 
     async def abatch(
         self,
@@ -358,36 +357,13 @@ class HybridRetriever(BaseRetriever):
         if not inputs:
             return []
         runs = await astart_runs(self, inputs, get_config_list(config, len(inputs)), kwargs)
-        outcomes, positions, texts, options = self._plan_batch(inputs, kwargs)
-        if texts and options is not None:
+        plan = _BatchPlan.of(self, inputs, kwargs)
+        if plan.texts and plan.options is not None:
             try:
-                found: Sequence[list[Document] | Exception] = await self._asearch(texts, options)
+                plan.record(await self._asearch(plan.texts, plan.options))
             except Exception as exc:
-                found = [exc] * len(texts)
-            for position, result in zip(positions, found, strict=True):
-                outcomes[position] = result
-        return await afinish_runs(runs, outcomes, return_exceptions=return_exceptions)
-
-    def _plan_batch(
-        self, inputs: Sequence[Any], kwargs: dict[str, Any]
-    ) -> tuple[list[list[Document] | Exception], list[int], list[str], SearchOptions | None]:
-        """Validate a batch: errors go straight into the outcomes, valid queries are searched.
-
-        Returns the outcomes so far, the positions and texts still to search, and the options.
-        """
-        outcomes: list[list[Document] | Exception] = [[] for _ in inputs]
-        try:
-            options = self._options({k: v for k, v in kwargs.items() if k != "verbose"})
-        except HybridRetrieverError as exc:
-            return [exc] * len(inputs), [], [], None
-        positions, texts = [], []
-        for position, query in enumerate(inputs):
-            try:
-                texts.append(check_query(query))
-                positions.append(position)
-            except HybridRetrieverError as exc:
-                outcomes[position] = exc
-        return outcomes, positions, texts, options
+                plan.record([exc] * len(plan.texts))
+        return await afinish_runs(runs, plan.outcomes, return_exceptions=return_exceptions)
 
     # -- the collection ----------------------------------------------------------------------
 
@@ -523,6 +499,38 @@ class HybridRetriever(BaseRetriever):
         if pool is not None:
             pool.shutdown(wait=True)
         self.storage.close()
+
+
+@dataclass
+class _BatchPlan:
+    """A validated batch: bad inputs already hold their error, valid ones await results."""
+
+    outcomes: list[list[Document] | Exception]
+    positions: list[int] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    options: SearchOptions | None = None
+
+    @classmethod
+    def of(
+        cls, retriever: HybridRetriever, inputs: Sequence[Any], kwargs: dict[str, Any]
+    ) -> _BatchPlan:
+        try:
+            options = retriever._options({k: v for k, v in kwargs.items() if k != "verbose"})
+        except HybridRetrieverError as exc:  # the same bad option fails every query
+            return cls(outcomes=[exc] * len(inputs))
+        plan = cls(outcomes=[[] for _ in inputs], options=options)
+        for position, query in enumerate(inputs):
+            try:
+                plan.texts.append(check_query(query))
+                plan.positions.append(position)
+            except HybridRetrieverError as exc:
+                plan.outcomes[position] = exc
+        return plan
+
+    def record(self, found: Sequence[list[Document] | Exception]) -> None:
+        """Put the search results of ``texts`` in their inputs' places."""
+        for position, result in zip(self.positions, found, strict=True):
+            self.outcomes[position] = result
 
 
 _POOL_LOCK = threading.Lock()

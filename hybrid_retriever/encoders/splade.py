@@ -145,16 +145,7 @@ class SpladeEncoder(SparseEncoder):
             fallback_precision = (
                 Precision.BF16 if self._precision is Precision.BF16 else Precision.FP32
             )
-            with inference_context(model.device, resolve_dtype(fallback_precision, model.device)):
-                matrix = model.encode_document(
-                    list(texts),
-                    batch_size=self._batch_size,
-                    convert_to_tensor=True,
-                    convert_to_sparse_tensor=True,
-                    show_progress_bar=False,
-                )
-                # Inside: a sparse tensor made in inference mode cannot coalesce outside.
-                return sparse_rows(matrix, len(texts))
+            return self._sentence_transformers(model.encode_document, texts, fallback_precision)
         return _encode_documents_chunked(model, split, list(texts), self._batch_size, dtype)
 
     def encode_query(self, text: str) -> SparseVector:
@@ -168,15 +159,22 @@ class SpladeEncoder(SparseEncoder):
         """
         if not texts:
             return []
+        return self._sentence_transformers(self.model.encode_query, texts, Precision.FP32)
+
+    def _sentence_transformers(
+        self, encode: Any, texts: Sequence[str], precision: Precision
+    ) -> list[SparseVector]:
+        """Encode with sentence-transformers' own ``encode_query`` / ``encode_document``."""
         model = self.model
-        with inference_context(model.device, resolve_dtype(Precision.FP32, model.device)):
-            matrix = model.encode_query(
+        with inference_context(model.device, resolve_dtype(precision, model.device)):
+            matrix = encode(
                 list(texts),
                 batch_size=self._batch_size,
                 convert_to_tensor=True,
                 convert_to_sparse_tensor=True,
                 show_progress_bar=False,
             )
+            # Inside: a sparse tensor made in inference mode cannot coalesce outside.
             return sparse_rows(matrix, len(texts))
 
     def decode(self, vector: SparseVector, *, top_k: int = 10) -> list[tuple[str, float]]:

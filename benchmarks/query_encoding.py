@@ -4,7 +4,7 @@
 model runs in the caller; this measures what that buys on this machine. Median
 over SciFact queries, models loaded and warmed up first. Not part of CI.
 
-    python benchmarks/query_encoding.py --data ../shared/data/scifact
+    python benchmarks/query_encoding.py --data ../shared/data/scifact [--threads 1]
 """
 
 from __future__ import annotations
@@ -37,7 +37,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/scifact"))
     parser.add_argument("--queries", type=int, default=60)
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     queries = list(beir_queries(args.data).values())[: args.queries]
     dense, sparse = SentenceTransformerEncoder(), SpladeEncoder()
     dense.encode_query("warm-up")

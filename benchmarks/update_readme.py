@@ -9,6 +9,7 @@ Blocks, each from a JSON file under ``benchmarks/results/`` written by a command
 * ``peers``: ``peers.json``, from ``benchmarks/peers.py``;
 * ``scale``: ``scale.json``, from ``benchmarks/scale.py``;
 * ``encoding``: ``encoding.json``, from ``benchmarks/encoding.py``;
+* ``query_encoding``: ``query_encoding.json``, from ``benchmarks/query_encoding.py``;
 * ``precision``: ``precision_quality.json``, from ``benchmarks/precision_quality.py``;
 * ``fusion``: ``fusion_study.md`` as written by ``benchmarks/fusion_study.py``.
 
@@ -124,6 +125,20 @@ def encoding_block(report: Mapping[str, Any]) -> str:
     return text
 
 
+def query_encoding_block(report: Mapping[str, Any]) -> str:
+    """Median query-encoding latency per path, one column per run (query_encoding.py)."""
+    per_run = report["median_ms_per_run"]
+    runs = len(next(iter(per_run.values())))
+    rows = [[name, *(f"{ms:.1f}" for ms in values)] for name, values in per_run.items()]
+    table = _table(
+        ["path", *(f"run {i + 1} (ms)" for i in range(runs))], ["---", *["---:"] * runs], rows
+    )
+    return (
+        f"{table}\n\nMedian over {report['queries']} SciFact queries per run, "
+        f"{report['torch_threads']} torch threads; {_machine_line(report)}"
+    )
+
+
 def precision_block(report: Mapping[str, Any]) -> str:
     """nDCG@10 in fp32 and bf16, and top-10 overlap (benchmarks/precision_quality.py)."""
     rows = [
@@ -198,6 +213,7 @@ BLOCKS: dict[str, tuple[str, Callable[[Mapping[str, Any]], str]]] = {
     "peers": ("peers.json", peers_block),
     "scale": ("scale.json", scale_block),
     "encoding": ("encoding.json", encoding_block),
+    "query_encoding": ("query_encoding.json", query_encoding_block),
     "precision": ("precision_quality.json", precision_block),
     "fusion": ("fusion_study.json", fusion_block),
 }

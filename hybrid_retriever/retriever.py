@@ -14,6 +14,7 @@ The query path, top to bottom (:meth:`HybridRetriever._get_relevant_documents`):
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -41,6 +42,7 @@ from hybrid_retriever.documents import documents_from_texts
 from hybrid_retriever.encoders.base import DenseEncoder, SparseEncoder
 from hybrid_retriever.encoders.dense import as_dense_encoder
 from hybrid_retriever.encoders.splade import as_sparse_encoder
+from hybrid_retriever.encoders.threads import encode_side_by_side
 from hybrid_retriever.errors import (
     CollectionNotFoundError,
     HybridRetrieverError,
@@ -252,7 +254,8 @@ class HybridRetriever(BaseRetriever):
         """Each branch that counts (weight > 0): one vector per text.
 
         Cached vectors are reused; the rest are encoded in one batch per encoder,
-        the sparse encoder in a worker thread while the dense one runs here.
+        the sparse encoder in a worker thread while the dense one runs here, each on
+        half of this thread's torch threads (see ``encoders/threads.py``).
         """
         encoders: dict[str, Callable[[Sequence[str]], Sequence[Vector]]] = {
             DENSE: self.dense_encoder.encode_queries,
@@ -270,8 +273,12 @@ class HybridRetriever(BaseRetriever):
                 else:
                     known[branch][text] = vector
         if len(missing) == 2:
-            background = self._encoding_pool().submit(encoders[SPARSE], missing[SPARSE])
-            encoded = {DENSE: encoders[DENSE](missing[DENSE]), SPARSE: background.result()}
+            dense, sparse = encode_side_by_side(
+                functools.partial(encoders[DENSE], missing[DENSE]),
+                functools.partial(encoders[SPARSE], missing[SPARSE]),
+                pool=self._encoding_pool(),
+            )
+            encoded = {DENSE: dense, SPARSE: sparse}
         else:
             encoded = {branch: encoders[branch](todo) for branch, todo in missing.items()}
         for branch, todo in missing.items():

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
+import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+import torch
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.documents import Document
 
@@ -20,6 +24,7 @@ from hybrid_retriever import (
     SpladeEncoder,
 )
 from hybrid_retriever.encoders.base import DenseEncoder, SparseEncoder
+from hybrid_retriever.encoders.threads import encode_side_by_side
 from hybrid_retriever.query_cache import QueryVectorCache
 
 QUERIES = [
@@ -37,6 +42,7 @@ class CountingDense(DenseEncoder):
         self.inner = inner
         self.batches: list[list[str]] = []
         self.threads: list[str] = []
+        self.torch_threads: list[int] = []
 
     @property
     def name(self) -> str:
@@ -55,6 +61,7 @@ class CountingDense(DenseEncoder):
     def encode_queries(self, texts: Sequence[str]) -> list[list[float]]:
         self.batches.append(list(texts))
         self.threads.append(threading.current_thread().name)
+        self.torch_threads.append(torch.get_num_threads())
         return self.inner.encode_queries(texts)
 
 
@@ -63,6 +70,7 @@ class CountingSparse(SparseEncoder):
         self.inner = inner
         self.batches: list[list[str]] = []
         self.threads: list[str] = []
+        self.torch_threads: list[int] = []
 
     @property
     def name(self) -> str:
@@ -77,6 +85,7 @@ class CountingSparse(SparseEncoder):
     def encode_queries(self, texts: Sequence[str]) -> list[SparseVector]:
         self.batches.append(list(texts))
         self.threads.append(threading.current_thread().name)
+        self.torch_threads.append(torch.get_num_threads())
         return self.inner.encode_queries(texts)
 
 
@@ -176,6 +185,69 @@ def test_sparse_encodes_in_a_worker_while_dense_runs_in_the_caller(
     retriever.invoke(QUERIES[2])
     assert dense.threads == [threading.current_thread().name]
     assert sparse.threads[0].startswith("hybrid-retriever-encode")
+
+
+@pytest.mark.parametrize(("budget", "dense_share", "sparse_share"), [(4, 2, 2), (3, 2, 1)])
+def test_the_encoders_split_the_callers_torch_threads(
+    counted: tuple[HybridRetriever, CountingDense, CountingSparse],
+    budget: int,
+    dense_share: int,
+    sparse_share: int,
+) -> None:
+    # Both at once on all threads each oversubscribes the cores (encoders/threads.py).
+    retriever, dense, sparse = counted
+    before = torch.get_num_threads()
+    torch.set_num_threads(budget)
+    try:
+        docs = retriever.invoke(QUERIES[2], k=2)
+        assert torch.get_num_threads() == budget  # restored for the caller
+    finally:
+        torch.set_num_threads(before)
+    assert (dense.torch_threads, sparse.torch_threads) == ([dense_share], [sparse_share])
+    assert sparse.threads[0].startswith("hybrid-retriever-encode")
+    assert len(docs) == 2
+
+
+def test_with_one_torch_thread_the_encoders_take_turns_in_the_caller(
+    counted: tuple[HybridRetriever, CountingDense, CountingSparse],
+) -> None:
+    retriever, dense, sparse = counted
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        retriever.invoke(QUERIES[2])
+    finally:
+        torch.set_num_threads(before)
+    caller = threading.current_thread().name
+    assert (dense.threads, sparse.threads) == ([caller], [caller])
+    assert (dense.torch_threads, sparse.torch_threads) == ([1], [1])
+
+
+def test_side_by_side_without_torch_runs_at_once_and_waits_on_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Encoders that do not use torch: nothing to split, both jobs simply run at once.
+    monkeypatch.delitem(sys.modules, "torch")
+    both_started = threading.Barrier(2, timeout=5)
+
+    def job(value: str) -> str:
+        both_started.wait()
+        return value
+
+    with ThreadPoolExecutor(1) as pool:
+        assert encode_side_by_side(lambda: job("a"), lambda: job("b"), pool=pool) == ("a", "b")
+        finished = threading.Event()
+
+        def failing() -> None:
+            raise ValueError("dense failed")
+
+        def slow() -> None:
+            time.sleep(0.2)
+            finished.set()
+
+        with pytest.raises(ValueError, match="dense failed"):
+            encode_side_by_side(failing, slow, pool=pool)
+        assert finished.is_set()  # the worker's job ended before the error reached us
 
 
 # -- batches ---------------------------------------------------------------------------------------

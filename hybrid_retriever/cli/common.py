@@ -96,7 +96,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--precision",
         choices=[p.value for p in Precision],
-        help="encoder precision (default: fp32 dense, auto SPLADE; see README 'Speed')",
+        help="encoder precision (default: auto = bf16 where the hardware has it; README 'Speed')",
     )
     group.add_argument(
         "--device", metavar="DEVICE", help="cpu, cuda, cuda:N or mps (default: picked by torch)"

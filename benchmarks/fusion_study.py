@@ -2,16 +2,20 @@
 
 Three stages, each cached under ``--cache`` (not the repository):
 
-1. ``encode``: the corpus and all queries with the default encoders (dense corpus in
-   bf16, SPLADE with its bf16 screening, which leaves the vectors unchanged), plus
-   the corpus again with the dense input truncated to a few tokens.
+1. ``encode``: the corpus and all queries with the default models (dense corpus in
+   bf16, dense queries in fp32, SPLADE with its bf16 screening, which leaves the
+   vectors unchanged), plus
+   the corpus again with the dense input truncated to a few tokens, plus the
+   known-item queries that ``hybrid-retriever calibrate`` draws from the corpus.
 2. ``lists``: for each setting, the top-``--depth`` ids and raw scores of each branch
    for every test and train query, by exact search (brute force over the cached
-   vectors: the same ids and scores an exact Qdrant search returns).
+   vectors: the same ids and scores an exact Qdrant search returns); and each
+   branch's known-item MRR@10 in that setting.
 3. ``eval``: every fusion method and parameter from the cached lists, scored with
-   ranx; writes ``benchmarks/results/fusion_study.json`` and ``.md``.
+   ranx, and the calibrated fusion (adaptive with known-item weights, no labels);
+   writes ``benchmarks/results/fusion_study.json`` and ``.md``.
 
-The settings (see :data:`SETTINGS`): ``scifact`` as is (the branches are equal);
+The settings (see :func:`settings`): ``scifact`` as is (the branches are equal);
 ``sparse-capN``: SPLADE documents and queries capped to their N heaviest terms
 (what sentence-transformers' ``max_active_dims`` does); ``dense-truncT``: the dense
 encoder reads only the first T tokens of each document; ``dense-noiseS``: Gaussian
@@ -51,6 +55,7 @@ def encode(data: Path, cache: Path) -> None:
     import scipy.sparse as sp
 
     from hybrid_retriever import SentenceTransformerEncoder, SpladeEncoder
+    from hybrid_retriever.calibration import known_item_queries
     from hybrid_retriever.encoders.precision import Precision
 
     docs = list(beir_corpus(data))
@@ -61,7 +66,7 @@ def encode(data: Path, cache: Path) -> None:
     (cache / "ids.json").write_text(json.dumps({"docs": doc_ids, "queries": query_ids}))
 
     dense = SentenceTransformerEncoder(precision=Precision.BF16)
-    query_dense = SentenceTransformerEncoder()
+    query_dense = SentenceTransformerEncoder(precision=Precision.FP32)
     sparse = SpladeEncoder(precision=Precision.AUTO)
 
     def timed(name: str, fn: Callable[[], Any]) -> Any:
@@ -76,6 +81,18 @@ def encode(data: Path, cache: Path) -> None:
         vals = np.concatenate([np.asarray(v.values, dtype=np.float32) for v in vectors])
         return sp.csr_matrix((vals, (rows, cols)), shape=(len(vectors), VOCAB))
 
+    if not (cache / "known_items.json").exists():
+        # Label-free calibration's queries (hybrid_retriever.calibration), same sample
+        # as `calibrate` draws from this corpus by default.
+        items = known_item_queries(beir_corpus(data))
+        targets = [doc_ids.index(q.target_id) for q in items]
+        kd = timed("known-item dense", lambda: query_dense.encode_queries([q.text for q in items]))
+        np.save(cache / "known_item_dense.npy", np.asarray(kd, dtype=np.float32))
+        ks = timed("known-item sparse", lambda: sparse.encode_queries([q.text for q in items]))
+        sp.save_npz(cache / "known_item_sparse.npz", to_csr(ks))
+        (cache / "known_items.json").write_text(
+            json.dumps({"texts": [q.text for q in items], "targets": targets})
+        )
     if not (cache / "query_dense.npy").exists():
         qd = timed(
             "dense queries", lambda: [query_dense.encode_query(queries[q]) for q in query_ids]
@@ -131,8 +148,11 @@ def top_k(scores: Any, k: int) -> tuple[Any, Any]:
 
 
 def branch_lists(data: Path, cache: Path, depth: int) -> None:
-    """Exact top-``depth`` of each branch, per setting, for every judged query."""
+    """Exact top-``depth`` of each branch, per setting, for every judged query; and each
+    branch's known-item MRR@10 per setting (what ``calibrate`` measures)."""
     import scipy.sparse as sp
+
+    from hybrid_retriever.calibration import MRR_DEPTH
 
     ids = json.loads((cache / "ids.json").read_text())
     judged = sorted(
@@ -140,43 +160,91 @@ def branch_lists(data: Path, cache: Path, depth: int) -> None:
         key=ids["queries"].index,
     )
     rows = [ids["queries"].index(q) for q in judged]
-    q_dense = np.load(cache / "query_dense.npy")[rows]
-    q_sparse = sp.load_npz(cache / "query_sparse.npz")[rows]
-    d_dense = np.load(cache / "doc_dense.npy")
-    d_sparse = sp.load_npz(cache / "doc_sparse.npz")
-
-    def unit(m: Any) -> Any:
-        return m / np.linalg.norm(m, axis=1, keepdims=True)
-
-    def dense_scores(docs: Any) -> Any:
-        return unit(q_dense).astype(np.float64) @ unit(docs).astype(np.float64).T
-
-    def sparse_scores(queries: Any, docs: Any) -> Any:
-        return np.asarray((queries.astype(np.float64) @ docs.astype(np.float64).T).todense())
-
-    full_dense = dense_scores(d_dense)
-    full_sparse = sparse_scores(q_sparse, d_sparse)
-    settings: dict[str, tuple[Any, Any]] = {"scifact": (full_dense, full_sparse)}
-    for n in SPARSE_CAPS:
-        settings[f"sparse-cap{n}"] = (
-            full_dense,
-            sparse_scores(cap_rows(q_sparse, n), cap_rows(d_sparse, n)),
-        )
-    for tokens in TRUNCATIONS:
-        truncated = np.load(cache / f"doc_dense_trunc{tokens}.npy")
-        settings[f"dense-trunc{tokens}"] = (dense_scores(truncated), full_sparse)
-    rng = np.random.default_rng(0)
-    for sigma in DENSE_NOISE:
-        noisy = unit(d_dense) + rng.normal(0.0, sigma, size=d_dense.shape)
-        settings[f"dense-noise{sigma:g}"] = (dense_scores(noisy), full_sparse)
-    for name, (dense, sparse) in settings.items():
+    judged_queries = (
+        np.load(cache / "query_dense.npy")[rows],
+        sp.load_npz(cache / "query_sparse.npz")[rows],
+    )
+    known = json.loads((cache / "known_items.json").read_text())
+    known_queries = (
+        np.load(cache / "known_item_dense.npy"),
+        sp.load_npz(cache / "known_item_sparse.npz"),
+    )
+    targets = np.asarray(known["targets"])
+    known_item_mrr: dict[str, dict[str, float]] = {}
+    for name, variant in settings(cache).items():
         arrays: dict[str, Any] = {"queries": np.asarray(judged)}
-        for branch, scores in (("dense", dense), ("sparse", sparse)):
+        for branch, scores in zip(("dense", "sparse"), variant(*judged_queries), strict=True):
             idx, top = top_k(scores, depth)
             arrays[f"{branch}_idx"] = idx.astype(np.int32)
             arrays[f"{branch}_score"] = top
         np.savez(cache / f"lists_{name}.npz", **arrays)
-        print(f"lists {name}", flush=True)
+        known_item_mrr[name] = {
+            branch: mrr_at(scores, targets, MRR_DEPTH)
+            for branch, scores in zip(("dense", "sparse"), variant(*known_queries), strict=True)
+        }
+        print(f"lists {name}; known-item MRR@10 {known_item_mrr[name]}", flush=True)
+    (cache / "known_item_mrr.json").write_text(json.dumps(known_item_mrr, indent=2))
+
+
+Scores = tuple[Any, Any]
+
+
+def settings(cache: Path) -> dict[str, Callable[[Any, Any], Scores]]:
+    """Setting name -> (dense queries, sparse queries) -> (dense scores, sparse scores)."""
+    import scipy.sparse as sp
+
+    d_dense = unit(np.load(cache / "doc_dense.npy"))
+    d_sparse = sp.load_npz(cache / "doc_sparse.npz").astype(np.float64)
+
+    def unchanged(q_dense: Any, q_sparse: Any) -> Scores:
+        return dense_scores(q_dense, d_dense), sparse_scores(q_sparse, d_sparse)
+
+    def capped(n: int) -> Callable[[Any, Any], Scores]:
+        docs = cap_rows(d_sparse, n)
+        return lambda q_dense, q_sparse: (
+            dense_scores(q_dense, d_dense),
+            sparse_scores(cap_rows(q_sparse, n), docs),
+        )
+
+    def dense_docs(docs: Any) -> Callable[[Any, Any], Scores]:
+        return lambda q_dense, q_sparse: (
+            dense_scores(q_dense, docs),
+            sparse_scores(q_sparse, d_sparse),
+        )
+
+    variants: dict[str, Callable[[Any, Any], Scores]] = {"scifact": unchanged}
+    for n in SPARSE_CAPS:
+        variants[f"sparse-cap{n}"] = capped(n)
+    for tokens in TRUNCATIONS:
+        variants[f"dense-trunc{tokens}"] = dense_docs(
+            unit(np.load(cache / f"doc_dense_trunc{tokens}.npy"))
+        )
+    rng = np.random.default_rng(0)
+    for sigma in DENSE_NOISE:
+        noisy = d_dense + rng.normal(0.0, sigma, size=d_dense.shape)
+        variants[f"dense-noise{sigma:g}"] = dense_docs(unit(noisy))
+    return variants
+
+
+def unit(m: Any) -> Any:
+    return (m / np.linalg.norm(m, axis=1, keepdims=True)).astype(np.float64)
+
+
+def dense_scores(queries: Any, unit_docs: Any) -> Any:
+    """Cosine: unit queries times unit documents."""
+    return unit(queries) @ unit_docs.T
+
+
+def sparse_scores(queries: Any, docs: Any) -> Any:
+    """Dot product of sparse rows, as a dense array."""
+    return np.asarray((queries.astype(np.float64) @ docs.T).todense())
+
+
+def mrr_at(scores: Any, targets: Any, depth: int) -> float:
+    """Mean reciprocal rank of each row's target column, 0 beyond ``depth``."""
+    own = scores[np.arange(len(targets)), targets][:, None]
+    ranks = (scores > own).sum(axis=1) + 1
+    return float(np.mean(np.where(ranks <= depth, 1.0 / ranks, 0.0)))
 
 
 def load_lists(cache: Path, name: str) -> dict[str, dict[str, list[BranchHit]]]:
@@ -243,13 +311,24 @@ def evaluate(data: Path, cache: Path, out: Path) -> dict[str, Any]:
     from hybrid_retriever.tuning import candidate_configs, tune
 
     qrels = {split: beir_qrels(data, split) for split in ("test", "train")}
-    settings = sorted(p.stem.removeprefix("lists_") for p in cache.glob("lists_*.npz"))
-    settings.sort(key=lambda n: (n != "scifact", n))
+    names = sorted(p.stem.removeprefix("lists_") for p in cache.glob("lists_*.npz"))
+    names.sort(key=lambda n: (n != "scifact", n))
+    from hybrid_retriever.calibration import weights_from_mrr
+
+    known_item_mrr = json.loads((cache / "known_item_mrr.json").read_text())
     table: dict[str, dict[str, float]] = {}
     tuned_configs: dict[str, str] = {}
-    for name in settings:
+    calibrated_weights: dict[str, dict[str, float]] = {}
+    for name in names:
         rankings = load_lists(cache, name)
         table[name] = {run.name: ndcg(rankings, qrels["test"], run) for run in RUNS}
+        # Without labels, from the corpus: adaptive with known-item weights (calibrate).
+        calibrated_weights[name] = weights_from_mrr(known_item_mrr[name])
+        table[name]["calibrated"] = ndcg(
+            rankings,
+            qrels["test"],
+            Run("calibrated", FusionMethod.ADAPTIVE, calibrated_weights[name]),
+        )
         # With labels: tune on the train queries (prefetch fixed at 100), score on test.
         tuned = tune(
             {q: rankings[q] for q in qrels["train"]},
@@ -271,6 +350,8 @@ def evaluate(data: Path, cache: Path, out: Path) -> dict[str, Any]:
         "split": "test",
         "metric": "ndcg@10",
         "settings": table,
+        "known_item_mrr@10": known_item_mrr,
+        "calibrated_weights": calibrated_weights,
         "tuned_per_setting": tuned_configs,
         "tune": {
             "split": "train",
@@ -301,6 +382,8 @@ def markdown(report: Mapping[str, Any]) -> str:
         "sparse",
         *FUSIONS,
         "default - better branch",
+        "calibrated (no labels)",
+        "calibrated - better branch",
         "tuned on train",
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -316,7 +399,8 @@ def markdown(report: Mapping[str, Any]) -> str:
         lines.append(
             f"| {name} | "
             + " | ".join(cells)
-            + f" | {row[DEFAULT_FUSION.value] - better:+.3f} | {row['tuned']:.3f} |"
+            + f" | {row[DEFAULT_FUSION.value] - better:+.3f} | {row['calibrated']:.3f}"
+            + f" | {row['calibrated'] - better:+.3f} | {row['tuned']:.3f} |"
         )
     tune = report["tune"]
     lines.append("")

@@ -37,6 +37,7 @@ from hybrid_retriever.sources import (
 )
 
 __all__ = [
+    "CALIBRATED_RUN",
     "DEFAULT_DEPTH",
     "DEFAULT_METRICS",
     "DEFAULT_RUNS",
@@ -75,6 +76,8 @@ class RunSpec:
     options: Mapping[str, Any]
     """Per-call search options for ``HybridRetriever.invoke`` (weights, rrf_k, ...)."""
     description: str = ""
+    calibrated: bool = False
+    """Options come from :func:`hybrid_retriever.calibration.calibrate` on the corpus."""
 
 
 DEFAULT_RUNS: tuple[RunSpec, ...] = (
@@ -90,6 +93,15 @@ DEFAULT_RUNS: tuple[RunSpec, ...] = (
 )
 """``hybrid`` is whatever :data:`~hybrid_retriever.fusion.methods.DEFAULT_FUSION` is, so it
 repeats one of the per-method runs; the per-method runs name their method explicitly."""
+
+CALIBRATED_RUN = RunSpec(
+    "calibrated",
+    {},
+    "adaptive, weighted by each branch's known-item MRR on the corpus (no labels)",
+    calibrated=True,
+)
+"""Not in :data:`DEFAULT_RUNS`: its options must first be measured on the corpus
+(:func:`hybrid_retriever.calibration.calibrate`); ``hybrid-retriever eval`` does that."""
 
 
 def metric_names(k: int = 10, *, recall_depth: int = DEFAULT_DEPTH) -> tuple[str, ...]:

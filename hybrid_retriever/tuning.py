@@ -432,7 +432,6 @@ def search_branches(
     encoders, vector names and filter), before fusion.
     """
     from hybrid_retriever.collection import METADATA_KEY
-    from hybrid_retriever.sources import DOC_ID_KEY
     from hybrid_retriever.storage.base import BranchQuery
 
     check_k(depth, "depth")
@@ -461,12 +460,17 @@ def search_branches(
         found = dict(zip(branch_queries, results, strict=True))
         rankings[query_id] = {
             branch: [
-                BranchHit(
-                    id=str((p.payload.get(METADATA_KEY) or {}).get(DOC_ID_KEY, p.id)),
-                    score=p.score,
-                )
+                BranchHit(id=hit_id(p.id, p.payload.get(METADATA_KEY) or {}), score=p.score)
                 for p in found.get(branch, [])
             ]
             for branch in BRANCHES
         }
     return rankings
+
+
+def hit_id(point_id: str, metadata: Mapping[str, Any]) -> str:
+    """The id a hit is judged by: the source's own document id (``metadata["doc_id"]``,
+    as the CLI's sources store it) where there is one, else the point id."""
+    from hybrid_retriever.sources import DOC_ID_KEY
+
+    return str(metadata.get(DOC_ID_KEY, point_id))

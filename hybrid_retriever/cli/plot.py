@@ -23,16 +23,19 @@ def plot_report(report: Mapping[str, Any], out: Path) -> None:
     for index, (name, values) in enumerate(runs.items()):
         offsets = [m + (index - (len(runs) - 1) / 2) * width for m in range(len(metrics))]
         bars = axes.bar(offsets, [values[m] for m in metrics], width, label=name)
-        axes.bar_label(bars, fmt="%.3f", padding=2, fontsize=8)
+        # Vertical labels: side by side they overlap once there are more than ~5 runs.
+        axes.bar_label(bars, fmt="%.3f", padding=2, fontsize=7, rotation=90)
     axes.set_xticks(range(len(metrics)), [metric_label(m) for m in metrics])
-    axes.set_ylim(0, 1.1)
+    axes.set_ylim(0, 1.18)
     axes.set_ylabel("score")
     axes.set_title(
         f"{report['dataset']} ({report['split']}): {report['num_docs']} documents, "
         f"{report['num_queries']} queries"
     )
     # Below the axes: bars can reach 1.0, where a legend inside would hide their labels.
-    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.09), ncols=len(runs), frameon=False)
+    axes.legend(
+        loc="upper center", bbox_to_anchor=(0.5, -0.09), ncols=min(len(runs), 4), frameon=False
+    )
     axes.spines[["top", "right"]].set_visible(False)
     figure.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)

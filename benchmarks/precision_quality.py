@@ -36,7 +36,7 @@ from hybrid_retriever.evaluation import (
 )
 from hybrid_retriever.machine import machine_info
 
-RUNS = {
+RUNS: dict[str, dict[str, Any]] = {
     "dense": {"weights": {"dense": 1.0, "sparse": 0.0}},
     "sparse": {"weights": {"dense": 0.0, "sparse": 1.0}},
     "hybrid": {},

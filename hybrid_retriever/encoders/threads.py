@@ -2,11 +2,10 @@
 
 torch runs each operator on ``torch.get_num_threads()`` threads (its intra-op
 threads; by default one per core). Two encoders started at the same time each ask
-for all of them, so on 2 cores four busy threads share two cores and the pair
-finished *later* than one after the other: 29.5 against 23.7 ms per SciFact query
-(``benchmarks/query_encoding.py``, 2-core AMD EPYC). Split between them, one
-thread each, the pair took 18 ms: the slower encoder plus a little, which is the
-point of encoding at once.
+for all of them, so on 2 cores four busy threads share two cores. Measured per
+SciFact query on a 2-core AMD EPYC (``benchmarks/query_encoding.py``, medians of 3
+runs): one after the other 17-24 ms, both at once on all threads 16-17 ms, both at
+once on one thread each 14-15 ms.
 
 So :func:`encode_side_by_side` gives the caller's thread budget to the two jobs
 in shares that add up to it, and runs them one after the other when the budget is

@@ -19,9 +19,10 @@ The settings (see :func:`settings`): ``scifact`` as is (the branches are equal);
 ``sparse-capN``: SPLADE documents and queries capped to their N heaviest terms
 (what sentence-transformers' ``max_active_dims`` does); ``dense-truncT``: the dense
 encoder reads only the first T tokens of each document; ``dense-noiseS``: Gaussian
-noise of standard deviation S per dimension added to each unit document vector.
-The first two weaken one branch the way a poor model for a corpus does; the others
-give the reverse imbalance at several strengths.
+noise of standard deviation S per dimension added to each unit document vector;
+``dense-layersN``: a poorer dense *model*, all-MiniLM-L6-v2 cut to its first N of 6
+transformer layers, for documents and queries alike: the input is intact and the
+model itself is weaker.
 
     python benchmarks/fusion_study.py --data ../shared/data/scifact --stage all
 """
@@ -46,6 +47,8 @@ from hybrid_retriever.fusion.rrf import BranchHit
 
 VOCAB = 30522
 TRUNCATIONS = (8, 16)
+DENSE_LAYERS = (1, 2)
+"""all-MiniLM-L6-v2 cut to its first N of 6 transformer layers: a poorer dense *model*."""
 
 
 # -- stage 1: encode -----------------------------------------------------------------------------
@@ -108,6 +111,23 @@ def encode(data: Path, cache: Path) -> None:
             run = truncated.encode_documents
             vectors = timed(f"dense docs, {tokens} tokens", lambda: run(texts))  # noqa: B023
             np.save(path, np.asarray(vectors, dtype=np.float32))
+    for layers in DENSE_LAYERS:
+        if not (cache / f"doc_dense_layers{layers}.npy").exists():
+            # One cut model; documents in bf16 and queries in fp32, as for the full model.
+            poor_docs = SentenceTransformerEncoder(precision=Precision.BF16)
+            bert: Any = poor_docs.model[0].auto_model
+            bert.encoder.layer = bert.encoder.layer[:layers]
+            poor_queries = SentenceTransformerEncoder(precision=Precision.FP32)
+            poor_queries._model = poor_docs._model
+            items = json.loads((cache / "known_items.json").read_text())["texts"]
+            for name, run, inputs in (
+                ("doc", poor_docs.encode_documents, texts),
+                ("query", poor_queries.encode_queries, [queries[q] for q in query_ids]),
+                ("known_item", poor_queries.encode_queries, items),
+            ):
+                vectors = timed(f"dense {name}, {layers} layers", lambda: run(inputs))  # noqa: B023
+                path = cache / f"{name}_dense_layers{layers}.npy"
+                np.save(path, np.asarray(vectors, dtype=np.float32))
     if not (cache / "doc_dense.npy").exists():
         vectors = timed("dense docs", lambda: dense.encode_documents(texts))
         np.save(cache / "doc_dense.npy", np.asarray(vectors, dtype=np.float32))
@@ -171,48 +191,65 @@ def branch_lists(data: Path, cache: Path, depth: int) -> None:
     )
     targets = np.asarray(known["targets"])
     known_item_mrr: dict[str, dict[str, float]] = {}
-    for name, variant in settings(cache).items():
+    for name, variant in settings(cache, rows).items():
         arrays: dict[str, Any] = {"queries": np.asarray(judged)}
-        for branch, scores in zip(("dense", "sparse"), variant(*judged_queries), strict=True):
+        judged_scores = variant("judged", *judged_queries)
+        for branch, scores in zip(("dense", "sparse"), judged_scores, strict=True):
             idx, top = top_k(scores, depth)
             arrays[f"{branch}_idx"] = idx.astype(np.int32)
             arrays[f"{branch}_score"] = top
         np.savez(cache / f"lists_{name}.npz", **arrays)
         known_item_mrr[name] = {
             branch: mrr_at(scores, targets, MRR_DEPTH)
-            for branch, scores in zip(("dense", "sparse"), variant(*known_queries), strict=True)
+            for branch, scores in zip(
+                ("dense", "sparse"), variant("known", *known_queries), strict=True
+            )
         }
         print(f"lists {name}; known-item MRR@10 {known_item_mrr[name]}", flush=True)
     (cache / "known_item_mrr.json").write_text(json.dumps(known_item_mrr, indent=2))
 
 
 Scores = tuple[Any, Any]
+Variant = Callable[[str, Any, Any], Scores]
+"""(query set: "judged" or "known", dense queries, sparse queries) -> (dense, sparse) scores."""
 
 
-def settings(cache: Path) -> dict[str, Callable[[Any, Any], Scores]]:
-    """Setting name -> (dense queries, sparse queries) -> (dense scores, sparse scores)."""
+def settings(cache: Path, judged_rows: Sequence[int]) -> dict[str, Variant]:
+    """Setting name -> how it scores a query set (``judged_rows`` pick the judged queries
+    out of all queries, for settings that encode queries with their own model)."""
     import scipy.sparse as sp
 
     d_dense = unit(np.load(cache / "doc_dense.npy"))
     d_sparse = sp.load_npz(cache / "doc_sparse.npz").astype(np.float64)
 
-    def unchanged(q_dense: Any, q_sparse: Any) -> Scores:
+    def unchanged(which: str, q_dense: Any, q_sparse: Any) -> Scores:
         return dense_scores(q_dense, d_dense), sparse_scores(q_sparse, d_sparse)
 
-    def capped(n: int) -> Callable[[Any, Any], Scores]:
+    def capped(n: int) -> Variant:
         docs = cap_rows(d_sparse, n)
-        return lambda q_dense, q_sparse: (
+        return lambda which, q_dense, q_sparse: (
             dense_scores(q_dense, d_dense),
             sparse_scores(cap_rows(q_sparse, n), docs),
         )
 
-    def dense_docs(docs: Any) -> Callable[[Any, Any], Scores]:
-        return lambda q_dense, q_sparse: (
+    def dense_docs(docs: Any) -> Variant:
+        return lambda which, q_dense, q_sparse: (
             dense_scores(q_dense, docs),
             sparse_scores(q_sparse, d_sparse),
         )
 
-    variants: dict[str, Callable[[Any, Any], Scores]] = {"scifact": unchanged}
+    def dense_model(layers: int) -> Variant:
+        docs = unit(np.load(cache / f"doc_dense_layers{layers}.npy"))
+        own = {
+            "judged": np.load(cache / f"query_dense_layers{layers}.npy")[list(judged_rows)],
+            "known": np.load(cache / f"known_item_dense_layers{layers}.npy"),
+        }
+        return lambda which, q_dense, q_sparse: (
+            dense_scores(own[which], docs),
+            sparse_scores(q_sparse, d_sparse),
+        )
+
+    variants: dict[str, Variant] = {"scifact": unchanged}
     for n in SPARSE_CAPS:
         variants[f"sparse-cap{n}"] = capped(n)
     for tokens in TRUNCATIONS:
@@ -223,6 +260,8 @@ def settings(cache: Path) -> dict[str, Callable[[Any, Any], Scores]]:
     for sigma in DENSE_NOISE:
         noisy = d_dense + rng.normal(0.0, sigma, size=d_dense.shape)
         variants[f"dense-noise{sigma:g}"] = dense_docs(unit(noisy))
+    for layers in DENSE_LAYERS:
+        variants[f"dense-layers{layers}"] = dense_model(layers)
     return variants
 
 
@@ -403,6 +442,11 @@ def markdown(report: Mapping[str, Any]) -> str:
             + f" | {row['calibrated'] - better:+.3f} | {row['tuned']:.3f} |"
         )
     tune = report["tune"]
+    lines.append("")
+    lines.append(
+        "Bold: the best of the per-query methods, which need no step on the corpus. "
+        "Calibrated: adaptive with known-item branch weights (`calibrate`, no labels)."
+    )
     lines.append("")
     lines.append(
         f"`tune` on SciFact train ({tune['split']}): {tune['config']['fusion']} "

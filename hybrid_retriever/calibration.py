@@ -19,7 +19,7 @@ Known-item queries share words with their document, so both branches score highe
 on them than on real questions, and SPLADE gains more than dense does. The square
 is there because what matters is the *ratio* of the two: with a plain ratio a branch
 half as good still kept a third of the weight, too much in the study's capped-SPLADE
-settings. Measured in ``benchmarks/fusion_study.py`` (SciFact and seven settings
+settings. Measured in ``benchmarks/fusion_study.py`` (SciFact and nine settings
 with one branch weakened): never below the better branch, and 0.01 below the
 per-query default where the branches are equal.
 

@@ -84,11 +84,18 @@ class Calibration:
             weights=dict(self.weights),
             provenance={
                 "calibration": "known-item search, no labels",
-                "known_item_mrr@10": dict(self.known_item_mrr),
-                "queries": self.queries,
+                **self.to_json(),
                 **(provenance or {}),
             },
         )
+
+    def to_json(self) -> dict[str, Any]:
+        """What was measured and chosen, as a report records it."""
+        return {
+            "known_item_mrr@10": dict(self.known_item_mrr),
+            "weights": dict(self.weights),
+            "queries": self.queries,
+        }
 
 
 def weights_from_mrr(mrr: Mapping[str, float]) -> dict[str, float]:

@@ -200,15 +200,10 @@ def calibrated_runs(
         print(f"calibrated run skipped: {error}", file=sys.stderr)
         return [spec for spec in runs if not spec.calibrated], {"skipped": str(error)}
     options = calibration.config().search_options()
-    found = {
-        "known_item_mrr@10": calibration.known_item_mrr,
-        "weights": calibration.weights,
-        "queries": calibration.queries,
-    }
     return [
         dataclasses.replace(spec, options={**spec.options, **options}) if spec.calibrated else spec
         for spec in runs
-    ], found
+    ], calibration.to_json()
 
 
 def collection_name(dataset_name: str) -> str:

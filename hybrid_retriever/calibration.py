@@ -47,8 +47,9 @@ if TYPE_CHECKING:
     from hybrid_retriever.retriever import HybridRetriever
 
 DEFAULT_SAMPLE = 200
-"""Known-item queries per calibration; the weights moved by < 0.05 between samples of
-200 on SciFact."""
+"""Known-item queries per calibration: a reciprocal rank lies in [0, 1], so its standard
+deviation is at most 0.5 and each branch's MRR@10 has a standard error of at most
+0.5 / sqrt(200) = 0.035."""
 MIN_QUERIES = 20
 """Fewer usable documents than this give weights that are mostly noise."""
 MRR_DEPTH = 10

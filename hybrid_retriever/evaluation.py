@@ -37,7 +37,6 @@ from hybrid_retriever.sources import (
 )
 
 __all__ = [
-    "CALIBRATED_RUN",
     "DEFAULT_DEPTH",
     "DEFAULT_METRICS",
     "DEFAULT_RUNS",
@@ -76,32 +75,30 @@ class RunSpec:
     options: Mapping[str, Any]
     """Per-call search options for ``HybridRetriever.invoke`` (weights, rrf_k, ...)."""
     description: str = ""
-    calibrated: bool = False
-    """Options come from :func:`hybrid_retriever.calibration.calibrate` on the corpus."""
 
 
 DEFAULT_RUNS: tuple[RunSpec, ...] = (
     RunSpec("dense", {"weights": {"dense": 1.0, "sparse": 0.0}}, "dense branch only"),
     RunSpec("sparse", {"weights": {"dense": 0.0, "sparse": 1.0}}, "SPLADE branch only"),
-    RunSpec("hybrid", {}, f"both branches, the default fusion ({DEFAULT_FUSION.value})"),
+    RunSpec(
+        "hybrid",
+        {},
+        f"both branches, the default: {DEFAULT_FUSION.value} fusion with the branch weights "
+        "calibrated on the collection (no labels)",
+    ),
     RunSpec("rrf", {"fusion": FusionMethod.RRF.value}, "reciprocal rank fusion, k=60"),
     RunSpec("dbsf", {"fusion": FusionMethod.DBSF.value}, "Qdrant's distribution-based fusion"),
     RunSpec("convex", {"fusion": FusionMethod.CONVEX.value}, "min-max scores, convex, alpha 0.5"),
     RunSpec(
-        "adaptive", {"fusion": FusionMethod.ADAPTIVE.value}, "per-query adaptive branch weights"
+        "adaptive",
+        {"fusion": FusionMethod.ADAPTIVE.value, "weights": {"dense": 1.0, "sparse": 1.0}},
+        "per-query adaptive branch weights alone, no calibration",
     ),
 )
-"""``hybrid`` is whatever :data:`~hybrid_retriever.fusion.methods.DEFAULT_FUSION` is, so it
-repeats one of the per-method runs; the per-method runs name their method explicitly."""
-
-CALIBRATED_RUN = RunSpec(
-    "calibrated",
-    {},
-    "adaptive, weighted by each branch's known-item MRR on the corpus (no labels)",
-    calibrated=True,
-)
-"""Not in :data:`DEFAULT_RUNS`: its options must first be measured on the corpus
-(:func:`hybrid_retriever.calibration.calibrate`); ``hybrid-retriever eval`` does that."""
+"""``hybrid`` is what a retriever does with no fusion options: adaptive fusion with the
+weights :mod:`hybrid_retriever.calibration` stored with the collection (equal where the
+corpus is too small to calibrate); ``adaptive`` is the same fusion with equal weights.
+The other runs name their method explicitly."""
 
 
 def metric_names(k: int = 10, *, recall_depth: int = DEFAULT_DEPTH) -> tuple[str, ...]:

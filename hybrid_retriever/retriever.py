@@ -6,7 +6,9 @@ The query path, top to bottom (:meth:`HybridRetriever._get_relevant_documents`):
 2. check once that the collection exists and fits the encoders;
 3. encode the query with each branch's encoder;
 4. search both named vectors in one round trip, with the same filter;
-5. fuse the two ranked lists with ``fusion`` (adaptive by default; see ``fusion.methods``);
+5. fuse the two ranked lists with ``fusion`` (adaptive by default; see ``fusion.methods``),
+   weighting the branches as measured on this collection when the caller set no weights
+   (``calibration.py``);
 6. return LangChain Documents that explain their rank: ``_id``, ``_score``,
    ``_ranks`` and ``_scores`` in the metadata.
 """
@@ -14,9 +16,11 @@ The query path, top to bottom (:meth:`HybridRetriever._get_relevant_documents`):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import threading
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,6 +35,7 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables.config import RunnableConfig, get_config_list
 from pydantic import ConfigDict, PrivateAttr
 
+from hybrid_retriever.calibration import STORED_KEY, Calibration, StoredCalibration
 from hybrid_retriever.collection import (
     CONTENT_KEY,
     METADATA_KEY,
@@ -47,6 +52,7 @@ from hybrid_retriever.errors import (
     CollectionNotFoundError,
     HybridRetrieverError,
     InvalidParameterError,
+    StorageError,
 )
 from hybrid_retriever.fusion.methods import DEFAULT_FUSION, FusionMethod, fuse
 from hybrid_retriever.fusion.rrf import DEFAULT_RRF_K, BranchHit, FusedHit
@@ -87,6 +93,9 @@ class HybridRetriever(BaseRetriever):
     Fusion: ``fusion=`` a :class:`~hybrid_retriever.FusionMethod` (adaptive by default),
     with ``weights`` / ``rrf_k`` / ``prefetch_k``; or ``fusion_config=`` the file (or
     ``FusionConfig``) that ``hybrid-retriever tune`` saved. Explicit arguments win.
+    With no weights set, adaptive fusion weights the branches by how well each finds
+    this collection's documents, measured after indexing and stored with the collection
+    (:mod:`hybrid_retriever.calibration`; ``auto_calibrate=False`` turns that off).
 
     Example::
 
@@ -117,7 +126,12 @@ class HybridRetriever(BaseRetriever):
     weights: dict[str, float] | None = None
     """Per-branch weights, e.g. ``{"dense": 1.0, "sparse": 0.5}``; 0 skips a branch. RRF and
     DBSF multiply each branch's contribution, convex rescales them to sum to 1 (its alphas),
-    adaptive multiplies them into its per-query confidences."""
+    adaptive multiplies them into its per-query confidences. None: equal, except that
+    adaptive fusion uses the collection's calibrated weights where there are some."""
+    auto_calibrate: bool = True
+    """After each ``add_documents``, measure the branches on the collection when due and
+    store the weights with it (see ``calibration.py``); searches without weights use them.
+    False: neither measure nor use them, so no weights means equal weights."""
     filter: Any = None
     """A ``qdrant_client.models.Filter`` applied to both branches."""
 
@@ -125,6 +139,7 @@ class HybridRetriever(BaseRetriever):
     """Query vectors kept per branch in an LRU cache; 0 turns the cache off."""
 
     _verified: bool = PrivateAttr(default=False)
+    _calibration: Calibration | None = PrivateAttr(default=None)
     _query_cache: QueryVectorCache = PrivateAttr()
     _pool: ThreadPoolExecutor | None = PrivateAttr(default=None)
 
@@ -194,6 +209,9 @@ class HybridRetriever(BaseRetriever):
         """The query path for validated texts; ``invoke`` and ``batch`` both end up here."""
         if not self._verified:
             self._verify_collection(self.storage.get_layout(self.collection_name))
+            if self.auto_calibrate:
+                self._use_stored_calibration(self.storage.get_metadata(self.collection_name))
+        options = self._with_calibrated_weights(options)
         # 1. Vectors per branch: from the cache, or one encoding pass per encoder,
         #    the two encoders running at the same time.
         vectors = self._encode_queries(texts, options)
@@ -223,6 +241,10 @@ class HybridRetriever(BaseRetriever):
         """:meth:`_search` for the event loop: the same steps, CPU work in worker threads."""
         if not self._verified:
             self._verify_collection(await self.storage.aget_layout(self.collection_name))
+            if self.auto_calibrate:
+                metadata = await self.storage.aget_metadata(self.collection_name)
+                self._use_stored_calibration(metadata)
+        options = self._with_calibrated_weights(options)
         vectors = await asyncio.to_thread(self._encode_queries, texts, options)
         requests = self._branch_queries(vectors, len(texts), options)
         results = await self.storage.asearch(
@@ -247,6 +269,16 @@ class HybridRetriever(BaseRetriever):
             query_filter=self.filter,
             overrides=overrides,
         )
+
+    def _with_calibrated_weights(self, options: SearchOptions) -> SearchOptions:
+        """The collection's calibrated weights, where the search set none and fuses adaptively."""
+        if (
+            options.weights_given
+            or options.fusion is not FusionMethod.ADAPTIVE
+            or self._calibration is None
+        ):
+            return options
+        return dataclasses.replace(options, weights=dict(self._calibration.weights))
 
     def _encode_queries(
         self, texts: Sequence[str], options: SearchOptions
@@ -394,6 +426,35 @@ class HybridRetriever(BaseRetriever):
         check_layout(self.collection_spec(), layout, encoder_name=self.dense_encoder.name)
         self._verified = True
 
+    @property
+    def calibration(self) -> Calibration | None:
+        """The branch weights measured on this collection that searches without weights
+        use; None where there are none for these encoders, or ``auto_calibrate`` is off."""
+        if not self._verified and self.auto_calibrate:
+            self._verify_collection(self.storage.get_layout(self.collection_name))
+            self._use_stored_calibration(self.storage.get_metadata(self.collection_name))
+        return self._calibration
+
+    def _use_stored_calibration(self, metadata: Mapping[str, Any]) -> None:
+        record = StoredCalibration.from_json(metadata.get(STORED_KEY))
+        fits = record is not None and record.fits(self)
+        self._calibration = record.calibration if record is not None and fits else None
+
+    def _refresh_calibration(self) -> None:
+        """After a write: measure the branches if due (see ``calibration.py``). The write has
+        succeeded by then, so a failure here warns instead of raising."""
+        from hybrid_retriever.calibration import refresh_calibration
+
+        try:
+            if self.storage.get_layout(self.collection_name) is not None:
+                self._calibration = refresh_calibration(self).calibration
+        except StorageError as exc:
+            warnings.warn(
+                f"The documents are stored, but the branches were not calibrated: {exc} "
+                "Searches use equal weights until 'hybrid-retriever calibrate' succeeds.",
+                stacklevel=3,
+            )
+
     def _indexer(self) -> Indexer:
         return Indexer(
             storage=self.storage,
@@ -421,6 +482,8 @@ class HybridRetriever(BaseRetriever):
             documents, ids=ids, batch_size=batch_size, show_progress=show_progress
         )
         self._verified = self._verified or bool(point_ids)
+        if self.auto_calibrate:
+            self._refresh_calibration()
         return point_ids
 
     async def aadd_documents(
@@ -437,6 +500,8 @@ class HybridRetriever(BaseRetriever):
             documents, ids=ids, batch_size=batch_size, show_progress=show_progress
         )
         self._verified = self._verified or bool(point_ids)
+        if self.auto_calibrate:
+            await asyncio.to_thread(self._refresh_calibration)
         return point_ids
 
     def add_texts(

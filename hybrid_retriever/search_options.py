@@ -43,6 +43,9 @@ class SearchOptions:
     weights: dict[str, float]
     filter: Any
     routing: Routing
+    weights_given: bool = True
+    """False when neither the retriever nor the call set weights: the retriever may then
+    use the collection's calibrated ones (see ``calibration.py``)."""
 
 
 def check_query(query: Any) -> str:
@@ -158,17 +161,19 @@ def resolve_search_options(
             )
     rrf_k = overrides.get("rrf_k", rrf_k)
     check_rrf_k(rrf_k)
+    weights = overrides.get("weights", weights)
     return SearchOptions(
         k=k,
         prefetch_k=prefetch_k,
         fusion=check_fusion(overrides.get("fusion", fusion)),
         rrf_k=rrf_k,
-        weights=check_weights(overrides.get("weights", weights), BRANCHES),
+        weights=check_weights(weights, BRANCHES),
         filter=check_filter(overrides.get("filter", query_filter)),
         routing=Routing(
             shard_key=overrides.get("shard_key"),
             read_consistency=check_read_consistency(overrides.get("read_consistency")),
         ),
+        weights_given=weights is not None,
     )
 
 

@@ -241,8 +241,10 @@ def test_eval_report_has_the_documented_structure(report: dict[str, Any]) -> Non
     assert report["metrics"] == ["ndcg@10", "recall@100", "mrr@10"]
     assert report["depth"] == 100
     runs = ["dense", "sparse", "hybrid", "rrf", "dbsf", "convex", "adaptive"]
-    assert list(report["runs"]) == runs  # "calibrated" needs 20 documents; the toy has 12
-    assert "at least 20 indexed documents" in report["calibration"]["skipped"]
+    assert list(report["runs"]) == runs
+    # Calibration needs 20 documents; the toy has 12, so hybrid uses equal weights.
+    assert report["calibration"]["calibration"] is None
+    assert "at least 20 documents" in report["calibration"]["skipped"]
     for values in report["runs"].values():
         for metric in ("ndcg@10", "recall@100", "mrr@10"):
             assert isinstance(values[metric], float)
@@ -265,7 +267,7 @@ def test_eval_reuses_what_index_wrote(report: dict[str, Any]) -> None:
 def test_eval_table_is_printed(flow: dict[str, Ran], report: dict[str, Any]) -> None:
     out = ok(flow["eval"]).stdout
     assert "toy (test): 12 documents, 3 queries" in out
-    assert "calibrated run skipped: Calibration needs at least 20" in flow["eval"].stderr
+    assert "Calibration: hybrid uses equal weights. Calibration needs at least 20" in out
     header = next(line for line in out.splitlines() if line.startswith("run"))
     assert header.split() == ["run", "nDCG@10", "Recall@100", "MRR@10", "p50", "ms", "p95", "ms"]
     for name, values in report["runs"].items():
@@ -510,7 +512,6 @@ def test_bad_filters_are_refused(expression: str, message: str) -> None:
 
 def test_runs_and_collection_names() -> None:
     assert [r.name for r in select_runs("hybrid, dense")] == ["hybrid", "dense"]
-    assert [r.calibrated for r in select_runs("calibrated,hybrid")] == [True, False]
     with pytest.raises(InvalidParameterError, match="choose among dense, sparse, hybrid"):
         select_runs("dense,rrf2")
     assert collection_name("BEIR scifact (v2)") == "BEIR-scifact-v2"

@@ -1,15 +1,18 @@
-"""``hybrid-retriever calibrate``: branch weights for a collection, from its documents alone.
+"""``hybrid-retriever calibrate``: measure a collection's branch weights again, now.
 
-Samples documents from the source that was indexed, searches each branch with one of
-their sentences, and saves the weights (see :mod:`hybrid_retriever.calibration`) as a
-fusion config that ``search --fusion-config`` and ``HybridRetriever(fusion_config=...)``
-load. No labels needed; ``tune`` is the labelled counterpart.
+Indexing already does this when it is due (see :mod:`hybrid_retriever.calibration`);
+this command forces it, e.g. with a larger ``--sample``, or for a collection indexed
+with ``auto_calibrate=False`` or by another tool. The weights are stored with the
+collection, where every retriever on it finds them; ``--out`` also saves them as a
+fusion config for ``search --fusion-config`` and ``HybridRetriever(fusion_config=...)``.
+No labels needed; ``tune`` is the labelled counterpart.
 """
 
 from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,8 +26,6 @@ from hybrid_retriever.cli.common import (
     positive_int,
     retriever_arguments,
 )
-from hybrid_retriever.cli.tune import DEFAULT_OUT
-from hybrid_retriever.sources import open_source
 
 
 def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
@@ -33,14 +34,14 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
     parser = subparsers.add_parser(
         "calibrate",
         parents=parents,
-        help="weight the branches for a collection from its own documents (no labels)",
+        help="measure the branch weights of a collection from its own documents (no labels)",
         description=(
             "Measure how well each branch finds a document from one of its own sentences "
-            "(known-item search on a sample of SOURCE), and save branch weights for the "
-            "adaptive fusion. SOURCE is what you indexed into --collection."
+            "(known-item search on a sample of the collection), and store the branch "
+            "weights for the adaptive fusion with the collection. Indexing does this by "
+            "itself when it is due; this does it now."
         ),
     )
-    parser.add_argument("source", type=Path, metavar="SOURCE", help="what was indexed")
     parser.add_argument("--collection", required=True, metavar="NAME", help="collection name")
     parser.add_argument(
         "--sample",
@@ -53,9 +54,8 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "--out",
         type=Path,
-        default=DEFAULT_OUT,
         metavar="PATH",
-        help="where to save the config (default: %(default)s)",
+        help="also save the weights as a fusion config file",
     )
     add_location_options(parser, default=f"{DEFAULT_PATH}, or ${PATH_ENV} when set (as for index)")
     add_model_options(parser)
@@ -63,28 +63,29 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace) -> int:
-    source = open_source(args.source)
-    from hybrid_retriever.calibration import calibrate
+    from hybrid_retriever.calibration import refresh_calibration
     from hybrid_retriever.retriever import HybridRetriever
 
     retriever = HybridRetriever(
         **retriever_arguments(args, collection=args.collection, default_path=Path(default_path()))
     )
     try:
-        calibration = calibrate(retriever, source, sample=args.sample, seed=args.seed)
+        stored = refresh_calibration(retriever, force=True, sample=args.sample, seed=args.seed)
     finally:
         retriever.close()
-    config = calibration.config(
-        provenance={
-            "source": str(args.source),
-            "command": shlex.join(["hybrid-retriever", *args.command_line]),
-        }
-    )
+    calibration = stored.calibration
+    if calibration is None:
+        print(f"Not calibrated: {stored.skipped}", file=sys.stderr)
+        return 1
     mrr = calibration.known_item_mrr
     print(
-        f"{calibration.queries} known-item queries from {args.source}: MRR@10 "
-        f"dense {mrr['dense']:.3f}, sparse {mrr['sparse']:.3f}"
+        f"{calibration.queries} known-item queries from {stored.points} documents in "
+        f"{args.collection!r}: MRR@10 dense {mrr['dense']:.3f}, sparse {mrr['sparse']:.3f}"
     )
-    print(f"chose {config.describe()}")
-    print(f"wrote {config.save(args.out)}")
+    config = calibration.config(
+        provenance={"command": shlex.join(["hybrid-retriever", *args.command_line])}
+    )
+    print(f"stored {config.describe()} with the collection")
+    if args.out is not None:
+        print(f"wrote {config.save(args.out)}")
     return 0

@@ -1,22 +1,20 @@
 """``hybrid-retriever eval``: dense vs sparse vs hybrid on a BEIR dataset, scored by ranx.
 
-The corpus is indexed once; every run of :data:`EVAL_RUNS` (the library's
-``DEFAULT_RUNS`` and the label-free calibrated run) then searches the same
-collection with its own options, so the runs differ only in how the branches are
-weighted and fused. Each query retrieves ``max(100, k)``
+The corpus is indexed once (which also calibrates the branch weights, see
+:mod:`hybrid_retriever.calibration`); every run of ``DEFAULT_RUNS`` then searches
+the same collection with its own options, so the runs differ only in how the
+branches are weighted and fused. Each query retrieves ``max(100, k)``
 documents, so that Recall@100 means what it says.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib.util
 import json
 import math
 import re
 import shlex
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +26,6 @@ from hybrid_retriever.cli.common import (
 )
 from hybrid_retriever.errors import InvalidParameterError
 from hybrid_retriever.evaluation import (
-    CALIBRATED_RUN,
     DEFAULT_DEPTH,
     DEFAULT_RUNS,
     BeirDataset,
@@ -44,21 +41,18 @@ from hybrid_retriever.evaluation import (
 if TYPE_CHECKING:
     from hybrid_retriever.retriever import HybridRetriever
 
-EVAL_RUNS = (*DEFAULT_RUNS, CALIBRATED_RUN)
-"""What ``eval`` compares by default: every run, the calibrated one last."""
-
 METRIC_LABELS = {"ndcg": "nDCG", "recall": "Recall", "mrr": "MRR"}
 
 
 def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
-    names = [r.name for r in EVAL_RUNS]
+    names = [r.name for r in DEFAULT_RUNS]
     parser = subparsers.add_parser(
         "eval",
         parents=parents,
         help="compare dense, sparse and hybrid retrieval on a BEIR dataset",
         description=(
             "Index a BEIR dataset once, then run its queries "
-            f"{', '.join(f'{r.name} ({r.description})' for r in EVAL_RUNS)}, and report "
+            f"{', '.join(f'{r.name} ({r.description})' for r in DEFAULT_RUNS)}, and report "
             "nDCG@k, Recall@100 and MRR@k per run (computed with ranx), plus query latency."
         ),
     )
@@ -96,7 +90,7 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
 
 def select_runs(names: str) -> list[RunSpec]:
     """The runs named in a comma-separated list, in the order given."""
-    known = {r.name: r for r in EVAL_RUNS}
+    known = {r.name: r for r in DEFAULT_RUNS}
     chosen = [n.strip() for n in names.split(",") if n.strip()]
     unknown = [n for n in chosen if n not in known]
     if unknown or not chosen:
@@ -134,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         stats = index_dataset(
             retriever, dataset, batch_size=args.batch_size, show_progress=show_progress
         )
-        runs, calibration = calibrated_runs(retriever, dataset, runs)
+        calibration = calibration_report(retriever)
         for spec in runs:
             results[spec.name] = run_retriever(
                 retriever,
@@ -168,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
             "ignore_identical_ids": args.ignore_identical_ids,
             "command": shlex.join(["hybrid-retriever", *args.command_line]),
             "machine": machine_info(),
-            **({"calibration": calibration} if calibration is not None else {}),
+            "calibration": calibration,
         },
         with_rankings=args.rankings,
     )
@@ -185,25 +179,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def calibrated_runs(
-    retriever: HybridRetriever, dataset: BeirDataset, runs: Sequence[RunSpec]
-) -> tuple[list[RunSpec], dict[str, Any] | None]:
-    """``runs`` with the calibrated run's options measured on the corpus, and what the
-    calibration found; a corpus too small to calibrate drops the run, saying why."""
-    if not any(spec.calibrated for spec in runs):
-        return list(runs), None
-    from hybrid_retriever.calibration import calibrate
+def calibration_report(retriever: HybridRetriever) -> dict[str, Any] | None:
+    """What the collection's calibration measured (the ``hybrid`` run's weights), or why
+    there is none; printed, since it explains the ``hybrid`` row."""
+    from hybrid_retriever.calibration import stored_calibration
 
-    try:
-        calibration = calibrate(retriever, dataset.corpus())
-    except InvalidParameterError as error:
-        print(f"calibrated run skipped: {error}", file=sys.stderr)
-        return [spec for spec in runs if not spec.calibrated], {"skipped": str(error)}
-    options = calibration.config().search_options()
-    return [
-        dataclasses.replace(spec, options={**spec.options, **options}) if spec.calibrated else spec
-        for spec in runs
-    ], calibration.to_json()
+    stored = stored_calibration(retriever) if retriever.auto_calibrate else None
+    if stored is None:
+        return None
+    if stored.calibration is None:
+        print(f"Calibration: hybrid uses equal weights. {stored.skipped}")
+    else:
+        weights = stored.calibration.weights
+        print(
+            f"Calibration: hybrid uses the weights dense {weights['dense']:.2f}, "
+            f"sparse {weights['sparse']:.2f}"
+        )
+    return stored.to_json()
 
 
 def collection_name(dataset_name: str) -> str:

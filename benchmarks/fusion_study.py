@@ -56,7 +56,12 @@ DENSE_LAYERS = (1, 2)
 # -- stage 1: encode -----------------------------------------------------------------------------
 
 
-def encode(data: Path, cache: Path) -> None:
+def known_suffix(seed: int) -> str:
+    """Cache file suffix of one known-item sample (seed 0, the library's, has none)."""
+    return "" if seed == 0 else f"_s{seed}"
+
+
+def encode(data: Path, cache: Path, samples: int) -> None:
     import scipy.sparse as sp
 
     from hybrid_retriever import SentenceTransformerEncoder, SpladeEncoder
@@ -86,17 +91,22 @@ def encode(data: Path, cache: Path) -> None:
         vals = np.concatenate([np.asarray(v.values, dtype=np.float32) for v in vectors])
         return sp.csr_matrix((vals, (rows, cols)), shape=(len(vectors), VOCAB))
 
-    if not (cache / "known_items.json").exists():
-        # Label-free calibration's queries (hybrid_retriever.calibration): the sample
-        # that indexing this corpus draws from the collection.
-        items = known_item_queries(beir_corpus(data))
+    for seed in range(samples):
+        # Label-free calibration's queries (hybrid_retriever.calibration): seed 0 is the
+        # sample that indexing this corpus draws from the collection; the others show
+        # how much the result depends on the sample.
+        sfx = known_suffix(seed)
+        if (cache / f"known_items{sfx}.json").exists():
+            continue
+        items = known_item_queries(beir_corpus(data), seed=seed)
+        texts_k = [q.text for q in items]
         targets = [doc_ids.index(q.target_id) for q in items]
-        kd = timed("known-item dense", lambda: query_dense.encode_queries([q.text for q in items]))
-        np.save(cache / "known_item_dense.npy", np.asarray(kd, dtype=np.float32))
-        ks = timed("known-item sparse", lambda: sparse.encode_queries([q.text for q in items]))
-        sp.save_npz(cache / "known_item_sparse.npz", to_csr(ks))
-        (cache / "known_items.json").write_text(
-            json.dumps({"texts": [q.text for q in items], "targets": targets})
+        kd = timed(f"known-item dense{sfx}", lambda: query_dense.encode_queries(texts_k))  # noqa: B023
+        np.save(cache / f"known_item_dense{sfx}.npy", np.asarray(kd, dtype=np.float32))
+        ks = timed(f"known-item sparse{sfx}", lambda: sparse.encode_queries(texts_k))  # noqa: B023
+        sp.save_npz(cache / f"known_item_sparse{sfx}.npz", to_csr(ks))
+        (cache / f"known_items{sfx}.json").write_text(
+            json.dumps({"texts": texts_k, "targets": targets})
         )
     if not (cache / "query_dense.npy").exists():
         qd = timed(
@@ -114,21 +124,28 @@ def encode(data: Path, cache: Path) -> None:
             vectors = timed(f"dense docs, {tokens} tokens", lambda: run(texts))  # noqa: B023
             np.save(path, np.asarray(vectors, dtype=np.float32))
     for layers in DENSE_LAYERS:
-        if not (cache / f"doc_dense_layers{layers}.npy").exists():
-            # One cut model; documents in bf16 and queries in fp32, as for the full model.
-            poor_docs = SentenceTransformerEncoder(precision=Precision.BF16)
-            bert: Any = poor_docs.model[0].auto_model
-            bert.encoder.layer = bert.encoder.layer[:layers]
-            poor_queries = SentenceTransformerEncoder(precision=Precision.FP32)
-            poor_queries._model = poor_docs._model
-            items = json.loads((cache / "known_items.json").read_text())["texts"]
-            for name, run, inputs in (
-                ("doc", poor_docs.encode_documents, texts),
-                ("query", poor_queries.encode_queries, [queries[q] for q in query_ids]),
-                ("known_item", poor_queries.encode_queries, items),
-            ):
-                vectors = timed(f"dense {name}, {layers} layers", lambda: run(inputs))  # noqa: B023
-                path = cache / f"{name}_dense_layers{layers}.npy"
+        # One cut model; documents in bf16 and queries in fp32, as for the full model.
+        poor_docs = SentenceTransformerEncoder(precision=Precision.BF16)
+        bert: Any = poor_docs.model[0].auto_model
+        bert.encoder.layer = bert.encoder.layer[:layers]
+        poor_queries = SentenceTransformerEncoder(precision=Precision.FP32)
+        poor_queries._model = poor_docs._model
+        jobs: list[tuple[Path, Callable[[Sequence[str]], Any], Sequence[str]]] = [
+            (cache / f"doc_dense_layers{layers}.npy", poor_docs.encode_documents, texts),
+            (
+                cache / f"query_dense_layers{layers}.npy",
+                poor_queries.encode_queries,
+                [queries[q] for q in query_ids],
+            ),
+        ]
+        for seed in range(samples):
+            sfx = known_suffix(seed)
+            items = json.loads((cache / f"known_items{sfx}.json").read_text())["texts"]
+            path = cache / f"known_item_dense_layers{layers}{sfx}.npy"
+            jobs.append((path, poor_queries.encode_queries, items))
+        for path, encode_with, inputs in jobs:
+            if not path.exists():
+                vectors = timed(path.stem, lambda: encode_with(inputs))  # noqa: B023
                 np.save(path, np.asarray(vectors, dtype=np.float32))
     if not (cache / "doc_dense.npy").exists():
         vectors = timed("dense docs", lambda: dense.encode_documents(texts))
@@ -169,9 +186,9 @@ def top_k(scores: Any, k: int) -> tuple[Any, Any]:
     return idx, np.take_along_axis(scores, idx, axis=1)
 
 
-def branch_lists(data: Path, cache: Path, depth: int) -> None:
+def branch_lists(data: Path, cache: Path, depth: int, samples: int) -> None:
     """Exact top-``depth`` of each branch, per setting, for every judged query; and each
-    branch's known-item MRR@10 per setting (what ``calibrate`` measures)."""
+    branch's known-item MRR@10 per setting and sample (what calibration measures)."""
     import scipy.sparse as sp
 
     from hybrid_retriever.calibration import MRR_DEPTH
@@ -186,14 +203,16 @@ def branch_lists(data: Path, cache: Path, depth: int) -> None:
         np.load(cache / "query_dense.npy")[rows],
         sp.load_npz(cache / "query_sparse.npz")[rows],
     )
-    known = json.loads((cache / "known_items.json").read_text())
-    known_queries = (
-        np.load(cache / "known_item_dense.npy"),
-        sp.load_npz(cache / "known_item_sparse.npz"),
-    )
-    targets = np.asarray(known["targets"])
-    known_item_mrr: dict[str, dict[str, float]] = {}
-    for name, variant in settings(cache, rows).items():
+    known = {}
+    for seed in range(samples):
+        sfx = known_suffix(seed)
+        known[seed] = (
+            np.asarray(json.loads((cache / f"known_items{sfx}.json").read_text())["targets"]),
+            np.load(cache / f"known_item_dense{sfx}.npy"),
+            sp.load_npz(cache / f"known_item_sparse{sfx}.npz"),
+        )
+    known_item_mrr: dict[str, list[dict[str, float]]] = {}
+    for name, variant in settings(cache, rows, samples).items():
         arrays: dict[str, Any] = {"queries": np.asarray(judged)}
         judged_scores = variant("judged", *judged_queries)
         for branch, scores in zip(("dense", "sparse"), judged_scores, strict=True):
@@ -201,22 +220,26 @@ def branch_lists(data: Path, cache: Path, depth: int) -> None:
             arrays[f"{branch}_idx"] = idx.astype(np.int32)
             arrays[f"{branch}_score"] = top
         np.savez(cache / f"lists_{name}.npz", **arrays)
-        known_item_mrr[name] = {
-            branch: mrr_at(scores, targets, MRR_DEPTH)
-            for branch, scores in zip(
-                ("dense", "sparse"), variant("known", *known_queries), strict=True
-            )
-        }
+        known_item_mrr[name] = [
+            {
+                branch: mrr_at(scores, targets, MRR_DEPTH)
+                for branch, scores in zip(
+                    ("dense", "sparse"), variant(f"known{seed}", dense, sparse), strict=True
+                )
+            }
+            for seed, (targets, dense, sparse) in known.items()
+        ]
         print(f"lists {name}; known-item MRR@10 {known_item_mrr[name]}", flush=True)
     (cache / "known_item_mrr.json").write_text(json.dumps(known_item_mrr, indent=2))
 
 
 Scores = tuple[Any, Any]
 Variant = Callable[[str, Any, Any], Scores]
-"""(query set: "judged" or "known", dense queries, sparse queries) -> (dense, sparse) scores."""
+"""(query set: "judged" or "known<seed>", dense queries, sparse queries) -> (dense, sparse)
+scores."""
 
 
-def settings(cache: Path, judged_rows: Sequence[int]) -> dict[str, Variant]:
+def settings(cache: Path, judged_rows: Sequence[int], samples: int) -> dict[str, Variant]:
     """Setting name -> how it scores a query set (``judged_rows`` pick the judged queries
     out of all queries, for settings that encode queries with their own model)."""
     import scipy.sparse as sp
@@ -244,7 +267,12 @@ def settings(cache: Path, judged_rows: Sequence[int]) -> dict[str, Variant]:
         docs = unit(np.load(cache / f"doc_dense_layers{layers}.npy"))
         own = {
             "judged": np.load(cache / f"query_dense_layers{layers}.npy")[list(judged_rows)],
-            "known": np.load(cache / f"known_item_dense_layers{layers}.npy"),
+            **{
+                f"known{seed}": np.load(
+                    cache / f"known_item_dense_layers{layers}{known_suffix(seed)}.npy"
+                )
+                for seed in range(samples)
+            },
         }
         return lambda which, q_dense, q_sparse: (
             dense_scores(own[which], docs),
@@ -359,18 +387,20 @@ def evaluate(data: Path, cache: Path, out: Path) -> dict[str, Any]:
     known_item_mrr = json.loads((cache / "known_item_mrr.json").read_text())
     table: dict[str, dict[str, float]] = {}
     tuned_configs: dict[str, str] = {}
-    calibrated_weights: dict[str, dict[str, float]] = {}
+    calibrated_weights: dict[str, list[dict[str, float]]] = {}
     for name in names:
         rankings = load_lists(cache, name)
         table[name] = {run.name: ndcg(rankings, qrels["test"], run) for run in RUNS}
         # The default, without labels: adaptive with the known-item weights that indexing
-        # measures and stores with the collection.
-        calibrated_weights[name] = weights_from_mrr(known_item_mrr[name])
-        table[name]["default"] = ndcg(
-            rankings,
-            qrels["test"],
-            Run("default", FusionMethod.ADAPTIVE, calibrated_weights[name]),
-        )
+        # measures and stores with the collection (sample 0); and with other samples.
+        calibrated_weights[name] = [weights_from_mrr(mrr) for mrr in known_item_mrr[name]]
+        by_sample = [
+            ndcg(rankings, qrels["test"], Run("default", FusionMethod.ADAPTIVE, weights))
+            for weights in calibrated_weights[name]
+        ]
+        table[name]["default"] = by_sample[0]
+        table[name]["default, lowest sample"] = min(by_sample)
+        table[name]["default, highest sample"] = max(by_sample)
         # With labels: tune on the train queries (prefetch fixed at 100), score on test.
         tuned = tune(
             {q: rankings[q] for q in qrels["train"]},
@@ -391,6 +421,7 @@ def evaluate(data: Path, cache: Path, out: Path) -> dict[str, Any]:
         "dataset": data.name,
         "split": "test",
         "metric": "ndcg@10",
+        "samples": len(next(iter(known_item_mrr.values()))),
         "settings": table,
         "known_item_mrr@10": known_item_mrr,
         "calibrated_weights": calibrated_weights,
@@ -425,6 +456,7 @@ def markdown(report: Mapping[str, Any]) -> str:
         *FUSIONS,
         "default (calibrated adaptive)",
         "default - better branch",
+        f"same, {report['samples']} samples: lowest, highest",
         "tuned on train",
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -439,6 +471,8 @@ def markdown(report: Mapping[str, Any]) -> str:
             f"| {name} | "
             + " | ".join(cells)
             + f" | {row['default']:.3f} | {row['default'] - better:+.3f}"
+            + f" | {row['default, lowest sample'] - better:+.3f}"
+            + f", {row['default, highest sample'] - better:+.3f}"
             + f" | {row['tuned']:.3f} |"
         )
     tune = report["tune"]
@@ -446,7 +480,10 @@ def markdown(report: Mapping[str, Any]) -> str:
     lines.append(
         "Bold: the best of the per-query methods with equal branch weights. Default: what "
         "a retriever does with no fusion options, adaptive with the known-item branch "
-        "weights that indexing stores with the collection (no labels)."
+        "weights that indexing stores with the collection (no labels), from the sample "
+        "that indexing SciFact draws; the next column repeats it for known-item samples "
+        "drawn with seeds 0 to "
+        f"{report['samples'] - 1}."
     )
     lines.append("")
     lines.append(
@@ -466,12 +503,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/fusion_study.json"))
     parser.add_argument("--depth", type=int, default=100, help="hits kept per branch")
     parser.add_argument("--stage", choices=["encode", "lists", "eval", "all"], default="all")
+    parser.add_argument(
+        "--samples", type=int, default=5, help="known-item samples (seeds 0..N-1) per setting"
+    )
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
     if args.stage in ("encode", "all"):
-        encode(args.data, args.cache)
+        encode(args.data, args.cache, args.samples)
     if args.stage in ("lists", "all"):
-        branch_lists(args.data, args.cache, args.depth)
+        branch_lists(args.data, args.cache, args.depth, args.samples)
     if args.stage in ("eval", "all"):
         evaluate(args.data, args.cache, args.out)
 

@@ -207,10 +207,7 @@ class HybridRetriever(BaseRetriever):
 
     def _search(self, texts: Sequence[str], options: SearchOptions) -> list[list[Document]]:
         """The query path for validated texts; ``invoke`` and ``batch`` both end up here."""
-        if not self._verified:
-            self._verify_collection(self.storage.get_layout(self.collection_name))
-            if self.auto_calibrate:
-                self._use_stored_calibration(self.storage.get_metadata(self.collection_name))
+        self._check_collection_once()
         options = self._with_calibrated_weights(options)
         # 1. Vectors per branch: from the cache, or one encoding pass per encoder,
         #    the two encoders running at the same time.
@@ -426,19 +423,24 @@ class HybridRetriever(BaseRetriever):
         check_layout(self.collection_spec(), layout, encoder_name=self.dense_encoder.name)
         self._verified = True
 
+    def _check_collection_once(self) -> None:
+        """Before the first search: the collection fits, and its calibration is loaded."""
+        if not self._verified:
+            self._verify_collection(self.storage.get_layout(self.collection_name))
+            if self.auto_calibrate:
+                self._use_stored_calibration(self.storage.get_metadata(self.collection_name))
+
     @property
     def calibration(self) -> Calibration | None:
         """The branch weights measured on this collection that searches without weights
         use; None where there are none for these encoders, or ``auto_calibrate`` is off."""
-        if not self._verified and self.auto_calibrate:
-            self._verify_collection(self.storage.get_layout(self.collection_name))
-            self._use_stored_calibration(self.storage.get_metadata(self.collection_name))
+        if self.auto_calibrate:
+            self._check_collection_once()
         return self._calibration
 
     def _use_stored_calibration(self, metadata: Mapping[str, Any]) -> None:
         record = StoredCalibration.from_json(metadata.get(STORED_KEY))
-        fits = record is not None and record.fits(self)
-        self._calibration = record.calibration if record is not None and fits else None
+        self._calibration = record.calibration if record and record.fits(self) else None
 
     def _refresh_calibration(self) -> None:
         """After a write: measure the branches if due (see ``calibration.py``). The write has

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -64,13 +65,17 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
 
 def run(args: argparse.Namespace) -> int:
     from hybrid_retriever.calibration import refresh_calibration
+    from hybrid_retriever.cli.indexing import warm_up
     from hybrid_retriever.retriever import HybridRetriever
 
     retriever = HybridRetriever(
         **retriever_arguments(args, collection=args.collection, default_path=Path(default_path()))
     )
     try:
+        warm_up(retriever)
+        start = time.perf_counter()
         stored = refresh_calibration(retriever, force=True, sample=args.sample, seed=args.seed)
+        seconds = time.perf_counter() - start
     finally:
         retriever.close()
     calibration = stored.calibration
@@ -80,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
     mrr = calibration.known_item_mrr
     print(
         f"{calibration.queries} known-item queries from {stored.points} documents in "
-        f"{args.collection!r}: MRR@10 dense {mrr['dense']:.3f}, sparse {mrr['sparse']:.3f}"
+        f"{args.collection!r}: MRR@10 dense {mrr['dense']:.3f}, sparse {mrr['sparse']:.3f} "
+        f"({seconds:.1f} s)"
     )
     config = calibration.config(
         provenance={"command": shlex.join(["hybrid-retriever", *args.command_line])}

@@ -310,7 +310,7 @@ def test_cli_calibrate_stores_the_weights_and_saves_a_config_that_search_loads(
     stored_file = tmp_path / "qdrant" / "docs" / "hybrid_retriever.json"
     indexed = json.loads(stored_file.read_text())[STORED_KEY]
     assert indexed["calibration"]["queries"] == len(documents)
-    capsys.readouterr()
+    assert "Calibration: searches weight the branches dense 0.50" in capsys.readouterr().out
     out = tmp_path / "fusion.json"
     sample = MIN_QUERIES + 1
     assert main(["calibrate", *where, "--sample", str(sample), "--out", str(out)]) == 0

@@ -232,6 +232,7 @@ def test_index_writes_every_document(flow: dict[str, Ran]) -> None:
     assert "Indexed 12 documents" in out
     assert "12 written, 0 already stored unchanged; 12 points in the collection" in out
     assert "docs/s" in out
+    assert "Calibration: searches use equal branch weights. Calibration needs at least 20" in out
 
 
 def test_eval_report_has_the_documented_structure(report: dict[str, Any]) -> None:
@@ -267,7 +268,7 @@ def test_eval_reuses_what_index_wrote(report: dict[str, Any]) -> None:
 def test_eval_table_is_printed(flow: dict[str, Ran], report: dict[str, Any]) -> None:
     out = ok(flow["eval"]).stdout
     assert "toy (test): 12 documents, 3 queries" in out
-    assert "Calibration: hybrid uses equal weights. Calibration needs at least 20" in out
+    assert "Calibration: searches use equal branch weights. Calibration needs at least 20" in out
     header = next(line for line in out.splitlines() if line.startswith("run"))
     assert header.split() == ["run", "nDCG@10", "Recall@100", "MRR@10", "p50", "ms", "p95", "ms"]
     for name, values in report["runs"].items():

@@ -17,7 +17,7 @@ import re
 import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hybrid_retriever.cli.common import (
     add_dataset_options,
@@ -37,9 +37,6 @@ from hybrid_retriever.evaluation import (
     run_retriever,
     score_queries,
 )
-
-if TYPE_CHECKING:
-    from hybrid_retriever.retriever import HybridRetriever
 
 METRIC_LABELS = {"ndcg": "nDCG", "recall": "Recall", "mrr": "MRR"}
 
@@ -112,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     depth = max(DEFAULT_DEPTH, args.k)
     show_progress = not args.no_progress
 
-    from hybrid_retriever.cli.indexing import index_dataset, warm_up
+    from hybrid_retriever.cli.indexing import describe_calibration, index_dataset, warm_up
     from hybrid_retriever.machine import machine_info
     from hybrid_retriever.retriever import HybridRetriever
 
@@ -128,7 +125,9 @@ def run(args: argparse.Namespace) -> int:
         stats = index_dataset(
             retriever, dataset, batch_size=args.batch_size, show_progress=show_progress
         )
-        calibration = calibration_report(retriever)
+        calibration = describe_calibration(retriever)
+        if calibration is not None:
+            print(calibration[0])
         for spec in runs:
             results[spec.name] = run_retriever(
                 retriever,
@@ -162,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
             "ignore_identical_ids": args.ignore_identical_ids,
             "command": shlex.join(["hybrid-retriever", *args.command_line]),
             "machine": machine_info(),
-            "calibration": calibration,
+            "calibration": None if calibration is None else calibration[1],
         },
         with_rankings=args.rankings,
     )
@@ -177,25 +176,6 @@ def run(args: argparse.Namespace) -> int:
         plot_report(report, args.plot)
         print(f"wrote {args.plot}")
     return 0
-
-
-def calibration_report(retriever: HybridRetriever) -> dict[str, Any] | None:
-    """What the collection's calibration measured (the ``hybrid`` run's weights), or why
-    there is none; printed, since it explains the ``hybrid`` row."""
-    from hybrid_retriever.calibration import stored_calibration
-
-    stored = stored_calibration(retriever) if retriever.auto_calibrate else None
-    if stored is None:
-        return None
-    if stored.calibration is None:
-        print(f"Calibration: hybrid uses equal weights. {stored.skipped}")
-    else:
-        weights = stored.calibration.weights
-        print(
-            f"Calibration: hybrid uses the weights dense {weights['dense']:.2f}, "
-            f"sparse {weights['sparse']:.2f}"
-        )
-    return stored.to_json()
 
 
 def collection_name(dataset_name: str) -> str:

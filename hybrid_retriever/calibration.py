@@ -307,7 +307,7 @@ def calibrate(
         raise InvalidParameterError(
             f"Calibration needs at least {MIN_QUERIES} documents with a sentence of "
             f"{SENTENCE_WORDS[0]}-{SENTENCE_WORDS[1]} words; collection {collection!r} has "
-            f"{len(queries)} among the first {sample * SCAN_FACTOR} read. Index more "
+            f"{len(queries)} (looking at up to {sample * SCAN_FACTOR} documents). Index more "
             "documents, or set the weights yourself (weights=...)."
         )
     rankings = search_branches(

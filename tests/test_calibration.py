@@ -226,7 +226,7 @@ def test_a_small_collection_says_why_and_is_measured_once_it_has_doubled(
     assert stored is not None and stored.calibration is None
     assert f"at least {MIN_QUERIES} documents" in (stored.skipped or "")
     assert retriever.calibration is None
-    with pytest.raises(InvalidParameterError, match=f"has {len(small)} among"):
+    with pytest.raises(InvalidParameterError, match=rf"has {len(small)} \(looking at up to"):
         calibrate(retriever)
 
     retriever.add_documents(documents[len(small) : len(small) + 3], show_progress=False)

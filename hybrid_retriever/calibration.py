@@ -79,6 +79,11 @@ _SAMPLE_NAMESPACE = uuid.UUID("5b0b9d9e-6c1f-4b0e-9a53-1f3c0c6f2a47")
 _SCROLL_PAGE = 256
 
 
+class NotEnoughDocumentsError(InvalidParameterError):
+    """Too few documents with a usable sentence to calibrate: not a failure, since the
+    retriever then keeps equal weights, and :func:`refresh_calibration` stores why."""
+
+
 @dataclass(frozen=True)
 class KnownItemQuery:
     """A sentence of a document; the document's point id, and the id its search hits
@@ -304,7 +309,7 @@ def calibrate(
         )
     queries = collection_queries(retriever.storage, collection, sample=sample, seed=seed)
     if len(queries) < MIN_QUERIES:
-        raise InvalidParameterError(
+        raise NotEnoughDocumentsError(
             f"Calibration needs at least {MIN_QUERIES} documents with a sentence of "
             f"{SENTENCE_WORDS[0]}-{SENTENCE_WORDS[1]} words; collection {collection!r} has "
             f"{len(queries)} (looking at up to {sample * SCAN_FACTOR} documents). Index more "
@@ -350,7 +355,7 @@ def refresh_calibration(
     skipped: str | None = None
     try:
         calibration = calibrate(retriever, sample=sample, seed=seed)
-    except InvalidParameterError as exc:
+    except NotEnoughDocumentsError as exc:
         skipped = str(exc)
     record = StoredCalibration(
         points=points,

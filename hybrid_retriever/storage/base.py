@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -34,6 +34,11 @@ class StoredPoint:
     id: str
     vectors: Mapping[str, Vector]
     payload: dict[str, Any]
+
+
+def payload_points(records: Iterable[Any]) -> list[StoredPoint]:
+    """Engine records (anything with ``id`` and ``payload``) read without vectors."""
+    return [StoredPoint(id=str(r.id), vectors={}, payload=r.payload or {}) for r in records]
 
 
 @dataclass(frozen=True, slots=True)

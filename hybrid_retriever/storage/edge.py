@@ -51,6 +51,7 @@ from hybrid_retriever.storage.base import (
     StorageBackend,
     StoredPoint,
     Vector,
+    payload_points,
 )
 from hybrid_retriever.storage.edge_filters import to_edge_filter
 from hybrid_retriever.vectors import SparseVector
@@ -191,7 +192,7 @@ class EdgeStorage(StorageBackend):
             records = self._shard(collection).retrieve(
                 list(ids), with_payload=True, with_vector=False
             )
-        return [StoredPoint(id=str(r.id), vectors={}, payload=r.payload or {}) for r in records]
+        return payload_points(records)
 
     def count(self, collection: str) -> int:
         from qdrant_edge import CountRequest
@@ -207,13 +208,13 @@ class EdgeStorage(StorageBackend):
         request = ScrollRequest(offset=offset, limit=limit, with_payload=True, with_vector=False)
         with self._lock, _edge_errors(self, collection):
             records, next_offset = self._shard(collection).scroll(request)
-        points = [StoredPoint(id=str(r.id), vectors={}, payload=r.payload or {}) for r in records]
-        return points, None if next_offset is None else str(next_offset)
+        return payload_points(records), None if next_offset is None else str(next_offset)
 
     def get_metadata(self, collection: str) -> dict[str, Any]:
-        path = self._folder(collection) / METADATA_FILE
-        if not (self._folder(collection) / CONFIG_FILE).is_file():
+        folder = self._folder(collection)
+        if not (folder / CONFIG_FILE).is_file():
             self._shard(collection)  # raises CollectionNotFoundError with the fix
+        path = folder / METADATA_FILE
         if not path.is_file():
             return {}
         try:

@@ -35,6 +35,7 @@ from hybrid_retriever.storage.base import (
     StorageBackend,
     StoredPoint,
     Vector,
+    payload_points,
 )
 from hybrid_retriever.vectors import SparseVector
 
@@ -224,7 +225,7 @@ class QdrantClientStorage(StorageBackend):
             records = self.client.retrieve(
                 collection, ids=list(ids), with_payload=True, shard_key_selector=self._shard_key
             )
-        return [StoredPoint(id=str(r.id), vectors={}, payload=r.payload or {}) for r in records]
+        return payload_points(records)
 
     def count(self, collection: str) -> int:
         with self._locked(), _engine_errors(self._description, collection=collection):
@@ -243,8 +244,7 @@ class QdrantClientStorage(StorageBackend):
                 with_vectors=False,
                 shard_key_selector=self._shard_key,
             )
-        points = [StoredPoint(id=str(r.id), vectors={}, payload=r.payload or {}) for r in records]
-        return points, None if next_offset is None else str(next_offset)
+        return payload_points(records), None if next_offset is None else str(next_offset)
 
     def get_metadata(self, collection: str) -> dict[str, Any]:
         with self._locked(), _engine_errors(self._description, collection=collection):

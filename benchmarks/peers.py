@@ -3,8 +3,7 @@
 Same data (BEIR SciFact: corpus, test queries, qrels), same models, one run:
 
 * ``hybrid-retriever``: our HybridRetriever on Qdrant Edge (the embedded default),
-  all-MiniLM-L6-v2 + splade-tiny, default fusion (adaptive, with the branch weights
-  that indexing calibrates);
+  all-MiniLM-L6-v2 + splade-tiny, default fusion (``fusion/config.py``);
 * ``langchain-qdrant``: ``QdrantVectorStore`` in ``RetrievalMode.HYBRID`` with the same
   two models (a sentence-transformers ``Embeddings`` and a ``SparseEmbeddings`` over the
   same SPLADE model), on its default embedded client (``location=":memory:"``);
@@ -202,8 +201,7 @@ def build_bm25_ensemble(documents: list[Any]) -> Any:
 SYSTEMS: dict[str, System] = {
     "hybrid-retriever": System(
         "hybrid_retriever (Qdrant Edge)",
-        "HybridRetriever, all-MiniLM-L6-v2 + splade-tiny, default fusion (adaptive, "
-        "calibrated weights), embedded Qdrant Edge",
+        "HybridRetriever, all-MiniLM-L6-v2 + splade-tiny, default fusion, embedded Qdrant Edge",
         build_ours,
     ),
     "langchain-qdrant": System(

@@ -3,9 +3,8 @@
 Indexes the corpus twice, once with both encoders in fp32 and once in bf16
 (``Precision.BF16``: dense under bf16 autocast, SPLADE with bf16 screening and
 fp32 re-scoring), into two on-disk Qdrant Edge collections, then runs the test
-queries dense-only, sparse-only and hybrid (the default fusion, with the branch
-weights each index calibrated) against each. Reports nDCG@10 per run
-and precision, the difference, and how many of the top 10 documents the two
+queries dense-only, sparse-only and hybrid (the default fusion) against each.
+Reports nDCG@10 per run and precision, the difference, and how many of the top 10 documents the two
 precisions share per query (mean over queries). Indexing time is reported too.
 Not part of CI.
 
@@ -28,7 +27,6 @@ from hybrid_retriever import (
     SentenceTransformerEncoder,
     SpladeEncoder,
 )
-from hybrid_retriever.calibration import refresh_calibration
 from hybrid_retriever.evaluation import (
     beir_corpus,
     beir_qrels,
@@ -57,9 +55,6 @@ def index(data: Path, precision: str, folder: Path) -> tuple[HybridRetriever, fl
     documents = list(beir_corpus(data))
     try:
         if retriever.count() == len(documents):
-            # Indexing would have calibrated the branch weights (the hybrid run's default);
-            # an index from before that has none yet.
-            refresh_calibration(retriever)
             return retriever, None
     except CollectionNotFoundError:
         pass

@@ -25,7 +25,8 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 
 from hybrid_retriever.errors import HybridRetrieverError, InvalidDocumentError
-from hybrid_retriever.fusion.methods import DEFAULT_FUSION, FusionMethod
+from hybrid_retriever.fusion.config import DEFAULT_FUSION_CONFIG
+from hybrid_retriever.fusion.methods import FusionMethod
 from hybrid_retriever.sources import (
     BEIR_CORPUS_FILES,
     DOC_ID_KEY,
@@ -83,8 +84,7 @@ DEFAULT_RUNS: tuple[RunSpec, ...] = (
     RunSpec(
         "hybrid",
         {},
-        f"both branches, the default: {DEFAULT_FUSION.value} fusion with the branch weights "
-        "calibrated on the collection (no labels)",
+        f"both branches, the default fusion: {DEFAULT_FUSION_CONFIG.describe()}",
     ),
     RunSpec("rrf", {"fusion": FusionMethod.RRF.value}, "reciprocal rank fusion, k=60"),
     RunSpec("dbsf", {"fusion": FusionMethod.DBSF.value}, "Qdrant's distribution-based fusion"),
@@ -92,13 +92,11 @@ DEFAULT_RUNS: tuple[RunSpec, ...] = (
     RunSpec(
         "adaptive",
         {"fusion": FusionMethod.ADAPTIVE.value, "weights": {"dense": 1.0, "sparse": 1.0}},
-        "per-query adaptive branch weights alone, no calibration",
+        "adaptive fusion with equal branch weights",
     ),
 )
-"""``hybrid`` is what a retriever does with no fusion options: adaptive fusion with the
-weights :mod:`hybrid_retriever.calibration` stored with the collection (equal where the
-corpus is too small to calibrate); ``adaptive`` is the same fusion with equal weights.
-The other runs name their method explicitly."""
+"""``hybrid`` is what a retriever does with no fusion options (:data:`DEFAULT_FUSION_CONFIG`);
+the other runs name their method and weights explicitly."""
 
 
 def metric_names(k: int = 10, *, recall_depth: int = DEFAULT_DEPTH) -> tuple[str, ...]:

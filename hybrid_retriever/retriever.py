@@ -6,9 +6,8 @@ The query path, top to bottom (:meth:`HybridRetriever._get_relevant_documents`):
 2. check once that the collection exists and fits the encoders;
 3. encode the query with each branch's encoder;
 4. search both named vectors in one round trip, with the same filter;
-5. fuse the two ranked lists with ``fusion`` (adaptive by default; see ``fusion.methods``),
-   weighting the branches as measured on this collection when the caller set no weights
-   (``calibration.py``);
+5. fuse the two ranked lists (see ``fusion/``; the default, ``fusion.config``, was chosen
+   across a suite of corpora by ``benchmarks/fusion_study.py``);
 6. return LangChain Documents that explain their rank: ``_id``, ``_score``,
    ``_ranks`` and ``_scores`` in the metadata.
 """
@@ -16,11 +15,9 @@ The query path, top to bottom (:meth:`HybridRetriever._get_relevant_documents`):
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import threading
 import uuid
-import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,7 +32,6 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables.config import RunnableConfig, get_config_list
 from pydantic import ConfigDict, PrivateAttr
 
-from hybrid_retriever.calibration import STORED_KEY, Calibration, StoredCalibration
 from hybrid_retriever.collection import (
     CONTENT_KEY,
     METADATA_KEY,
@@ -52,8 +48,8 @@ from hybrid_retriever.errors import (
     CollectionNotFoundError,
     HybridRetrieverError,
     InvalidParameterError,
-    StorageError,
 )
+from hybrid_retriever.fusion.config import FusionConfig
 from hybrid_retriever.fusion.methods import DEFAULT_FUSION, FusionMethod, fuse
 from hybrid_retriever.fusion.rrf import DEFAULT_RRF_K, BranchHit, FusedHit
 from hybrid_retriever.ingestion import DEFAULT_BATCH_SIZE, Indexer
@@ -93,9 +89,6 @@ class HybridRetriever(BaseRetriever):
     Fusion: ``fusion=`` a :class:`~hybrid_retriever.FusionMethod` (adaptive by default),
     with ``weights`` / ``rrf_k`` / ``prefetch_k``; or ``fusion_config=`` the file (or
     ``FusionConfig``) that ``hybrid-retriever tune`` saved. Explicit arguments win.
-    With no weights set, adaptive fusion weights the branches by how well each finds
-    this collection's documents, measured after indexing and stored with the collection
-    (:mod:`hybrid_retriever.calibration`; ``auto_calibrate=False`` turns that off).
 
     Example::
 
@@ -126,12 +119,7 @@ class HybridRetriever(BaseRetriever):
     weights: dict[str, float] | None = None
     """Per-branch weights, e.g. ``{"dense": 1.0, "sparse": 0.5}``; 0 skips a branch. RRF and
     DBSF multiply each branch's contribution, convex rescales them to sum to 1 (its alphas),
-    adaptive multiplies them into its per-query confidences. None: equal, except that
-    adaptive fusion uses the collection's calibrated weights where there are some."""
-    auto_calibrate: bool = True
-    """After each ``add_documents``, measure the branches on the collection when due and
-    store the weights with it (see ``calibration.py``); searches without weights use them.
-    False: neither measure nor use them, so no weights means equal weights."""
+    adaptive multiplies them into its per-query confidences. None: the default's weights."""
     filter: Any = None
     """A ``qdrant_client.models.Filter`` applied to both branches."""
 
@@ -139,7 +127,6 @@ class HybridRetriever(BaseRetriever):
     """Query vectors kept per branch in an LRU cache; 0 turns the cache off."""
 
     _verified: bool = PrivateAttr(default=False)
-    _calibration: Calibration | None = PrivateAttr(default=None)
     _query_cache: QueryVectorCache = PrivateAttr()
     _pool: ThreadPoolExecutor | None = PrivateAttr(default=None)
 
@@ -208,7 +195,6 @@ class HybridRetriever(BaseRetriever):
     def _search(self, texts: Sequence[str], options: SearchOptions) -> list[list[Document]]:
         """The query path for validated texts; ``invoke`` and ``batch`` both end up here."""
         self._check_collection_once()
-        options = self._with_calibrated_weights(options)
         # 1. Vectors per branch: from the cache, or one encoding pass per encoder,
         #    the two encoders running at the same time.
         vectors = self._encode_queries(texts, options)
@@ -238,10 +224,6 @@ class HybridRetriever(BaseRetriever):
         """:meth:`_search` for the event loop: the same steps, CPU work in worker threads."""
         if not self._verified:
             self._verify_collection(await self.storage.aget_layout(self.collection_name))
-            if self.auto_calibrate:
-                metadata = await self.storage.aget_metadata(self.collection_name)
-                self._use_stored_calibration(metadata)
-        options = self._with_calibrated_weights(options)
         vectors = await asyncio.to_thread(self._encode_queries, texts, options)
         requests = self._branch_queries(vectors, len(texts), options)
         results = await self.storage.asearch(
@@ -266,16 +248,6 @@ class HybridRetriever(BaseRetriever):
             query_filter=self.filter,
             overrides=overrides,
         )
-
-    def _with_calibrated_weights(self, options: SearchOptions) -> SearchOptions:
-        """The collection's calibrated weights, where the search set none and fuses adaptively."""
-        if (
-            options.weights_given
-            or options.fusion is not FusionMethod.ADAPTIVE
-            or self._calibration is None
-        ):
-            return options
-        return dataclasses.replace(options, weights=dict(self._calibration.weights))
 
     def _encode_queries(
         self, texts: Sequence[str], options: SearchOptions
@@ -424,38 +396,9 @@ class HybridRetriever(BaseRetriever):
         self._verified = True
 
     def _check_collection_once(self) -> None:
-        """Before the first search: the collection fits, and its calibration is loaded."""
+        """Before the first search: the collection exists and fits the encoders."""
         if not self._verified:
             self._verify_collection(self.storage.get_layout(self.collection_name))
-            if self.auto_calibrate:
-                self._use_stored_calibration(self.storage.get_metadata(self.collection_name))
-
-    @property
-    def calibration(self) -> Calibration | None:
-        """The branch weights measured on this collection that searches without weights
-        use; None where there are none for these encoders, or ``auto_calibrate`` is off."""
-        if self.auto_calibrate:
-            self._check_collection_once()
-        return self._calibration
-
-    def _use_stored_calibration(self, metadata: Mapping[str, Any]) -> None:
-        record = StoredCalibration.from_json(metadata.get(STORED_KEY))
-        self._calibration = record.calibration if record and record.fits(self) else None
-
-    def _refresh_calibration(self) -> None:
-        """After a write: measure the branches if due (see ``calibration.py``). The write has
-        succeeded by then, so a failure here warns instead of raising."""
-        from hybrid_retriever.calibration import refresh_calibration
-
-        try:
-            if self.storage.get_layout(self.collection_name) is not None:
-                self._calibration = refresh_calibration(self).calibration
-        except StorageError as exc:
-            warnings.warn(
-                f"The documents are stored, but the branches were not calibrated: {exc} "
-                "Searches use equal weights until 'hybrid-retriever calibrate' succeeds.",
-                stacklevel=3,
-            )
 
     def _indexer(self) -> Indexer:
         return Indexer(
@@ -484,8 +427,6 @@ class HybridRetriever(BaseRetriever):
             documents, ids=ids, batch_size=batch_size, show_progress=show_progress
         )
         self._verified = self._verified or bool(point_ids)
-        if self.auto_calibrate:
-            self._refresh_calibration()
         return point_ids
 
     async def aadd_documents(
@@ -502,8 +443,6 @@ class HybridRetriever(BaseRetriever):
             documents, ids=ids, batch_size=batch_size, show_progress=show_progress
         )
         self._verified = self._verified or bool(point_ids)
-        if self.auto_calibrate:
-            await asyncio.to_thread(self._refresh_calibration)
         return point_ids
 
     def add_texts(
@@ -616,8 +555,6 @@ def _assemble(data: dict[str, Any]) -> dict[str, Any]:
     data = dict(data)
     config = data.pop("fusion_config", None)
     if config is not None:  # what `hybrid-retriever tune` saved; explicit arguments win
-        from hybrid_retriever.tuning import FusionConfig
-
         if not isinstance(config, FusionConfig):
             config = FusionConfig.load(config)
         for key, value in config.retriever_kwargs().items():

@@ -12,7 +12,7 @@ from typing import Any
 
 from hybrid_retriever.collection import CONTENT_KEY, METADATA_KEY
 from hybrid_retriever.errors import InvalidParameterError, InvalidQueryError
-from hybrid_retriever.fusion.methods import FusionMethod
+from hybrid_retriever.fusion.methods import FusionMethod, check_fusion
 from hybrid_retriever.fusion.rrf import check_rrf_k, check_weights
 from hybrid_retriever.storage.base import Routing
 
@@ -43,9 +43,6 @@ class SearchOptions:
     weights: dict[str, float]
     filter: Any
     routing: Routing
-    weights_given: bool = True
-    """False when neither the retriever nor the call set weights: the retriever may then
-    use the collection's calibrated ones (see ``calibration.py``)."""
 
 
 def check_query(query: Any) -> str:
@@ -173,17 +170,7 @@ def resolve_search_options(
             shard_key=overrides.get("shard_key"),
             read_consistency=check_read_consistency(overrides.get("read_consistency")),
         ),
-        weights_given=weights is not None,
     )
-
-
-def check_fusion(value: Any) -> FusionMethod:
-    try:
-        return FusionMethod(value)
-    except ValueError:
-        raise InvalidParameterError(
-            f"fusion must be one of {[m.value for m in FusionMethod]}, got {value!r}."
-        ) from None
 
 
 def check_read_consistency(value: Any) -> int | str | None:

@@ -232,7 +232,6 @@ def test_index_writes_every_document(flow: dict[str, Ran]) -> None:
     assert "Indexed 12 documents" in out
     assert "12 written, 0 already stored unchanged; 12 points in the collection" in out
     assert "docs/s" in out
-    assert "Calibration: searches use equal branch weights. Calibration needs at least 20" in out
 
 
 def test_eval_report_has_the_documented_structure(report: dict[str, Any]) -> None:
@@ -243,9 +242,6 @@ def test_eval_report_has_the_documented_structure(report: dict[str, Any]) -> Non
     assert report["depth"] == 100
     runs = ["dense", "sparse", "hybrid", "rrf", "dbsf", "convex", "adaptive"]
     assert list(report["runs"]) == runs
-    # Calibration needs 20 documents; the toy has 12, so hybrid uses equal weights.
-    assert report["calibration"]["calibration"] is None
-    assert "at least 20 documents" in report["calibration"]["skipped"]
     for values in report["runs"].values():
         for metric in ("ndcg@10", "recall@100", "mrr@10"):
             assert isinstance(values[metric], float)
@@ -268,7 +264,6 @@ def test_eval_reuses_what_index_wrote(report: dict[str, Any]) -> None:
 def test_eval_table_is_printed(flow: dict[str, Ran], report: dict[str, Any]) -> None:
     out = ok(flow["eval"]).stdout
     assert "toy (test): 12 documents, 3 queries" in out
-    assert "Calibration: searches use equal branch weights. Calibration needs at least 20" in out
     header = next(line for line in out.splitlines() if line.startswith("run"))
     assert header.split() == ["run", "nDCG@10", "Recall@100", "MRR@10", "p50", "ms", "p95", "ms"]
     for name, values in report["runs"].items():
@@ -404,7 +399,7 @@ def test_help_and_version_load_no_model(tmp_path: Path) -> None:
         "import contextlib, io, sys\n"
         "from hybrid_retriever.cli import main\n"
         "for argv in (['--help'], ['index', '--help'], ['search', '--help'], ['eval', '--help'],"
-        " ['tune', '--help'], ['calibrate', '--help'], ['demo', '--help'], ['--version']):\n"
+        " ['tune', '--help'], ['demo', '--help'], ['--version']):\n"
         "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
         "        main(argv)\n"
         "heavy = ('torch', 'sentence_transformers', 'transformers', 'ranx', 'matplotlib')\n"

@@ -282,8 +282,8 @@ def test_upsert_writes_both_vectors(make_retriever: MakeRetriever, documents: li
 def test_fusion_config_file_sets_the_fusion_and_explicit_arguments_win(
     make_retriever: Any, tmp_path: Path
 ) -> None:
+    from hybrid_retriever.fusion.config import FusionConfig
     from hybrid_retriever.fusion.methods import FusionMethod
-    from hybrid_retriever.tuning import FusionConfig
 
     path = tmp_path / "fusion.json"
     FusionConfig(

@@ -9,10 +9,10 @@ import pytest
 
 from hybrid_retriever.cli import main
 from hybrid_retriever.errors import InvalidParameterError
+from hybrid_retriever.fusion.config import FusionConfig
 from hybrid_retriever.fusion.methods import DEFAULT_FUSION, FusionMethod
 from hybrid_retriever.fusion.rrf import BranchHit
 from hybrid_retriever.tuning import (
-    FusionConfig,
     candidate_configs,
     cross_validate,
     fused_ids,

@@ -18,12 +18,12 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from hybrid_retriever.cli import calibrate, demo, evaluate, index, search, tune
+from hybrid_retriever.cli import demo, evaluate, index, search, tune
 from hybrid_retriever.cli.common import add_debug_option
 from hybrid_retriever.errors import HybridRetrieverError
 
 PROG = "hybrid-retriever"
-SUBCOMMANDS = (index, search, evaluate, tune, calibrate, demo)
+SUBCOMMANDS = (index, search, evaluate, tune, demo)
 
 
 def package_version() -> str:

@@ -1,7 +1,6 @@
 """``hybrid-retriever eval``: dense vs sparse vs hybrid on a BEIR dataset, scored by ranx.
 
-The corpus is indexed once (which also calibrates the branch weights, see
-:mod:`hybrid_retriever.calibration`); every run of ``DEFAULT_RUNS`` then searches
+The corpus is indexed once; every run of ``DEFAULT_RUNS`` then searches
 the same collection with its own options, so the runs differ only in how the
 branches are weighted and fused. Each query retrieves ``max(100, k)``
 documents, so that Recall@100 means what it says.
@@ -109,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     depth = max(DEFAULT_DEPTH, args.k)
     show_progress = not args.no_progress
 
-    from hybrid_retriever.cli.indexing import describe_calibration, index_dataset, warm_up
+    from hybrid_retriever.cli.indexing import index_dataset, warm_up
     from hybrid_retriever.machine import machine_info
     from hybrid_retriever.retriever import HybridRetriever
 
@@ -125,9 +124,6 @@ def run(args: argparse.Namespace) -> int:
         stats = index_dataset(
             retriever, dataset, batch_size=args.batch_size, show_progress=show_progress
         )
-        calibration = describe_calibration(retriever)
-        if calibration is not None:
-            print(calibration[0])
         for spec in runs:
             results[spec.name] = run_retriever(
                 retriever,
@@ -161,7 +157,6 @@ def run(args: argparse.Namespace) -> int:
             "ignore_identical_ids": args.ignore_identical_ids,
             "command": shlex.join(["hybrid-retriever", *args.command_line]),
             "machine": machine_info(),
-            "calibration": None if calibration is None else calibration[1],
         },
         with_rankings=args.rankings,
     )

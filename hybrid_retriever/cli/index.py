@@ -62,7 +62,7 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
 def run(args: argparse.Namespace) -> int:
     source = open_source(args.source)
     total = source.scan()  # validates every record before any model loads
-    from hybrid_retriever.cli.indexing import describe_calibration, index_resumable, warm_up
+    from hybrid_retriever.cli.indexing import index_resumable, warm_up
     from hybrid_retriever.retriever import HybridRetriever
 
     retriever = HybridRetriever(
@@ -78,7 +78,6 @@ def run(args: argparse.Namespace) -> int:
             show_progress=not args.no_progress,
         )
         where = repr(retriever.storage)
-        calibration = describe_calibration(retriever) if stats.points else None
     finally:
         retriever.close()
     print(
@@ -87,6 +86,4 @@ def run(args: argparse.Namespace) -> int:
         f"{stats.unchanged} already stored unchanged; {stats.points} points in the "
         f"collection. {stats.seconds:.1f} s, {stats.docs_per_second:.1f} docs/s."
     )
-    if calibration is not None:
-        print(calibration[0])
     return 0

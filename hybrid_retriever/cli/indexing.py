@@ -101,24 +101,6 @@ def index_resumable(
     )
 
 
-def describe_calibration(retriever: HybridRetriever) -> tuple[str, dict[str, Any]] | None:
-    """What the collection's stored calibration says, as a line to print and as JSON;
-    None when the retriever neither measures nor uses one (``auto_calibrate=False``)."""
-    from hybrid_retriever.calibration import stored_calibration
-
-    stored = stored_calibration(retriever) if retriever.auto_calibrate else None
-    if stored is None:
-        return None
-    if stored.calibration is None:
-        return f"Calibration: searches use equal branch weights. {stored.skipped}", stored.to_json()
-    weights, mrr = stored.calibration.weights, stored.calibration.known_item_mrr
-    line = (
-        f"Calibration: searches weight the branches dense {weights['dense']:.2f}, sparse "
-        f"{weights['sparse']:.2f} (known-item MRR@10 {mrr['dense']:.3f} and {mrr['sparse']:.3f})."
-    )
-    return line, stored.to_json()
-
-
 def _changed(retriever: HybridRetriever, chunk: list[Document]) -> list[Document]:
     """The documents of ``chunk`` not stored with exactly this text and metadata."""
     ids = [point_id(d.id, d.page_content, d.metadata) for d in chunk]

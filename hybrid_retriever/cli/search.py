@@ -82,7 +82,7 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
         "--fusion-config",
         type=Path,
         metavar="FILE",
-        help="a fusion configuration saved by 'hybrid-retriever tune' or 'calibrate'",
+        help="a fusion configuration saved by 'hybrid-retriever tune'",
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     add_location_options(parser, default=f"{DEFAULT_PATH}, or ${PATH_ENV} when set (as for index)")

@@ -83,10 +83,10 @@ def run(args: argparse.Namespace) -> int:
     from hybrid_retriever.cli.evaluate import collection_name
     from hybrid_retriever.cli.indexing import index_dataset
     from hybrid_retriever.evaluation import load_beir
+    from hybrid_retriever.fusion.config import FusionConfig
     from hybrid_retriever.retriever import HybridRetriever
     from hybrid_retriever.tuning import (
         DEFAULT_PREFETCH_GRID,
-        FusionConfig,
         candidate_configs,
         per_query_ndcg,
         search_branches,

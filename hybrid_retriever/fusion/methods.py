@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from enum import Enum
+from typing import Any
 
+from hybrid_retriever.errors import InvalidParameterError
 from hybrid_retriever.fusion.adaptive import adaptive_fusion
 from hybrid_retriever.fusion.convex import convex_combination
 from hybrid_retriever.fusion.dbsf import distribution_based_score_fusion
@@ -32,6 +34,15 @@ class FusionMethod(str, Enum):
 DEFAULT_FUSION = FusionMethod.ADAPTIVE
 """Chosen by ``benchmarks/fusion_study.py``: the one method that stays near the better
 branch when one branch is much weaker, and above both when they are equal."""
+
+
+def check_fusion(value: Any) -> FusionMethod:
+    try:
+        return FusionMethod(value)
+    except ValueError:
+        raise InvalidParameterError(
+            f"fusion must be one of {[m.value for m in FusionMethod]}, got {value!r}."
+        ) from None
 
 
 def fuse(

@@ -108,21 +108,6 @@ class StorageBackend(ABC):
         """Exact number of points."""
 
     @abstractmethod
-    def scroll(
-        self, collection: str, *, offset: str | None, limit: int
-    ) -> tuple[list[StoredPoint], str | None]:
-        """Up to ``limit`` points (payload only) in id order, from ``offset`` on (inclusive;
-        it need not exist; None: the first); and the id to go on from, None at the end."""
-
-    @abstractmethod
-    def get_metadata(self, collection: str) -> dict[str, Any]:
-        """The collection's own metadata (a JSON object, empty when none was written)."""
-
-    @abstractmethod
-    def update_metadata(self, collection: str, values: Mapping[str, Any]) -> None:
-        """Merge ``values`` (JSON) into the collection's metadata, key by key."""
-
-    @abstractmethod
     def search(
         self,
         collection: str,
@@ -156,9 +141,6 @@ class StorageBackend(ABC):
 
     async def adelete(self, collection: str, ids: Sequence[str]) -> None:
         await asyncio.to_thread(self.delete, collection, ids)
-
-    async def aget_metadata(self, collection: str) -> dict[str, Any]:
-        return await asyncio.to_thread(self.get_metadata, collection)
 
     async def aoptimize(self, collection: str) -> None:
         await asyncio.to_thread(self.optimize, collection)

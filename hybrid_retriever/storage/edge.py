@@ -8,9 +8,6 @@ mode scores in Python and slows down linearly with the corpus.
 On-disk layout: ``path/<collection>/`` is one Edge shard (its ``edge_config.json``
 holds the vector configuration, ``wal/`` the write-ahead log, ``segments/`` the
 data). With no path, shards live in a temporary folder deleted on ``close()``.
-Edge has no collection metadata, so ours is a JSON file beside the shard's own
-(``hybrid_retriever.json``), replaced atomically on each update; copying the folder
-copies it too.
 
 Things Edge does differently from a server, and how this backend handles them:
 
@@ -30,7 +27,7 @@ import json
 import re
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,7 +57,6 @@ if TYPE_CHECKING:
     from qdrant_client.http.models import Filter
 
 CONFIG_FILE = "edge_config.json"
-METADATA_FILE = "hybrid_retriever.json"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 
 
@@ -199,45 +195,6 @@ class EdgeStorage(StorageBackend):
 
         with self._lock, _edge_errors(self, collection):
             return int(self._shard(collection).count(CountRequest(exact=True)))
-
-    def scroll(
-        self, collection: str, *, offset: str | None, limit: int
-    ) -> tuple[list[StoredPoint], str | None]:
-        from qdrant_edge import ScrollRequest
-
-        request = ScrollRequest(offset=offset, limit=limit, with_payload=True, with_vector=False)
-        with self._lock, _edge_errors(self, collection):
-            records, next_offset = self._shard(collection).scroll(request)
-        return payload_points(records), None if next_offset is None else str(next_offset)
-
-    def get_metadata(self, collection: str) -> dict[str, Any]:
-        folder = self._folder(collection)
-        if not (folder / CONFIG_FILE).is_file():
-            self._shard(collection)  # raises CollectionNotFoundError with the fix
-        path = folder / METADATA_FILE
-        if not path.is_file():
-            return {}
-        try:
-            metadata = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise StorageError(
-                f"Cannot read the metadata of collection {collection!r} ({path}): {exc}. "
-                "Delete the file to start afresh; the points are not affected."
-            ) from exc
-        return metadata if isinstance(metadata, dict) else {}
-
-    def update_metadata(self, collection: str, values: Mapping[str, Any]) -> None:
-        path = self._folder(collection) / METADATA_FILE
-        with self._lock:
-            merged = {**self.get_metadata(collection), **values}
-            partial = path.with_name(f".{METADATA_FILE}.partial")
-            try:
-                partial.write_text(json.dumps(merged, indent=2), encoding="utf-8")
-                partial.replace(path)  # atomic: a reader sees the old file or the new one
-            except OSError as exc:
-                raise StorageError(
-                    f"Cannot write the metadata of collection {collection!r} ({path}): {exc}."
-                ) from exc
 
     def search(
         self,

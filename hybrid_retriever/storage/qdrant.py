@@ -10,7 +10,7 @@ thread-safe.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -232,28 +232,6 @@ class QdrantClientStorage(StorageBackend):
             counted = self.client.count(collection, exact=True, shard_key_selector=self._shard_key)
             return int(counted.count)
 
-    def scroll(
-        self, collection: str, *, offset: str | None, limit: int
-    ) -> tuple[list[StoredPoint], str | None]:
-        with self._locked(), _engine_errors(self._description, collection=collection):
-            records, next_offset = self.client.scroll(
-                collection,
-                offset=offset,
-                limit=limit,
-                with_payload=True,
-                with_vectors=False,
-                shard_key_selector=self._shard_key,
-            )
-        return payload_points(records), None if next_offset is None else str(next_offset)
-
-    def get_metadata(self, collection: str) -> dict[str, Any]:
-        with self._locked(), _engine_errors(self._description, collection=collection):
-            return dict(self.client.get_collection(collection).config.metadata or {})
-
-    def update_metadata(self, collection: str, values: Mapping[str, Any]) -> None:
-        with self._locked(), _engine_errors(self._description, collection=collection):
-            self.client.update_collection(collection, metadata=dict(values))
-
     def search(
         self,
         collection: str,
@@ -295,13 +273,6 @@ class QdrantClientStorage(StorageBackend):
             if not await self._async_client.collection_exists(collection):
                 return None
             return _layout(await self._async_client.get_collection(collection))
-
-    async def aget_metadata(self, collection: str) -> dict[str, Any]:
-        if self._async_client is None:
-            return await super().aget_metadata(collection)
-        with _engine_errors(self._description, collection=collection):
-            info = await self._async_client.get_collection(collection)
-            return dict(info.config.metadata or {})
 
     async def acreate_collection(self, spec: CollectionSpec) -> None:
         if self._async_client is None:

@@ -119,7 +119,8 @@ class HybridRetriever(BaseRetriever):
     weights: dict[str, float] | None = None
     """Per-branch weights, e.g. ``{"dense": 1.0, "sparse": 0.5}``; 0 skips a branch. RRF and
     DBSF multiply each branch's contribution, convex rescales them to sum to 1 (its alphas),
-    adaptive multiplies them into its per-query confidences. None: the default's weights."""
+    adaptive multiplies them into its per-query confidences. None: the default method's
+    weights (``fusion.methods.DEFAULT_WEIGHTS``); equal for every other method."""
     filter: Any = None
     """A ``qdrant_client.models.Filter`` applied to both branches."""
 

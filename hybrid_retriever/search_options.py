@@ -12,7 +12,7 @@ from typing import Any
 
 from hybrid_retriever.collection import CONTENT_KEY, METADATA_KEY
 from hybrid_retriever.errors import InvalidParameterError, InvalidQueryError
-from hybrid_retriever.fusion.methods import FusionMethod, check_fusion
+from hybrid_retriever.fusion.methods import FusionMethod, check_fusion, default_weights
 from hybrid_retriever.fusion.rrf import check_rrf_k, check_weights
 from hybrid_retriever.storage.base import Routing
 
@@ -158,11 +158,14 @@ def resolve_search_options(
             )
     rrf_k = overrides.get("rrf_k", rrf_k)
     check_rrf_k(rrf_k)
+    method = check_fusion(overrides.get("fusion", fusion))
     weights = overrides.get("weights", weights)
+    if weights is None:
+        weights = default_weights(method)
     return SearchOptions(
         k=k,
         prefetch_k=prefetch_k,
-        fusion=check_fusion(overrides.get("fusion", fusion)),
+        fusion=method,
         rrf_k=rrf_k,
         weights=check_weights(weights, BRANCHES),
         filter=check_filter(overrides.get("filter", query_filter)),

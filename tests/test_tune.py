@@ -1,4 +1,4 @@
-"""Cross-validated tuning: the config file, the fold arithmetic, the choice, the command."""
+"""Cross-validated tuning: the fold arithmetic, the choice, the command."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hybrid_retriever.cli import main
 from hybrid_retriever.errors import InvalidParameterError
 from hybrid_retriever.fusion.config import FusionConfig
-from hybrid_retriever.fusion.methods import DEFAULT_FUSION, FusionMethod
+from hybrid_retriever.fusion.methods import FusionMethod
 from hybrid_retriever.fusion.rrf import BranchHit
 from hybrid_retriever.tuning import (
     candidate_configs,
@@ -19,79 +19,6 @@ from hybrid_retriever.tuning import (
     per_query_ndcg,
     tune,
 )
-
-# -- the config file -----------------------------------------------------------------------------
-
-
-def test_config_round_trip_and_retriever_kwargs(tmp_path: Path) -> None:
-    config = FusionConfig(
-        FusionMethod.CONVEX,
-        {"dense": 0.7, "sparse": 0.3},
-        prefetch_k=50,
-        provenance={"dataset": "toy"},
-    )
-    path = config.save(tmp_path / "sub" / "fusion.json")
-    loaded = FusionConfig.load(path)
-    assert loaded == config
-    assert loaded.provenance == {"dataset": "toy"}
-    assert loaded.retriever_kwargs() == {
-        "fusion": FusionMethod.CONVEX,
-        "rrf_k": 60,
-        "weights": {"dense": 0.7, "sparse": 0.3},
-        "prefetch_k": 50,
-    }
-    assert json.loads(path.read_text())["fusion"] == "convex"
-
-
-def test_retriever_accepts_the_config(tmp_path: Path) -> None:
-    from hybrid_retriever import HybridRetriever
-
-    config = FusionConfig(FusionMethod.DBSF, {"dense": 2.0, "sparse": 1.0}, prefetch_k=30)
-    retriever = HybridRetriever(**config.retriever_kwargs(), path=str(tmp_path / "q"))
-    try:
-        assert retriever.fusion is FusionMethod.DBSF
-        assert retriever.weights == {"dense": 2.0, "sparse": 1.0}
-        assert retriever.prefetch_k == 30
-    finally:
-        retriever.close()
-
-
-def test_default_config_sets_only_the_method() -> None:
-    assert FusionConfig().search_options() == {"fusion": DEFAULT_FUSION, "rrf_k": 60}
-    assert FusionConfig("rrf", rrf_k=20).describe() == "rrf rrf_k=20 prefetch_k=100"
-
-
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        ("{", "not valid JSON"),
-        ('{"fusion": "rrf"}', "not a fusion config"),
-        ('{"format": "hybrid-retriever/fusion-config", "version": 9}', "version 9"),
-        (
-            '{"format": "hybrid-retriever/fusion-config", "version": 1, "fusion": "best"}',
-            "fusion must be one of",
-        ),
-        (
-            '{"format": "hybrid-retriever/fusion-config", "version": 1, "prefetch_k": 0}',
-            "prefetch_k must be >= 1",
-        ),
-        (
-            '{"format": "hybrid-retriever/fusion-config", "version": 1, "weights": {"x": 1}}',
-            "unknown branches",
-        ),
-    ],
-)
-def test_bad_config_files(tmp_path: Path, content: str, message: str) -> None:
-    path = tmp_path / "fusion.json"
-    path.write_text(content)
-    with pytest.raises(InvalidParameterError, match=message):
-        FusionConfig.load(path)
-
-
-def test_missing_config_file_says_how_to_make_one(tmp_path: Path) -> None:
-    with pytest.raises(InvalidParameterError, match="hybrid-retriever tune"):
-        FusionConfig.load(tmp_path / "absent.json")
-
 
 # -- scoring and cross-validation ----------------------------------------------------------------
 

@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from hybrid_retriever.errors import InvalidParameterError
-from hybrid_retriever.fusion.methods import DEFAULT_FUSION, FusionMethod, check_fusion, fuse
+from hybrid_retriever.fusion.methods import (
+    DEFAULT_FUSION,
+    FusionMethod,
+    check_fusion,
+    default_weights,
+    fuse,
+)
 from hybrid_retriever.fusion.rrf import (
     DEFAULT_RRF_K,
     BranchHit,
@@ -39,6 +45,7 @@ class FusionConfig:
 
     method: FusionMethod = DEFAULT_FUSION
     weights: dict[str, float] | None = None
+    """None: the method's default (:func:`~hybrid_retriever.fusion.methods.default_weights`)."""
     rrf_k: float = DEFAULT_RRF_K
     prefetch_k: int | None = None
     provenance: dict[str, Any] = field(default_factory=dict, compare=False)
@@ -72,10 +79,9 @@ class FusionConfig:
     def describe(self) -> str:
         """One line, e.g. ``convex weights={'dense': 0.6, 'sparse': 0.4} prefetch_k=50``."""
         parts = [self.method.value]
-        if self.weights is not None:
-            parts.append(
-                f"weights={{'dense': {self.weights[DENSE]:g}, 'sparse': {self.weights[SPARSE]:g}}}"
-            )
+        weights = self.weights or default_weights(self.method)
+        if weights is not None:
+            parts.append(f"weights={{'dense': {weights[DENSE]:g}, 'sparse': {weights[SPARSE]:g}}}")
         if self.method is FusionMethod.RRF:
             parts.append(f"rrf_k={self.rrf_k:g}")
         parts.append(f"prefetch_k={self.prefetch_k or DEFAULT_PREFETCH_K}")
@@ -87,13 +93,11 @@ class FusionConfig:
         """Fuse one query's branch lists as a retriever with this config does: each list
         cut to ``prefetch_k``, a branch of weight 0 left unsearched, then :func:`fuse`."""
         depth = self.prefetch_k or DEFAULT_PREFETCH_K
-        weights = self.weights or dict.fromkeys(rankings, 1.0)
+        weights = self.weights or default_weights(self.method) or dict.fromkeys(rankings, 1.0)
         searched = {
             b: (hits[:depth] if weights.get(b, 1.0) > 0 else []) for b, hits in rankings.items()
         }
-        return fuse(
-            searched, method=self.method, weights=self.weights, rrf_k=self.rrf_k, limit=limit
-        )
+        return fuse(searched, method=self.method, weights=weights, rrf_k=self.rrf_k, limit=limit)
 
     def to_json(self) -> dict[str, Any]:
         return {

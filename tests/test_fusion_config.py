@@ -1,0 +1,145 @@
+"""A fusion configuration: the default, its weights, the saved file, and one fusion step."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hybrid_retriever.errors import InvalidParameterError
+from hybrid_retriever.fusion.config import DEFAULT_FUSION_CONFIG, FusionConfig
+from hybrid_retriever.fusion.methods import (
+    DEFAULT_FUSION,
+    DEFAULT_WEIGHTS,
+    FusionMethod,
+    default_weights,
+    fuse,
+)
+from hybrid_retriever.fusion.rrf import BranchHit
+from hybrid_retriever.search_options import resolve_search_options
+
+RANKINGS = {
+    "dense": [BranchHit("a", 0.9), BranchHit("b", 0.5), BranchHit("c", 0.1)],
+    "sparse": [BranchHit("c", 12.0), BranchHit("d", 3.0), BranchHit("a", 1.0)],
+}
+
+# -- the default ---------------------------------------------------------------------------------
+
+
+def test_only_the_default_method_has_default_weights() -> None:
+    assert default_weights(DEFAULT_FUSION) == dict(DEFAULT_WEIGHTS)
+    assert abs(sum(DEFAULT_WEIGHTS.values()) - 1.0) < 1e-12
+    for method in FusionMethod:
+        if method is not DEFAULT_FUSION:
+            assert default_weights(method) is None
+
+
+def _options(**given: object) -> dict[str, float]:
+    return resolve_search_options(
+        k=4,
+        prefetch_k=None,
+        fusion=DEFAULT_FUSION,
+        rrf_k=60,
+        weights=None,
+        query_filter=None,
+        overrides=given,
+    ).weights
+
+
+def test_search_without_weights_takes_the_methods_default() -> None:
+    assert _options() == dict(DEFAULT_WEIGHTS)
+    assert _options(fusion="rrf") == {"dense": 1.0, "sparse": 1.0}
+    assert _options(fusion="convex") == {"dense": 1.0, "sparse": 1.0}
+    assert _options(weights={"dense": 1.0, "sparse": 2.0}) == {"dense": 1.0, "sparse": 2.0}
+
+
+def test_default_config_fuses_as_the_default_method_with_default_weights() -> None:
+    expected = fuse(RANKINGS, method=DEFAULT_FUSION, weights=DEFAULT_WEIGHTS, limit=3)
+    assert DEFAULT_FUSION_CONFIG.fuse(RANKINGS, limit=3) == expected
+    assert FusionConfig().fuse(RANKINGS, limit=3) == expected
+    # Equal weights would rank differently, so the default weights are what made this.
+    assert fuse(RANKINGS, method=DEFAULT_FUSION, limit=3) != expected
+
+
+def test_config_fuse_truncates_to_prefetch_and_skips_zero_weight_branch() -> None:
+    config = FusionConfig(FusionMethod.RRF, {"dense": 1.0, "sparse": 0.0}, prefetch_k=2)
+    assert [h.id for h in config.fuse(RANKINGS)] == ["a", "b"]
+    shallow = FusionConfig(FusionMethod.RRF, prefetch_k=1)
+    assert {h.id for h in shallow.fuse(RANKINGS)} == {"a", "c"}
+
+
+# -- the config file ------------------------------------------------------------------------------
+
+
+def test_config_round_trip_and_retriever_kwargs(tmp_path: Path) -> None:
+    config = FusionConfig(
+        FusionMethod.CONVEX,
+        {"dense": 0.7, "sparse": 0.3},
+        prefetch_k=50,
+        provenance={"dataset": "toy"},
+    )
+    path = config.save(tmp_path / "sub" / "fusion.json")
+    loaded = FusionConfig.load(path)
+    assert loaded == config
+    assert loaded.provenance == {"dataset": "toy"}
+    assert loaded.retriever_kwargs() == {
+        "fusion": FusionMethod.CONVEX,
+        "rrf_k": 60,
+        "weights": {"dense": 0.7, "sparse": 0.3},
+        "prefetch_k": 50,
+    }
+    assert json.loads(path.read_text())["fusion"] == "convex"
+
+
+def test_retriever_accepts_the_config(tmp_path: Path) -> None:
+    from hybrid_retriever import HybridRetriever
+
+    config = FusionConfig(FusionMethod.DBSF, {"dense": 2.0, "sparse": 1.0}, prefetch_k=30)
+    retriever = HybridRetriever(**config.retriever_kwargs(), path=str(tmp_path / "q"))
+    try:
+        assert retriever.fusion is FusionMethod.DBSF
+        assert retriever.weights == {"dense": 2.0, "sparse": 1.0}
+        assert retriever.prefetch_k == 30
+    finally:
+        retriever.close()
+
+
+def test_default_config_sets_only_the_method() -> None:
+    assert FusionConfig().search_options() == {"fusion": DEFAULT_FUSION, "rrf_k": 60}
+    assert FusionConfig("rrf", rrf_k=20).describe() == "rrf rrf_k=20 prefetch_k=100"
+    dense, sparse = DEFAULT_WEIGHTS["dense"], DEFAULT_WEIGHTS["sparse"]
+    weights = f"weights={{'dense': {dense:g}, 'sparse': {sparse:g}}}"
+    assert FusionConfig().describe() == f"{DEFAULT_FUSION.value} {weights} prefetch_k=100"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{", "not valid JSON"),
+        ('{"fusion": "rrf"}', "not a fusion config"),
+        ('{"format": "hybrid-retriever/fusion-config", "version": 9}', "version 9"),
+        (
+            '{"format": "hybrid-retriever/fusion-config", "version": 1, "fusion": "best"}',
+            "fusion must be one of",
+        ),
+        (
+            '{"format": "hybrid-retriever/fusion-config", "version": 1, "prefetch_k": 0}',
+            "prefetch_k must be >= 1",
+        ),
+        (
+            '{"format": "hybrid-retriever/fusion-config", "version": 1, "weights": {"x": 1}}',
+            "unknown branches",
+        ),
+    ],
+)
+def test_bad_config_files(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "fusion.json"
+    path.write_text(content)
+    with pytest.raises(InvalidParameterError, match=message):
+        FusionConfig.load(path)
+
+
+def test_missing_config_file_says_how_to_make_one(tmp_path: Path) -> None:
+    with pytest.raises(InvalidParameterError, match="hybrid-retriever tune"):
+        FusionConfig.load(tmp_path / "absent.json")

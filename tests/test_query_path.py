@@ -114,8 +114,7 @@ def explained(documents: list[Document]) -> list[tuple[Any, ...]]:
     ``==`` where the product promises the same answer (query vectors are computed the same
     way on every path, see ``encoders/threads.py``)."""
     return [
-        (d.id, d.metadata["_score"], d.metadata["_ranks"], d.metadata["_scores"])
-        for d in documents
+        (d.id, d.metadata["_score"], d.metadata["_ranks"], d.metadata["_scores"]) for d in documents
     ]
 
 

@@ -34,12 +34,13 @@ class SentenceTransformerEncoder(DenseEncoder):
     """A ``sentence_transformers.SentenceTransformer`` model, loaded on first use.
 
     ``model`` is a short name from :mod:`hybrid_retriever.model_catalog`, a hub
-    id or a local directory. ``batch_size`` is the number of texts per forward
-    pass. ``precision`` (keyword-only, default ``Precision.AUTO``: bf16 where the
-    device has native support, else fp32; or ``FP32``, ``BF16``) applies to
-    queries and documents alike; bf16 runs the model under ``torch.autocast``
-    (see :func:`~hybrid_retriever.encoders.precision.inference_context`) and
-    changes the vectors slightly.
+    id or a local directory. ``batch_size`` is the number of documents per forward
+    pass; queries are encoded one per pass (:meth:`encode_query`). ``precision``
+    (keyword-only, default ``Precision.AUTO``: bf16 where the device has native
+    support, else fp32; or ``FP32``, ``BF16``) applies to documents, and to queries
+    only when ``BF16``; bf16 runs the model under ``torch.autocast`` (see
+    :func:`~hybrid_retriever.encoders.precision.inference_context`) and changes the
+    vectors slightly.
     """
 
     def __init__(
@@ -140,8 +141,9 @@ class SentenceTransformerEncoder(DenseEncoder):
 
     @property
     def _query_precision(self) -> Precision:
-        """Queries: bf16 only when asked for; under ``AUTO`` it buys nothing for one short
-        text (``benchmarks/query_vectors.py``) and fp32 is the same on every CPU."""
+        """Queries: bf16 only when asked for. Under ``AUTO`` one short text gains no clear
+        speed from it (``benchmarks/query_vectors.py``), and fp32 gives the same query
+        vector on every CPU family but for rounding."""
         return Precision.BF16 if self._precision is Precision.BF16 else Precision.FP32
 
 

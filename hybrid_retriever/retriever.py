@@ -284,7 +284,7 @@ class HybridRetriever(BaseRetriever):
 
         Cached vectors are reused; each of the rest is encoded alone (``encode_query``), so
         a query's vector depends on its text only, never on the batch or the cache, and
-        ``batch``, ``invoke`` and ``ainvoke`` give the same scores on every CPU (see
+        ``batch``, ``invoke`` and ``ainvoke`` agree exactly whatever the CPU's kernels (see
         ``encoders/threads.py``). The sparse encoder works in a worker thread while the
         dense one runs here.
         """

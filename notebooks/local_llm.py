@@ -14,9 +14,11 @@ The weights stay in llama.cpp's plain CPU buffer (``use_extra_bufts=False``): by
 default llama.cpp repacks them into the CPU's extra buffer types (AMX tiles on Xeons
 with AMX, interleaved blocks for AVX2/AVX-512), picked by the instruction set; on a
 Xeon with AMX (``AMX_INT8 = 1 | REPACK = 1`` in ``llama_cpp.llama_print_system_info()``)
-generation crashed there (segfault, issue 16). The plain buffer runs the same kernels'
-generic path on every x86-64 CPU. ``llama-cpp-python`` 0.3.36 has no ``Llama``
-argument for it, and its ``**kwargs`` would swallow one silently, so
+generation crashed there (segfault, issue 16). From the plain buffer, llama.cpp runs its
+standard quantized dot-product kernels for the CPU's SIMD (AVX2, AVX-512), never the AMX
+or repacked matrix paths. ``llama-cpp-python`` 0.3.36 (the newest on PyPI) has no
+``Llama`` argument for it, and its ``**kwargs`` swallows one silently (checked:
+``Llama(..., use_extra_bufts=False)`` still loads with repacking), so
 :func:`llama_without_repacking` sets the field of the model parameters it loads with,
 and checks that the loaded model got it.
 """

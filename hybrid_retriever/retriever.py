@@ -255,13 +255,15 @@ class HybridRetriever(BaseRetriever):
     ) -> dict[str, list[Vector]]:
         """Each branch that counts (weight > 0): one vector per text.
 
-        Cached vectors are reused; the rest are encoded in one batch per encoder,
-        the sparse encoder in a worker thread while the dense one runs here, each on
-        half of this thread's torch threads (see ``encoders/threads.py``).
+        Cached vectors are reused; each of the rest is encoded alone (``encode_query``), so
+        a query's vector depends on its text only, never on the batch or the cache, and
+        ``batch``, ``invoke`` and ``ainvoke`` agree exactly whatever the CPU's kernels (see
+        ``encoders/threads.py``). The sparse encoder works in a worker thread while the
+        dense one runs here.
         """
-        encoders: dict[str, Callable[[Sequence[str]], Sequence[Vector]]] = {
-            DENSE: self.dense_encoder.encode_queries,
-            SPARSE: self.sparse_encoder.encode_queries,
+        encoders: dict[str, Callable[[str], Vector]] = {
+            DENSE: self.dense_encoder.encode_query,
+            SPARSE: self.sparse_encoder.encode_query,
         }
         cache = self._query_cache
         known: dict[str, dict[str, Vector]] = {}
@@ -274,15 +276,20 @@ class HybridRetriever(BaseRetriever):
                     missing.setdefault(branch, []).append(text)
                 else:
                     known[branch][text] = vector
+
+        def encode_missing(branch: str) -> list[Vector]:
+            encode = encoders[branch]
+            return [encode(text) for text in missing[branch]]
+
         if len(missing) == 2:
             dense, sparse = encode_side_by_side(
-                functools.partial(encoders[DENSE], missing[DENSE]),
-                functools.partial(encoders[SPARSE], missing[SPARSE]),
+                functools.partial(encode_missing, DENSE),
+                functools.partial(encode_missing, SPARSE),
                 pool=self._encoding_pool(),
             )
             encoded = {DENSE: dense, SPARSE: sparse}
         else:
-            encoded = {branch: encoders[branch](todo) for branch, todo in missing.items()}
+            encoded = {branch: encode_missing(branch) for branch in missing}
         for branch, todo in missing.items():
             for text, vector in zip(todo, encoded[branch], strict=True):
                 cache.put(branch, text, vector)

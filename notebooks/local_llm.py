@@ -9,11 +9,24 @@ where ``ChatOpenAI`` or ``ChatOllama`` would. Decoding is greedy (temperature 0)
 the same prompt gives the same answer. One ``llama_cpp.Llama`` must not run two
 requests at once (llama.cpp aborts the process), so requests take turns behind a
 lock: ``chain.batch`` works, one answer at a time.
+
+The weights stay in llama.cpp's plain CPU buffer (``use_extra_bufts=False``): by
+default llama.cpp repacks them into the CPU's extra buffer types (AMX tiles on Xeons
+with AMX, interleaved blocks for AVX2/AVX-512), picked by the instruction set; on a
+Xeon with AMX (``AMX_INT8 = 1 | REPACK = 1`` in ``llama_cpp.llama_print_system_info()``)
+generation crashed there (segfault, issue 16). From the plain buffer, llama.cpp runs its
+standard quantized dot-product kernels for the CPU's SIMD (AVX2, AVX-512), never the AMX
+or repacked matrix paths. ``llama-cpp-python`` 0.3.36 (the newest on PyPI) has no
+``Llama`` argument for it, and its ``**kwargs`` swallows one silently (checked:
+``Llama(..., use_extra_bufts=False)`` still loads with repacking), so
+:func:`llama_without_repacking` sets the field of the model parameters it loads with,
+and checks that the loaded model got it.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import threading
 import time
 from collections.abc import Iterator
@@ -31,6 +44,9 @@ SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_NAME = "SmolLM2-135M-Instruct"
 
 _ROLES = {"system": "system", "human": "user", "ai": "assistant"}
+
+# Held while llama_cpp's default model parameters are swapped (llama_without_repacking).
+_PARAMS_LOCK = threading.Lock()
 
 
 def smollm2_gguf_path() -> Path:
@@ -76,9 +92,7 @@ class LlamaCppChatModel(BaseChatModel):
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def model_post_init(self, context: Any, /) -> None:
-        from llama_cpp import Llama
-
-        self._llama = Llama(
+        self._llama = llama_without_repacking(
             model_path=self.model_path,
             n_ctx=self.n_ctx,
             n_threads=self.n_threads,
@@ -152,6 +166,46 @@ class LlamaCppChatModel(BaseChatModel):
                 if run_manager is not None:
                     run_manager.on_llm_new_token(text, chunk=chunk)
                 yield chunk
+
+
+def llama_without_repacking(**kwargs: Any) -> Any:
+    """``llama_cpp.Llama(**kwargs)`` loaded with ``use_extra_bufts=False`` (see the module
+    docstring); raises if the installed llama-cpp-python loaded it otherwise."""
+    import llama_cpp
+    from llama_cpp import Llama
+
+    if "use_extra_bufts" in inspect.signature(Llama.__init__).parameters:
+        llama = Llama(**kwargs, use_extra_bufts=False)
+    else:
+        # Llama.__init__ starts from llama_model_default_params() and sets every other
+        # field from its arguments, so a default without extra buffers reaches the load.
+        low_level = llama_cpp.llama_cpp
+        default = low_level.llama_model_default_params
+
+        def without_extra_buffers() -> Any:
+            params = default()
+            params.use_extra_bufts = False
+            return params
+
+        with _PARAMS_LOCK:
+            low_level.llama_model_default_params = without_extra_buffers
+            try:
+                llama = Llama(**kwargs)
+            finally:
+                low_level.llama_model_default_params = default
+    if loaded_with_extra_buffers(llama):
+        llama.close()
+        raise RuntimeError(
+            f"llama-cpp-python {llama_cpp.__version__} loaded the model with weight repacking "
+            "(use_extra_bufts), which crashes on CPUs with AMX; update notebooks/local_llm.py "
+            "for this version."
+        )
+    return llama
+
+
+def loaded_with_extra_buffers(llama: Any) -> bool:
+    """Whether ``llama``'s weights were loaded with repacking into extra buffer types."""
+    return bool(llama._model.params.use_extra_bufts)
 
 
 def _text(message: BaseMessage) -> str:

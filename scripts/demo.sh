@@ -3,7 +3,7 @@
 # Extra arguments go to `python -m hybrid_retriever.demo` (try --help).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh models
 # shellcheck disable=SC1091
 . .venv/bin/activate
 exec python -m hybrid_retriever.demo "$@"

@@ -109,6 +109,22 @@ def test_rag_chain(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "sources: ['ir-02'" in text  # the streamed chain yields its documents first
 
 
+def test_the_notebook_llm_loads_without_weight_repacking(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Repacking weights into the CPU's extra buffer types crashed generation on a Xeon
+    with AMX (issue 16). The notebook's model loads without it on every machine, so this
+    fails wherever it would be loaded with it, AMX or not."""
+    import llama_cpp
+
+    monkeypatch.syspath_prepend(str(NOTEBOOKS))
+    from local_llm import load_smollm2, loaded_with_extra_buffers
+
+    llm = load_smollm2(max_tokens=8)
+    assert llm._llama._model.params.use_extra_bufts is False  # what the model loaded with
+    assert not loaded_with_extra_buffers(llm._llama)
+    assert llama_cpp.llama_model_default_params().use_extra_bufts  # the default: restored
+    assert llm.invoke("Say hello.").content
+
+
 def test_evaluation(monkeypatch: pytest.MonkeyPatch) -> None:
     notebook = execute("03_evaluation.ipynb", monkeypatch)
     check_clean(notebook)

@@ -38,7 +38,8 @@ class DenseEncoder(ABC):
         """The vector of one search query."""
 
     def encode_queries(self, texts: Sequence[str]) -> list[list[float]]:
-        """One vector per query; override to encode them in one batched pass."""
+        """One vector per query, each encoded alone: a batch must not change a query's
+        vector (``HybridRetriever`` calls ``encode_query`` once per text)."""
         return [self.encode_query(text) for text in texts]
 
 
@@ -59,7 +60,8 @@ class SparseEncoder(ABC):
         """The sparse vector of one search query."""
 
     def encode_queries(self, texts: Sequence[str]) -> list[SparseVector]:
-        """One sparse vector per query; override to encode them in one batched pass."""
+        """One sparse vector per query, each encoded alone: a batch must not change a
+        query's vector (``HybridRetriever`` calls ``encode_query`` once per text)."""
         return [self.encode_query(text) for text in texts]
 
 

@@ -15,6 +15,7 @@ from hybrid_retriever.encoders.precision import (
     inference_context,
     resolve_dtype,
 )
+from hybrid_retriever.encoders.threads import QUERY_TORCH_THREADS, torch_threads_set_to
 from hybrid_retriever.errors import InvalidParameterError
 from hybrid_retriever.model_catalog import DEFAULT_DENSE_MODEL
 
@@ -33,12 +34,13 @@ class SentenceTransformerEncoder(DenseEncoder):
     """A ``sentence_transformers.SentenceTransformer`` model, loaded on first use.
 
     ``model`` is a short name from :mod:`hybrid_retriever.model_catalog`, a hub
-    id or a local directory. ``batch_size`` is the number of texts per forward
-    pass. ``precision`` (keyword-only, default ``Precision.AUTO``: bf16 where the
-    device has native support, else fp32; or ``FP32``, ``BF16``) applies to
-    queries and documents alike; bf16 runs the model under ``torch.autocast``
-    (see :func:`~hybrid_retriever.encoders.precision.inference_context`) and
-    changes the vectors slightly.
+    id or a local directory. ``batch_size`` is the number of documents per forward
+    pass; queries are encoded one per pass (:meth:`encode_query`). ``precision``
+    (keyword-only, default ``Precision.AUTO``: bf16 where the device has native
+    support, else fp32; or ``FP32``, ``BF16``) applies to documents, and to queries
+    only when ``BF16``; bf16 runs the model under ``torch.autocast`` (see
+    :func:`~hybrid_retriever.encoders.precision.inference_context`) and changes the
+    vectors slightly.
     """
 
     def __init__(
@@ -121,21 +123,28 @@ class SentenceTransformerEncoder(DenseEncoder):
         return [list(row) for row in vectors.float().cpu().tolist()]
 
     def encode_query(self, text: str) -> list[float]:
-        return self.encode_queries([text])[0]
+        """The vector of one query, encoded alone on ``QUERY_TORCH_THREADS`` threads.
 
-    def encode_queries(self, texts: Sequence[str]) -> list[list[float]]:
-        """One vector per query, all in one ``encode_query`` call (batched, length-sorted)."""
-        if not texts:
-            return []
+        Alone, so that no batch changes its shape; in fp32 unless ``BF16`` was asked for
+        explicitly (``AUTO`` keeps bf16 for documents), so that it is the same on every
+        CPU family but for fp32 rounding (see ``encoders/threads.py``).
+        """
         model = self.model
-        with inference_context(model.device, resolve_dtype(self._precision, model.device)):
+        with (
+            torch_threads_set_to(QUERY_TORCH_THREADS),
+            inference_context(model.device, resolve_dtype(self._query_precision, model.device)),
+        ):
             vectors = model.encode_query(
-                list(texts),
-                batch_size=self._batch_size,
-                convert_to_tensor=True,
-                show_progress_bar=False,
+                [text], batch_size=1, convert_to_tensor=True, show_progress_bar=False
             )
-        return [list(row) for row in vectors.float().cpu().tolist()]
+        return list(vectors[0].float().cpu().tolist())
+
+    @property
+    def _query_precision(self) -> Precision:
+        """Queries: bf16 only when asked for. Under ``AUTO`` one short text gains no clear
+        speed from it (``benchmarks/query_vectors.py``), and fp32 gives the same query
+        vector on every CPU family but for rounding."""
+        return Precision.BF16 if self._precision is Precision.BF16 else Precision.FP32
 
 
 class LangChainEmbeddingsEncoder(DenseEncoder):

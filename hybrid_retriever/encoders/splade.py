@@ -27,6 +27,7 @@ from hybrid_retriever.encoders.precision import (
     inference_context,
     resolve_dtype,
 )
+from hybrid_retriever.encoders.threads import QUERY_TORCH_THREADS, torch_threads_set_to
 from hybrid_retriever.errors import InvalidParameterError, ModelLoadError
 from hybrid_retriever.model_catalog import DEFAULT_SPARSE_MODEL
 from hybrid_retriever.vectors import SparseVector
@@ -149,17 +150,14 @@ class SpladeEncoder(SparseEncoder):
         return _encode_documents_chunked(model, split, list(texts), self._batch_size, dtype)
 
     def encode_query(self, text: str) -> SparseVector:
-        return self.encode_queries([text])[0]
-
-    def encode_queries(self, texts: Sequence[str]) -> list[SparseVector]:
-        """One sparse vector per query, in one batched pass, always in fp32.
+        """The sparse vector of one query, encoded alone, in fp32, on ``QUERY_TORCH_THREADS``
+        threads: the same whatever else is searched with it (see ``encoders/threads.py``).
 
         Queries are short, so the MLM head costs little here, and fp32 keeps query
         vectors identical to sentence-transformers' whatever the precision setting.
         """
-        if not texts:
-            return []
-        return self._sentence_transformers(self.model.encode_query, texts, Precision.FP32)
+        with torch_threads_set_to(QUERY_TORCH_THREADS):
+            return self._sentence_transformers(self.model.encode_query, [text], Precision.FP32)[0]
 
     def _sentence_transformers(
         self, encode: Any, texts: Sequence[str], precision: Precision

@@ -13,6 +13,9 @@ a single thread. torch's thread count is kept per OS thread (OpenMP and MKL both
 keep it thread-local), so setting it here does not change it for the caller's
 other threads, and it is restored before returning.
 
+Each query's own forward pass runs on :data:`QUERY_TORCH_THREADS`, whatever the
+caller's count: see there.
+
 torch is only looked up, never imported: encoders that do not use torch have no
 threads to share, and their jobs simply run at once.
 """
@@ -27,6 +30,16 @@ from typing import TypeVar
 
 First = TypeVar("First")
 Second = TypeVar("Second")
+
+#: torch threads for one query's forward pass, fixed so that a query's vector is a function
+#: of its text alone on a given machine. oneDNN and MKL pick a matrix-product kernel, and how
+#: to split it across threads, by shape, instruction set and thread count; a split along the
+#: summed dimension changes the order of the additions, and so the last bits (more so in
+#: bf16). A query encoded alone fixes the shape, the machine fixes the instruction set, and
+#: this fixes the rest, so invoke, batch, a cache miss, async and the CLI all get the same
+#: vector. One thread: a short query's products are too small to gain from a second
+#: (README, "Same results on every CPU", has the timings).
+QUERY_TORCH_THREADS = 1
 
 
 def encode_side_by_side(

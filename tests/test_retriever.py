@@ -209,7 +209,8 @@ def test_custom_vector_names_read_a_foreign_collection(
     with pytest.raises(CollectionMismatchError, match="no dense vector named 'dense'"):
         reader.invoke("bread")
     payload = client.scroll("lc", limit=1)[0][0].payload
-    assert set(payload) == {"page_content", "metadata"}  # langchain-qdrant's layout
+    # langchain-qdrant's layout, plus the document's own id
+    assert set(payload) == {"page_content", "metadata", "document_id"}
 
 
 def test_k_is_validated_at_construction() -> None:

@@ -18,6 +18,7 @@ from hybrid_retriever import (
     InvalidParameterError,
     QdrantClientStorage,
 )
+from hybrid_retriever.documents import point_id
 
 MakeRetriever = Callable[..., HybridRetriever]
 
@@ -32,7 +33,8 @@ def test_hybrid_results_explain_themselves(demo_retriever: HybridRetriever) -> N
     top = docs[0]
     assert "diabetes" in top.page_content
     assert top.metadata["topic"] == "health"
-    assert top.id == top.metadata["_id"]
+    assert top.id == "bio-01"  # the id it was added with
+    assert top.metadata["_id"] == point_id("bio-01", "", {})  # the Qdrant point id
     assert set(top.metadata["_ranks"]) == {"dense", "sparse"}
     assert top.metadata["_ranks"] == {"dense": 1, "sparse": 1}
     # The fused score is the paper's RRF of the reported ranks.

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import pytest
 from langchain_core.documents import Document
-from langchain_core.indexing import InMemoryRecordManager, index
+from langchain_core.indexing import InMemoryRecordManager, aindex, index
 from langchain_tests.integration_tests import VectorStoreIntegrationTests
 
 from hybrid_retriever import (
@@ -113,6 +113,17 @@ def test_indexing_api_keeps_the_collection_in_sync(store: HybridVectorStore) -> 
     assert sync(edited, cleanup="full")["num_deleted"] == 1
     assert store.retriever.count() == 2
     assert {d.metadata["source"] for d in store.similarity_search("planet", k=4)} == {"bread.md"}
+
+
+async def test_async_indexing_api_adds_then_skips(store: HybridVectorStore) -> None:
+    manager = InMemoryRecordManager(namespace="hybrid/async")
+    await manager.acreate_schema()
+    docs = _chunks("bread.md", "Yeast makes bread dough rise.", "Sourdough uses wild yeast.")
+    kwargs: dict[str, Any] = {"cleanup": "incremental", "source_id_key": "source"}
+    first = await aindex(docs, manager, store, key_encoder="sha256", **kwargs)
+    assert (first["num_added"], store.retriever.count()) == (2, 2)
+    second = await aindex(docs, manager, store, key_encoder="sha256", **kwargs)
+    assert (second["num_skipped"], store.retriever.count()) == (2, 2)
 
 
 def test_search_with_score_returns_the_documents_as_added_and_the_fused_score(

@@ -75,9 +75,10 @@ def test_known_item_target_ids_are_the_ids_search_hits_carry(
     make_retriever: Any, documents: list[Document]
 ) -> None:
     retriever = make_retriever()
-    stored = retriever.add_documents(documents, show_progress=False)
+    retriever.add_documents(documents, show_progress=False)
+    stored, _ = retriever.storage.scroll(retriever.collection_name, offset=None, limit=1000)
     queries = known_item_queries(documents, sample=len(documents))
-    assert {q.point_id for q in queries} == set(stored)
+    assert {q.point_id for q in queries} == {p.id for p in stored}
     query = queries[0]
     top = retriever.invoke(query.text, k=1)[0]
     assert top.metadata["_id"] == query.target_id  # a whole-document query finds itself

@@ -23,6 +23,7 @@ from hybrid_retriever.storage.connect import Engine
 from hybrid_retriever.storage.edge import EdgeStorage
 from hybrid_retriever.storage.qdrant import ClusterOptions, QdrantClientStorage
 from hybrid_retriever.vectors import SparseVector
+from hybrid_retriever.vectorstore import HybridVectorStore
 
 __all__ = [
     "ClusterOptions",
@@ -36,6 +37,7 @@ __all__ = [
     "FusionMethod",
     "HybridRetriever",
     "HybridRetrieverError",
+    "HybridVectorStore",
     "InvalidDocumentError",
     "InvalidParameterError",
     "InvalidQueryError",

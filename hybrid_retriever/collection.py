@@ -2,8 +2,9 @@
 
 One Qdrant collection holds one named dense vector and one named sparse vector
 per point, and a payload of ``page_content`` plus ``metadata`` as langchain-qdrant
-writes it. An existing collection is never altered or dropped: if it does not
-fit, the user is told what differs and chooses what to do.
+writes it, plus ``document_id`` (the caller's own id) where the document had one.
+An existing collection is never altered or dropped: if it does not fit, the user is
+told what differs and chooses what to do.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from hybrid_retriever.errors import CollectionMismatchError
 
 CONTENT_KEY = "page_content"
 METADATA_KEY = "metadata"
+DOCUMENT_ID_KEY = "document_id"
+"""The caller's id (``Document.id`` / ``ids=``), kept beside the content so results return
+it; langchain-qdrant neither writes nor reads it (its point ids are the caller's ids)."""
 
 
 class Distance(str, Enum):

@@ -1,15 +1,23 @@
 """From a LangChain ``Document`` to what is stored: a deterministic id and a payload.
 
-Ids are uuid5, so indexing the same documents twice writes the same points
-instead of duplicates:
+Point ids are deterministic, so indexing the same documents twice writes the same
+points instead of duplicates:
 
-* a document with an id of its own (``Document.id`` or ``ids=``) gets
-  ``uuid5(ID_NAMESPACE, str(id))``, so ``"doc-1"`` and ``1`` are both fine;
+* a document whose own id (``Document.id`` or ``ids=``) is a UUID string is stored under
+  that UUID, as langchain-qdrant does, so a document read back (whose id may be a point
+  id) and added again replaces itself;
+* any other id of its own gets ``uuid5(ID_NAMESPACE, str(id))``, so ``"doc-1"`` and ``1``
+  are both fine (before ids were stored, UUID ids were hashed the same way: re-adding one
+  removes that older copy, see :attr:`PreparedDocument.replaces`);
 * a document without one gets ``uuid5(CONTENT_NAMESPACE, text + canonical metadata)``,
   so two documents with the same text but different metadata stay two points.
 
 The payload is ``{"page_content": text, "metadata": {...}}``, the layout
-langchain-qdrant uses, so either library can read the other's collections.
+langchain-qdrant uses, so either library can read the other's collections, plus
+``"document_id"``: the caller's id as given (str or int), so that results, ``get_by_ids``
+and ``delete`` speak the caller's ids (:func:`document_id`, :func:`lookup_point_ids`).
+A point without it (a document without an id of its own, a collection written before
+ids were stored, or by langchain-qdrant) is known by its point id.
 """
 
 from __future__ import annotations
@@ -24,14 +32,16 @@ from typing import Any
 
 from langchain_core.documents import Document
 
-from hybrid_retriever.collection import CONTENT_KEY, METADATA_KEY
-from hybrid_retriever.errors import InvalidDocumentError
+from hybrid_retriever.collection import CONTENT_KEY, DOCUMENT_ID_KEY, METADATA_KEY
+from hybrid_retriever.errors import InvalidDocumentError, InvalidParameterError
 
 ID_NAMESPACE = uuid.UUID("6f1c3a52-8d0e-5b7a-9c4e-2a1f0b3d7e91")
 CONTENT_NAMESPACE = uuid.UUID("b2e7d9c4-1f6a-5e3b-8a0d-4c9f2e1b7a63")
 
 RESERVED_METADATA_KEYS = frozenset({"_id", "_score", "_ranks", "_scores"})
 """Keys the retriever adds to returned documents; stored metadata may not use them."""
+
+_INT64_MAX = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +51,17 @@ class PreparedDocument:
     point_id: str
     text: str
     payload: dict[str, Any]
+    document_id: str
+    """What results will return as ``Document.id``: the caller's id, else the point id."""
+    replaces: str | None = None
+    """Where a UUID id was stored before ids were kept (its uuid5 hash): that copy is
+    removed once this one is written, so upgrading never leaves a duplicate."""
 
 
 def point_id(doc_id: str | int | None, text: str, metadata: Mapping[str, Any]) -> str:
     """The deterministic point id of a document (see the module docstring)."""
     if doc_id is not None:
-        return str(uuid.uuid5(ID_NAMESPACE, str(doc_id)))
+        return _as_uuid(doc_id) or _hashed_id(doc_id)
     canonical = json.dumps(metadata, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return str(uuid.uuid5(CONTENT_NAMESPACE, f"{text}\x00{canonical}"))
 
@@ -91,11 +106,64 @@ def prepare_document(text: Any, metadata: Any, doc_id: Any, *, position: int) ->
             "strings or integers (or None to derive the id from the content)."
         )
     metadata = dict(metadata)
+    pid = point_id(doc_id, text, metadata)
+    payload: dict[str, Any] = {CONTENT_KEY: text, METADATA_KEY: metadata}
+    if doc_id is not None:
+        # Qdrant stores 64-bit integers; a bigger one is kept as its decimal string.
+        fits = isinstance(doc_id, str) or -_INT64_MAX - 1 <= doc_id <= _INT64_MAX
+        payload[DOCUMENT_ID_KEY] = doc_id if fits else str(doc_id)
     return PreparedDocument(
-        point_id=point_id(doc_id, text, metadata),
+        point_id=pid,
         text=text,
-        payload={CONTENT_KEY: text, METADATA_KEY: metadata},
+        payload=payload,
+        document_id=pid if doc_id is None else str(doc_id),
+        replaces=_hashed_id(doc_id) if doc_id is not None and _as_uuid(doc_id) else None,
     )
+
+
+def document_id(point: str, payload: Mapping[str, Any]) -> str:
+    """The id a stored point is returned with: the caller's (``payload["document_id"]``),
+    else the point id (documents without an id, older collections, langchain-qdrant's)."""
+    stored = payload.get(DOCUMENT_ID_KEY)
+    if isinstance(stored, str | int) and not isinstance(stored, bool) and stored != "":
+        return str(stored)
+    return point
+
+
+def lookup_point_ids(ids: Iterable[Any]) -> list[list[str]]:
+    """For each id given to ``get_by_ids`` / ``delete``, the point ids it may name: the one
+    ``add_documents`` derives from it (a UUID is its own point id, so the ids that results
+    carry work too) and, for a UUID, where it was stored before ids were kept."""
+    if isinstance(ids, str | int):
+        raise InvalidParameterError(
+            f"ids must be a list of ids, not a single {type(ids).__name__}: "
+            f"wrap it, e.g. [{ids!r}]."
+        )
+    candidates = []
+    for given in ids:
+        if isinstance(given, bool) or not isinstance(given, str | int) or given == "":
+            raise InvalidParameterError(
+                f"{given!r} is not a document id; pass the ids the documents were added with "
+                "(non-empty strings or integers) or the ids that results carry."
+            )
+        as_point = _as_uuid(given)
+        hashed = _hashed_id(given)
+        candidates.append([hashed] if as_point is None else [as_point, hashed])
+    return candidates
+
+
+def _hashed_id(doc_id: str | int) -> str:
+    return str(uuid.uuid5(ID_NAMESPACE, str(doc_id)))
+
+
+def _as_uuid(value: str | int) -> str | None:
+    """``value`` as a canonical UUID string (how engines return point ids), or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None
 
 
 def _check_json(value: Any, path: str) -> None:

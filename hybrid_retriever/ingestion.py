@@ -51,7 +51,8 @@ class Indexer:
         batch_size: int = DEFAULT_BATCH_SIZE,
         show_progress: bool = True,
     ) -> list[str]:
-        """Index ``documents``; return their point ids in input order.
+        """Index ``documents``; return their ids (see ``PreparedDocument.document_id``) in
+        input order.
 
         Pipelined: while one batch is written, the next is encoded. At most one write
         is in flight, and any write error surfaces before more is encoded.
@@ -69,12 +70,12 @@ class Indexer:
                 if pending is not None:
                     pending.result()
                 if points:
-                    pending = writer.submit(self.storage.upsert, self.spec.name, points)
-                    pending.add_done_callback(_advance(bar, len(batch.point_ids)))
+                    pending = writer.submit(self._write, points, batch.replaced)
+                    pending.add_done_callback(_advance(bar, len(batch.document_ids)))
                 else:
                     pending = None
-                    bar.update(len(batch.point_ids))
-                written.extend(batch.point_ids)
+                    bar.update(len(batch.document_ids))
+                written.extend(batch.document_ids)
             if pending is not None:
                 pending.result()
         if written:
@@ -103,17 +104,29 @@ class Indexer:
                     await pending
                 pending = None
                 if points:
-                    pending = asyncio.create_task(self.storage.aupsert(self.spec.name, points))
-                    pending.add_done_callback(_advance(bar, len(batch.point_ids)))
+                    pending = asyncio.create_task(self._awrite(points, batch.replaced))
+                    pending.add_done_callback(_advance(bar, len(batch.document_ids)))
                 else:
-                    bar.update(len(batch.point_ids))
-                written.extend(batch.point_ids)
+                    bar.update(len(batch.document_ids))
+                written.extend(batch.document_ids)
                 number += 1
             if pending is not None:
                 await pending
         if written:
             await self.storage.aoptimize(self.spec.name)
         return written
+
+    def _write(self, points: Sequence[StoredPoint], replaced: Sequence[str]) -> None:
+        """Upsert, then drop the older copies the new points replace (never the other way
+        round, so a crash in between leaves a duplicate to clean up, never a loss)."""
+        self.storage.upsert(self.spec.name, points)
+        if replaced:
+            self.storage.delete(self.spec.name, replaced)
+
+    async def _awrite(self, points: Sequence[StoredPoint], replaced: Sequence[str]) -> None:
+        await self.storage.aupsert(self.spec.name, points)
+        if replaced:
+            await self.storage.adelete(self.spec.name, replaced)
 
     def _encode(self, documents: Sequence[PreparedDocument]) -> list[StoredPoint]:
         texts = [d.text for d in documents]
@@ -161,10 +174,15 @@ class Indexer:
 
 @dataclass(frozen=True)
 class _Batch:
-    point_ids: list[str]
+    document_ids: list[str]
     """One id per input document, in input order (repeats included)."""
     unique: list[PreparedDocument]
     """The documents to write: each point once, skipping any already written by this call."""
+
+    @property
+    def replaced(self) -> list[str]:
+        """Older copies of these documents to remove once they are written."""
+        return [d.replaces for d in self.unique if d.replaces is not None]
 
 
 def _prepared_batches(
@@ -194,7 +212,7 @@ def _prepared_batches(
     fingerprints: dict[str, int] = {}
     position = 0
     while chunk := list(itertools.islice(pairs, batch_size)):
-        point_ids: list[str] = []
+        document_ids: list[str] = []
         unique: list[PreparedDocument] = []
         for document, doc_id in chunk:
             if not isinstance(document, Document):
@@ -216,9 +234,9 @@ def _prepared_batches(
                     f"Document at position {position} has id {own_id!r}, already used by a "
                     "different document in this call. Give each document its own id."
                 )
-            point_ids.append(prepared.point_id)
+            document_ids.append(prepared.document_id)
             position += 1
-        yield _Batch(point_ids=point_ids, unique=unique)
+        yield _Batch(document_ids=document_ids, unique=unique)
 
 
 def _pair_with_ids(

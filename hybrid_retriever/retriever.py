@@ -8,8 +8,8 @@ The query path, top to bottom (:meth:`HybridRetriever._get_relevant_documents`):
 4. search both named vectors in one round trip, with the same filter;
 5. fuse the two ranked lists (see ``fusion/``; the default, ``fusion.config``, was chosen
    across a suite of corpora by ``benchmarks/fusion_study.py``);
-6. return LangChain Documents that explain their rank: ``_id``, ``_score``,
-   ``_ranks`` and ``_scores`` in the metadata.
+6. return LangChain Documents with the caller's ids, that explain their rank: ``_id``
+   (the point id), ``_score``, ``_ranks`` and ``_scores`` in the metadata.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ from hybrid_retriever.collection import (
     Distance,
     check_layout,
 )
-from hybrid_retriever.documents import documents_from_texts
+from hybrid_retriever.documents import document_id, documents_from_texts, lookup_point_ids
 from hybrid_retriever.encoders.base import DenseEncoder, SparseEncoder
 from hybrid_retriever.encoders.dense import as_dense_encoder
 from hybrid_retriever.encoders.splade import as_sparse_encoder
@@ -426,16 +425,18 @@ class HybridRetriever(BaseRetriever):
         batch_size: int = DEFAULT_BATCH_SIZE,
         show_progress: bool = True,
     ) -> list[str]:
-        """Index documents in batches (creating the collection if needed); return point ids.
+        """Index documents in batches (creating the collection if needed); return their ids.
 
-        Ids are deterministic (see :mod:`hybrid_retriever.documents`), so indexing
-        the same documents again overwrites instead of duplicating.
+        A document's id is its own (``Document.id`` or ``ids=``, as a str), stored with it
+        and returned with every result; one without gets a deterministic id from its
+        content. Point ids derive from these (see :mod:`hybrid_retriever.documents`), so
+        indexing the same documents again overwrites instead of duplicating.
         """
-        point_ids = self._indexer().index(
+        written = self._indexer().index(
             documents, ids=ids, batch_size=batch_size, show_progress=show_progress
         )
-        self._verified = self._verified or bool(point_ids)
-        return point_ids
+        self._verified = self._verified or bool(written)
+        return written
 
     async def aadd_documents(
         self,
@@ -447,11 +448,11 @@ class HybridRetriever(BaseRetriever):
     ) -> list[str]:
         """Async :meth:`add_documents`."""
         indexer = await asyncio.to_thread(self._indexer)  # may load the dense model
-        point_ids = await indexer.aindex(
+        written = await indexer.aindex(
             documents, ids=ids, batch_size=batch_size, show_progress=show_progress
         )
-        self._verified = self._verified or bool(point_ids)
-        return point_ids
+        self._verified = self._verified or bool(written)
+        return written
 
     def add_texts(
         self,
@@ -487,27 +488,29 @@ class HybridRetriever(BaseRetriever):
             show_progress=show_progress,
         )
 
-    def delete(self, ids: Iterable[str]) -> None:
-        """Delete points by the ids that ``add_documents`` returned; unknown ids are ignored."""
+    def delete(self, ids: Iterable[str | int]) -> None:
+        """Delete documents by their ids (the caller's, as added, or those results carry);
+        unknown ids are ignored."""
         self.storage.delete(self.collection_name, _point_ids(ids))
 
-    async def adelete(self, ids: Iterable[str]) -> None:
+    async def adelete(self, ids: Iterable[str | int]) -> None:
         """Async :meth:`delete`."""
         await self.storage.adelete(self.collection_name, _point_ids(ids))
 
     # -- reading by id -----------------------------------------------------------------------
 
-    def get_by_ids(self, ids: Iterable[str]) -> list[Document]:
-        """The stored documents among ``ids`` (point ids), in no particular order."""
-        points = self.storage.retrieve(self.collection_name, _point_ids(ids))
-        return [
-            Document(
-                id=p.id,
-                page_content=p.payload.get(CONTENT_KEY) or "",
-                metadata=dict(p.payload.get(METADATA_KEY) or {}),
-            )
-            for p in points
-        ]
+    def get_by_ids(self, ids: Iterable[str | int]) -> list[Document]:
+        """The stored documents among ``ids`` (as for :meth:`delete`), in the order of
+        ``ids``; unknown ids are left out."""
+        candidates = lookup_point_ids(ids)
+        points = self.storage.retrieve(self.collection_name, _unique(candidates))
+        return _in_order(candidates, {p.id: p.payload for p in points})
+
+    async def aget_by_ids(self, ids: Iterable[str | int]) -> list[Document]:
+        """Async :meth:`get_by_ids`."""
+        candidates = lookup_point_ids(ids)
+        points = await self.storage.aretrieve(self.collection_name, _unique(candidates))
+        return _in_order(candidates, {p.id: p.payload for p in points})
 
     def count(self) -> int:
         """Number of points in the collection."""
@@ -613,22 +616,42 @@ def _documents(hits: Sequence[FusedHit], payloads: dict[str, dict[str, Any]]) ->
         metadata = dict(payload.get(METADATA_KEY) or {})
         metadata.update(_id=hit.id, _score=hit.score, _ranks=hit.ranks, _scores=hit.scores)
         documents.append(
-            Document(id=hit.id, page_content=payload.get(CONTENT_KEY) or "", metadata=metadata)
+            Document(
+                id=document_id(hit.id, payload),
+                page_content=payload.get(CONTENT_KEY) or "",
+                metadata=metadata,
+            )
         )
     return documents
 
 
-def _point_ids(ids: Iterable[str]) -> list[str]:
-    """Validated point ids: the UUID strings that add_documents returned."""
-    if isinstance(ids, str):
-        raise InvalidParameterError("ids must be a list of point ids, not a single str.")
-    point_ids = list(ids)
-    for point_id in point_ids:
-        try:
-            uuid.UUID(point_id)
-        except (TypeError, ValueError, AttributeError):
-            raise InvalidParameterError(
-                f"{point_id!r} is not a point id; pass the UUID strings that add_documents "
-                "returned (see hybrid_retriever.documents for how ids are derived)."
-            ) from None
-    return point_ids
+def _stored_document(point_id: str, payload: Mapping[str, Any]) -> Document:
+    """A stored point as the Document that was added (no search annotations)."""
+    return Document(
+        id=document_id(point_id, payload),
+        page_content=payload.get(CONTENT_KEY) or "",
+        metadata=dict(payload.get(METADATA_KEY) or {}),
+    )
+
+
+def _unique(candidates: Sequence[Sequence[str]]) -> list[str]:
+    return list(dict.fromkeys(pid for per_id in candidates for pid in per_id))
+
+
+def _in_order(
+    candidates: Sequence[Sequence[str]], payloads: Mapping[str, Mapping[str, Any]]
+) -> list[Document]:
+    """The found points as Documents, in the order of the ids asked for, each once."""
+    seen: set[str] = set()
+    documents = []
+    for per_id in candidates:
+        for pid in per_id:
+            if pid in payloads and pid not in seen:
+                seen.add(pid)
+                documents.append(_stored_document(pid, payloads[pid]))
+    return documents
+
+
+def _point_ids(ids: Iterable[str | int]) -> list[str]:
+    """Every point the ids may name (see ``documents.lookup_point_ids``)."""
+    return _unique(lookup_point_ids(ids))

@@ -209,12 +209,13 @@ def test_document_errors_write_nothing(
     assert retriever.count() == 1
 
 
-def test_non_uuid_string_ids_are_hashed(make_retriever: MakeRetriever) -> None:
-    """Documented: any str or int id is mapped to uuid5, so 'doc-1' is fine, and stable."""
+def test_non_uuid_string_ids_are_kept_and_stable(make_retriever: MakeRetriever) -> None:
+    """Documented: any str or int id is fine ('doc-1' is hashed to its point id), comes back
+    as given, and adding it again overwrites."""
     retriever = make_retriever()
     first = retriever.add_texts(["t"], ids=["doc-1"], show_progress=False)
     assert first == retriever.add_texts(["t"], ids=["doc-1"], show_progress=False)
-    assert first != ["doc-1"] and retriever.count() == 1
+    assert first == ["doc-1"] and retriever.count() == 1
 
 
 # -- collections made by other tools -------------------------------------------------------

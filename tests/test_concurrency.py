@@ -136,7 +136,7 @@ class LiveCollection:
 
     def check(self, docs: list[Document], seen: set[str]) -> set[str]:
         """Record what is wrong with one search's answer; return the markers it found."""
-        found = {str(d.id) for d in docs}
+        found = {d.metadata["_id"] for d in docs}
         if not seen <= found:
             self.problems.append(f"documents disappeared: {sorted(seen - found)[:3]}")
         for doc in docs:
@@ -147,7 +147,7 @@ class LiveCollection:
 
     def check_final(self) -> None:
         final = self.retriever.invoke(MARKER_QUERY, **self.search_kwargs())
-        assert self.marker_ids <= {str(d.id) for d in final}
+        assert self.marker_ids <= {d.metadata["_id"] for d in final}
         assert [p for d in final for p in check_document(d, self.expected, self.marker_ids)] == []
         assert self.retriever.count() == self.total
 
@@ -277,7 +277,7 @@ def test_the_check_reports_a_point_written_without_its_sparse_vector(
 
 def check_document(doc: Document, expected: dict[str, Document], marker_ids: set[str]) -> list[str]:
     """What is wrong with one returned document (nothing, for a whole one)."""
-    doc_id = str(doc.id)
+    doc_id = doc.metadata["_id"]  # the point id, which ``expected`` is keyed by
     if doc_id not in expected:
         return [f"unknown id {doc_id}"]
     want = expected[doc_id]
@@ -285,7 +285,7 @@ def check_document(doc: Document, expected: dict[str, Document], marker_ids: set
     if doc.page_content != want.page_content:
         problems.append(f"{doc_id}: page_content {doc.page_content!r}")
     own = {k: v for k, v in doc.metadata.items() if not k.startswith("_")}
-    if own != want.metadata or doc.metadata.get("_id") != doc_id:
+    if own != want.metadata or doc.id != (doc_id if want.id is None else str(want.id)):
         problems.append(f"{doc_id}: metadata {doc.metadata!r}")
     ranks = doc.metadata.get("_ranks") or {}
     if doc_id in marker_ids and (ranks.get("dense") is None or ranks.get("sparse") is None):

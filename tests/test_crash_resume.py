@@ -191,6 +191,7 @@ def check_points_complete(
         assert payload == {
             "page_content": expected[point].page_content,
             "metadata": expected[point].metadata,
+            "document_id": expected[point].id,
         }
 
 
@@ -241,7 +242,8 @@ def test_edge_killed_while_optimizing_reopens_whole(
 
     retriever = make_retriever(collection_name=COLLECTION, engine="edge", path=str(path))
     top = retriever.invoke(documents[7].page_content, k=3)
-    assert top[0].id == list(expected)[7]
+    assert top[0].id == documents[7].id
+    assert top[0].metadata["_id"] == list(expected)[7]
     extra = Document(id="extra", page_content="One more record after the crash.")
     retriever.add_documents([extra], show_progress=False)
     assert retriever.count() == OPTIMIZE_CORPUS_SIZE + 1
@@ -258,13 +260,10 @@ def resume_and_check(
     """Run the same ingestion again in this process: exactly one whole point per document."""
     retriever = make_retriever(collection_name=COLLECTION, engine=engine, path=str(path))
     returned = retriever.add_documents(documents, batch_size=BATCH_SIZE, show_progress=False)
-    assert returned == list(expected)
+    assert returned == [d.id for d in documents]
     assert retriever.count() == len(documents)
-    found = retriever.get_by_ids(list(expected))
-    assert len(found) == len(documents)
-    for doc in found:
-        assert doc.page_content == expected[str(doc.id)].page_content
-        assert doc.metadata == expected[str(doc.id)].metadata
+    found = retriever.get_by_ids(returned)
+    assert found == documents
     retriever.close()
 
     resumed = stored_points(engine, path, COLLECTION)

@@ -13,11 +13,13 @@ import pytest
 from hybrid_retriever.documents import (
     CONTENT_NAMESPACE,
     ID_NAMESPACE,
+    document_id,
     documents_from_texts,
+    lookup_point_ids,
     point_id,
     prepare_document,
 )
-from hybrid_retriever.errors import InvalidDocumentError
+from hybrid_retriever.errors import InvalidDocumentError, InvalidParameterError
 
 
 def test_ids_are_pinned_uuid5() -> None:
@@ -39,6 +41,54 @@ def test_content_ids_depend_on_text_and_metadata_not_key_order() -> None:
 def test_payload_is_langchain_qdrant_layout() -> None:
     prepared = prepare_document("hello", {"source": "a"}, None, position=0)
     assert prepared.payload == {"page_content": "hello", "metadata": {"source": "a"}}
+    assert prepared.document_id == prepared.point_id  # no id of its own: known by the point's
+
+
+@pytest.mark.parametrize(
+    ("own_id", "stored"),
+    [("food-01", "food-01"), (7, 7), (2**70, str(2**70))],  # Qdrant's integers are 64-bit
+)
+def test_the_callers_id_is_stored_beside_the_content(own_id: str | int, stored: Any) -> None:
+    prepared = prepare_document("hello", {}, own_id, position=0)
+    assert prepared.payload["document_id"] == stored
+    assert prepared.document_id == str(own_id)
+    assert document_id(prepared.point_id, prepared.payload) == str(own_id)
+    assert prepared.replaces is None
+
+
+def test_a_point_without_a_stored_id_is_known_by_its_point_id() -> None:
+    """Older collections, and langchain-qdrant's, have no ``document_id`` in the payload."""
+    assert document_id("p-1", {"page_content": "x", "metadata": {}}) == "p-1"
+
+
+def test_a_uuid_id_is_its_own_point_id_and_replaces_its_older_hashed_copy() -> None:
+    own = "7D9F1C2A-3B4E-4F5A-8B6C-1D2E3F4A5B6C"
+    prepared = prepare_document("hello", {}, own, position=0)
+    assert prepared.point_id == own.lower()  # canonical, as engines return it
+    assert prepared.document_id == own
+    assert prepared.replaces == str(uuid.uuid5(ID_NAMESPACE, own))
+
+
+def test_lookup_maps_the_callers_ids_and_point_ids() -> None:
+    content_point = point_id(None, "hello", {})
+    hashed, as_int, as_point = lookup_point_ids(["food-01", 7, content_point])
+    assert hashed == [point_id("food-01", "", {})]
+    assert as_int == [point_id(7, "", {})]
+    assert as_point == [content_point, str(uuid.uuid5(ID_NAMESPACE, content_point))]
+
+
+@pytest.mark.parametrize(
+    ("ids", "message"),
+    [
+        ("food-01", "not a single str"),
+        ([None], "not a document id"),
+        ([""], "not a document id"),
+        ([True], "not a document id"),
+    ],
+)
+def test_lookup_refuses_what_is_not_a_list_of_ids(ids: Any, message: str) -> None:
+    with pytest.raises(InvalidParameterError, match=message):
+        lookup_point_ids(ids)
 
 
 @pytest.mark.parametrize(

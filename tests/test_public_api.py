@@ -17,6 +17,7 @@ def test_all_is_pinned() -> None:
         "FusionMethod",
         "HybridRetriever",
         "HybridRetrieverError",
+        "HybridVectorStore",
         "InvalidDocumentError",
         "InvalidParameterError",
         "InvalidQueryError",

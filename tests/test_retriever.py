@@ -18,6 +18,7 @@ from hybrid_retriever import (
     InvalidParameterError,
     QdrantClientStorage,
 )
+from hybrid_retriever.documents import point_id
 
 MakeRetriever = Callable[..., HybridRetriever]
 
@@ -32,7 +33,8 @@ def test_hybrid_results_explain_themselves(demo_retriever: HybridRetriever) -> N
     top = docs[0]
     assert "diabetes" in top.page_content
     assert top.metadata["topic"] == "health"
-    assert top.id == top.metadata["_id"]
+    assert top.id == "bio-01"  # the id it was added with
+    assert top.metadata["_id"] == point_id("bio-01", "", {})  # the Qdrant point id
     assert set(top.metadata["_ranks"]) == {"dense", "sparse"}
     assert top.metadata["_ranks"] == {"dense": 1, "sparse": 1}
     # The fused score is the paper's RRF of the reported ranks.
@@ -209,7 +211,8 @@ def test_custom_vector_names_read_a_foreign_collection(
     with pytest.raises(CollectionMismatchError, match="no dense vector named 'dense'"):
         reader.invoke("bread")
     payload = client.scroll("lc", limit=1)[0][0].payload
-    assert set(payload) == {"page_content", "metadata"}  # langchain-qdrant's layout
+    # langchain-qdrant's layout, plus the document's own id
+    assert set(payload) == {"page_content", "metadata", "document_id"}
 
 
 def test_k_is_validated_at_construction() -> None:

@@ -13,10 +13,11 @@ import itertools
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from langchain_core.documents import Document
 
+from hybrid_retriever.collection import CONTENT_KEY, METADATA_KEY
 from hybrid_retriever.documents import point_id
 from hybrid_retriever.evaluation import DatasetError
 
@@ -104,13 +105,14 @@ def index_resumable(
 def _changed(retriever: HybridRetriever, chunk: list[Document]) -> list[Document]:
     """The documents of ``chunk`` not stored with exactly this text and metadata."""
     ids = [point_id(d.id, d.page_content, d.metadata) for d in chunk]
-    stored: dict[Any, Document] = {d.id: d for d in retriever.get_by_ids(ids)}
+    # By point id, so that points written before ids were stored count as unchanged too.
+    stored = {p.id: p.payload for p in retriever.storage.retrieve(retriever.collection_name, ids)}
     return [
         document
         for document, pid in zip(chunk, ids, strict=True)
         if (old := stored.get(pid)) is None
-        or old.page_content != document.page_content
-        or old.metadata != document.metadata
+        or old.get(CONTENT_KEY) != document.page_content
+        or old.get(METADATA_KEY) != document.metadata
     ]
 
 

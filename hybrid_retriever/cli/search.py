@@ -143,7 +143,7 @@ def result_rows(documents: Sequence[Document]) -> list[dict[str, Any]]:
                 "score": doc.metadata["_score"],
                 **{b: {"rank": ranks.get(b), "score": scores.get(b)} for b in BRANCHES},
                 "id": str(metadata.get(DOC_ID_KEY, doc.id)),
-                "point_id": doc.id,
+                "point_id": doc.metadata["_id"],
                 "text": doc.page_content,
                 "metadata": metadata,
             }

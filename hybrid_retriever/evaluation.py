@@ -88,7 +88,11 @@ DEFAULT_RUNS: tuple[RunSpec, ...] = (
     ),
     RunSpec("rrf", {"fusion": FusionMethod.RRF.value}, "reciprocal rank fusion, k=60"),
     RunSpec("dbsf", {"fusion": FusionMethod.DBSF.value}, "Qdrant's distribution-based fusion"),
-    RunSpec("convex", {"fusion": FusionMethod.CONVEX.value}, "min-max scores, convex, alpha 0.5"),
+    RunSpec(
+        "convex",
+        {"fusion": FusionMethod.CONVEX.value, "weights": {"dense": 0.5, "sparse": 0.5}},
+        "min-max scores, convex, alpha 0.5",
+    ),
     RunSpec(
         "adaptive",
         {"fusion": FusionMethod.ADAPTIVE.value, "weights": {"dense": 1.0, "sparse": 1.0}},

@@ -49,8 +49,9 @@ def _options(**given: object) -> dict[str, float]:
 
 def test_search_without_weights_takes_the_methods_default() -> None:
     assert _options() == dict(DEFAULT_WEIGHTS)
-    assert _options(fusion="rrf") == {"dense": 1.0, "sparse": 1.0}
-    assert _options(fusion="convex") == {"dense": 1.0, "sparse": 1.0}
+    for method in FusionMethod:
+        if method is not DEFAULT_FUSION:
+            assert _options(fusion=method.value) == {"dense": 1.0, "sparse": 1.0}
     assert _options(weights={"dense": 1.0, "sparse": 2.0}) == {"dense": 1.0, "sparse": 2.0}
 
 

@@ -233,7 +233,7 @@ def test_fuse_dispatches(method: FusionMethod, direct: object) -> None:
 def test_method_names_and_default() -> None:
     assert [m.value for m in FusionMethod] == ["rrf", "dbsf", "convex", "adaptive"]
     assert check_fusion("dbsf") is FusionMethod.DBSF
-    assert DEFAULT_FUSION is FusionMethod.ADAPTIVE
+    assert DEFAULT_FUSION is FusionMethod.CONVEX
     with pytest.raises(InvalidParameterError, match="fusion must be one of"):
         check_fusion("minmax")
 

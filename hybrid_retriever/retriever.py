@@ -345,13 +345,44 @@ class HybridRetriever(BaseRetriever):
             branch: [BranchHit(id=p.id, score=p.score) for p in results.get(branch, [])]
             for branch in BRANCHES
         }
+        return self._fuse_hits(rankings, options)
+
+    def _fuse_hits(
+        self, rankings: Mapping[str, Sequence[BranchHit]], options: SearchOptions
+    ) -> list[FusedHit]:
+        """The one fusion step of every search: the branch lists as the search would have
+        returned them (``prefetch_k`` deep, nothing from a branch of weight 0), fused."""
+        lists = {
+            branch: list(rankings.get(branch, []))[: options.prefetch_k]
+            if options.weights[branch] > 0
+            else []
+            for branch in BRANCHES
+        }
         return fuse(
-            rankings,
+            lists,
             method=options.fusion,
             weights=options.weights,
             rrf_k=options.rrf_k,
             limit=options.k,
         )
+
+    def fuse_rankings(
+        self, rankings: Mapping[str, Sequence[BranchHit]], **search_options: Any
+    ) -> list[FusedHit]:
+        """What ``invoke(query, **search_options)`` ranks, from branch lists searched once.
+
+        ``rankings`` are one query's hits per branch, best first, at least
+        :meth:`search_depth` deep (``tuning.search_branches`` makes them). The options are
+        resolved exactly as ``invoke`` resolves them, default weighting included, and the
+        lists fused by the same step; so many option sets can be scored from one search.
+        """
+        self._check_collection_once()
+        options = self._with_calibrated_weights(self._options(search_options))
+        return self._fuse_hits(rankings, options)
+
+    def search_depth(self, **search_options: Any) -> int:
+        """Candidates per branch that ``invoke(query, **search_options)`` searches for."""
+        return self._options(search_options).prefetch_k
 
     def _encoding_pool(self) -> ThreadPoolExecutor:
         with _POOL_LOCK:

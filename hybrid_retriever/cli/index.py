@@ -32,6 +32,12 @@ Running the same command again is safe and cheap: ids are derived from the sourc
 ids, documents already stored unchanged are skipped, changed ones are rewritten.
 A record without an id gets one from its text and metadata, so editing it adds a
 new point. Documents removed from the source are not deleted from the collection.
+
+Records that cannot be indexed (malformed JSON, no text, a bad id, an empty or
+non-UTF-8 text file) do not stop the run: each is written to the rejects file
+(--rejects) with its place, the reason and the line as read, and the run ends with
+their count (exit status 0). Fix them and run the same command again. With
+--strict, any such record stops the run before a model loads (exit status 1).
 """
 
 
@@ -53,6 +59,19 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
         metavar="N",
         help="documents encoded and written at a time (default: %(default)s)",
     )
+    parser.add_argument(
+        "--rejects",
+        type=Path,
+        metavar="FILE",
+        help="where records that cannot be indexed are written, one JSON object a line "
+        "(default: ./rejects-COLLECTION.jsonl; written only when a record is rejected)",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse the whole source if any record cannot be indexed (checked before "
+        "anything is encoded)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_location_options(parser, default=f"{DEFAULT_PATH}, or ${PATH_ENV} when set")
     add_model_options(parser)
@@ -61,10 +80,27 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
 
 def run(args: argparse.Namespace) -> int:
     source = open_source(args.source)
-    total = source.scan()  # validates every record before any model loads
-    from hybrid_retriever.cli.indexing import describe_calibration, index_resumable, warm_up
+    # Every record is read once before any model loads: --strict stops at the first bad
+    # one, otherwise the bad ones are counted now and written down as they are met.
+    if args.strict:
+        total, bad = source.scan(), 0
+    else:
+        total, bad = source.survey()
+    rejects_path = args.rejects or Path(f"rejects-{args.collection}.jsonl")
+    if bad:
+        print(
+            f"{bad} record{'s' if bad != 1 else ''} of {args.source} cannot be indexed; "
+            f"{'they go' if bad != 1 else 'it goes'} to {rejects_path} and the rest is indexed."
+        )
+    from hybrid_retriever.cli.indexing import (
+        RejectsFile,
+        describe_calibration,
+        index_resumable,
+        warm_up,
+    )
     from hybrid_retriever.retriever import HybridRetriever
 
+    rejects = RejectsFile(rejects_path)
     retriever = HybridRetriever(
         **retriever_arguments(args, collection=args.collection, default_path=Path(default_path()))
     )
@@ -72,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         warm_up(retriever)
         stats = index_resumable(
             retriever,
-            source,
+            iter(source) if args.strict else rejects.keep_documents(source.entries()),
             total=total,
             batch_size=args.batch_size,
             show_progress=not args.no_progress,
@@ -81,12 +117,19 @@ def run(args: argparse.Namespace) -> int:
         calibration = describe_calibration(retriever) if stats.points else None
     finally:
         retriever.close()
+        rejects.close()
     print(
         f"Indexed {stats.read} documents from {args.source} ({source.kind.value}) into "
         f"collection {args.collection!r} in {where}: {stats.written} written, "
         f"{stats.unchanged} already stored unchanged; {stats.points} points in the "
         f"collection. {stats.seconds:.1f} s, {stats.docs_per_second:.1f} docs/s."
     )
+    if rejects.count:
+        print(
+            f"Rejected {rejects.count} record{'s' if rejects.count != 1 else ''}, not indexed: "
+            f"see {rejects_path} (place, reason and line of each); fix them and run the same "
+            "command again."
+        )
     if calibration is not None:
         print(calibration[0])
     return 0

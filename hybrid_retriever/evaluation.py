@@ -30,7 +30,7 @@ from langchain_core.retrievers import BaseRetriever
 
 from hybrid_retriever.errors import HybridRetrieverError, InvalidDocumentError
 from hybrid_retriever.fusion.methods import DEFAULT_FUSION, FusionMethod
-from hybrid_retriever.quirks import Quirk, QuirkKind, file_quirks, listed, plural, quirk
+from hybrid_retriever.quirks import SHOWN, Quirk, QuirkKind, file_quirks, listed, plural, quirk
 from hybrid_retriever.sources import (
     BEIR_CORPUS_FILES,
     DOC_ID_KEY,
@@ -60,9 +60,9 @@ __all__ = [
     "beir_corpus",
     "beir_qrels",
     "beir_queries",
+    "latency_sample",
     "load_beir",
     "metric_names",
-    "latency_sample",
     "percentile",
     "qrels_path",
     "read_jsonl",
@@ -297,9 +297,10 @@ def load_beir(folder: Path, split: str = "test") -> BeirDataset:
     quirks += survey.quirks(corpus_path.name)
     qrels_name = judgements_path.relative_to(folder).as_posix()
 
-    unknown_docs = sorted({d for judged in qrels.values() for d in judged} - doc_ids)
+    in_corpus = doc_ids | set(survey.empty)  # empty documents are judged like any other
+    unknown_docs = sorted({d for judged in qrels.values() for d in judged} - in_corpus)
     if unknown_docs:
-        pairs = sum(d not in doc_ids for judged in qrels.values() for d in judged)
+        pairs = sum(d not in in_corpus for judged in qrels.values() for d in judged)
         quirks.append(
             quirk(
                 QuirkKind.JUDGED_DOCUMENTS_NOT_IN_CORPUS,

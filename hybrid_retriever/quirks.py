@@ -95,8 +95,9 @@ def file_traits(path: Path, *, sample: int = 1 << 16) -> tuple[bool, bool]:
 
 def file_quirks(paths: Iterable[Path], folder: Path) -> list[Quirk]:
     """CRLF, byte-order marks and gzip among the dataset's files (read as plain text)."""
-    named = [(p, p.relative_to(folder).as_posix() if p.is_relative_to(folder) else str(p))
-             for p in paths]
+    named = [
+        (p, p.relative_to(folder).as_posix() if p.is_relative_to(folder) else str(p)) for p in paths
+    ]
     boms, crlfs = [], []
     for path, name in named:
         bom, crlf = file_traits(path)
@@ -108,7 +109,9 @@ def file_quirks(paths: Iterable[Path], folder: Path) -> list[Quirk]:
     found = []
     if crlfs:
         found.append(
-            quirk(QuirkKind.CRLF, crlfs, f"CRLF line endings in {listed(crlfs)}: read as plain lines.")
+            quirk(
+                QuirkKind.CRLF, crlfs, f"CRLF line endings in {listed(crlfs)}: read as plain lines."
+            )
         )
     if boms:
         found.append(

@@ -165,7 +165,9 @@ def jsonl_document(record: dict[str, Any], where: str) -> Document:
     doc_id = _record_id(record, where, keys=("_id", "id"))
     body = record.get("text")
     if isinstance(body, str) and not body.strip():
-        raise EmptyDocumentError(f"{where}: the record needs a non-empty 'text' string, got {body!r:.40}.")
+        raise EmptyDocumentError(
+            f"{where}: the record needs a non-empty 'text' string, got {body!r:.40}."
+        )
     if not isinstance(body, str):
         raise InvalidDocumentError(
             f"{where}: the record needs a non-empty 'text' string"
@@ -286,9 +288,9 @@ class Source:
             try:
                 yield convert(record, where)
             except InvalidDocumentError as exc:
-                doc_id = record.get("_id", record.get("id"))
+                own_id = record.get("_id", record.get("id"))
                 yield Rejected(
-                    exc, where, line=line, doc_id=None if doc_id is None else str(doc_id)
+                    exc, where, line=line, doc_id=None if own_id is None else str(own_id)
                 )
 
     def survey(self) -> tuple[int, int]:

@@ -17,7 +17,7 @@ from hybrid_retriever.cli.common import (
     retriever_arguments,
 )
 from hybrid_retriever.ingestion import DEFAULT_BATCH_SIZE
-from hybrid_retriever.sources import open_source
+from hybrid_retriever.sources import SourceKind, open_source
 
 SOURCE_HELP = """\
 sources:
@@ -32,6 +32,12 @@ Running the same command again is safe and cheap: ids are derived from the sourc
 ids, documents already stored unchanged are skipped, changed ones are rewritten.
 A record without an id gets one from its text and metadata, so editing it adds a
 new point. Documents removed from the source are not deleted from the collection.
+
+Text files and JSON-lines records longer than the encoders read (256 tokens for the
+default dense model) are split into overlapping chunks that they read whole; each
+chunk's id is "<id>#<n>" and its metadata says source_id, chunk and chunk_chars
+(hybrid_retriever/chunking.py). --no-chunking indexes them whole (the encoders then
+read only their beginning). BEIR folders are indexed whole, as BEIR scores documents.
 
 Records that cannot be indexed (malformed JSON, no text, a bad id, an empty or
 non-UTF-8 text file) do not stop the run: each is written to the rejects file
@@ -72,6 +78,11 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
         help="refuse the whole source if any record cannot be indexed (checked before "
         "anything is encoded)",
     )
+    parser.add_argument(
+        "--no-chunking",
+        action="store_true",
+        help="index long text files and JSON-lines records whole (see below)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_location_options(parser, default=f"{DEFAULT_PATH}, or ${PATH_ENV} when set")
     add_model_options(parser)
@@ -106,10 +117,18 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         warm_up(retriever)
+        documents = iter(source) if args.strict else rejects.keep_documents(source.entries())
+        chunker = None
+        if source.kind is not SourceKind.BEIR and not args.no_chunking:
+            from hybrid_retriever.chunking import Chunker
+
+            chunker = Chunker.for_encoders(retriever.dense_encoder, retriever.sparse_encoder)
+        if chunker is not None:
+            documents = chunker.split_all(documents)
         stats = index_resumable(
             retriever,
-            iter(source) if args.strict else rejects.keep_documents(source.entries()),
-            total=total,
+            documents,
+            total=None if chunker is not None else total,
             batch_size=args.batch_size,
             show_progress=not args.no_progress,
         )
@@ -118,8 +137,13 @@ def run(args: argparse.Namespace) -> int:
     finally:
         retriever.close()
         rejects.close()
+    pieces = (
+        f"{stats.read} chunks of {total} documents"
+        if chunker is not None
+        else f"{stats.read} documents"
+    )
     print(
-        f"Indexed {stats.read} documents from {args.source} ({source.kind.value}) into "
+        f"Indexed {pieces} from {args.source} ({source.kind.value}) into "
         f"collection {args.collection!r} in {where}: {stats.written} written, "
         f"{stats.unchanged} already stored unchanged; {stats.points} points in the "
         f"collection. {stats.seconds:.1f} s, {stats.docs_per_second:.1f} docs/s."

@@ -71,6 +71,13 @@ def ran(work: Path) -> Iterator[dict[str, Ran]]:
         '{"id": "b", "text": "   "}\n'
         '{"id": "c", "text": "Planets orbit stars."}\n'
     )
+    folder = work / "texts"
+    folder.mkdir()
+    (folder / "long.md").write_text(
+        " ".join(f"Sentence {i} about baking bread." for i in range(300))
+    )
+    (folder / "short.txt").write_text("Planets orbit stars.")
+    (folder / "blank.txt").write_text("  \n")
     commands = {
         "eval": (
             "eval",
@@ -88,6 +95,9 @@ def ran(work: Path) -> Iterator[dict[str, Ran]]:
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = {name: pool.submit(run, *args, cwd=work) for name, args in commands.items()}
         results = {name: future.result() for name, future in futures.items()}
+    results["texts"] = run(
+        "index", folder, "--collection", "texts", "--path", work / "q", "--no-progress", cwd=work
+    )
     results["strict"] = run(
         "index", notes, "--collection", "strict", "--path", work / "q", "--strict", cwd=work
     )
@@ -143,7 +153,7 @@ def test_eval_scores_every_judged_query_with_the_judgements_as_shipped(
 def test_index_sets_bad_records_aside_and_indexes_the_rest(ran: dict[str, Ran], work: Path) -> None:
     out = ok(ran["index"]).stdout
     assert "2 records of" in out and "cannot be indexed" in out
-    assert "Indexed 2 documents" in out
+    assert "Indexed 2 documents as 2 passages" in out
     assert "Rejected 2 records, not indexed: see rejects-notes.jsonl" in out
     rejects = [json.loads(line) for line in (work / "rejects-notes.jsonl").read_text().splitlines()]
     notes = work / "notes.jsonl"
@@ -166,3 +176,14 @@ def test_strict_index_refuses_the_source_before_writing(ran: dict[str, Ran], wor
     line = one_line_error(ran["strict"])
     assert "notes.jsonl:2: not valid JSON" in line
     assert not (work / "rejects-strict.jsonl").exists()
+
+
+def test_index_splits_long_text_files_and_accounts_for_empty_ones(
+    ran: dict[str, Ran], work: Path
+) -> None:
+    out = ok(ran["texts"]).stdout
+    passages = int(out.split("3 documents as ")[1].split()[0])
+    assert passages > 3  # long.md became several chunks, short.txt stayed whole
+    assert "Rejected 1 record" in out
+    (blank,) = [json.loads(x) for x in (work / "rejects-texts.jsonl").read_text().splitlines()]
+    assert blank["id"] == "blank.txt" and blank["empty"]

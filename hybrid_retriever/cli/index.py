@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         retriever.close()
         rejects.close()
     pieces = (
-        f"{stats.read} chunks of {total} documents"
+        f"{total} documents as {stats.read} passages"
         if chunker is not None
         else f"{stats.read} documents"
     )

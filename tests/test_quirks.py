@@ -7,7 +7,6 @@ command-line runs on the same files are in tests/test_cli_quirks.py.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -154,14 +153,6 @@ def test_file_traits_see_bom_and_crlf(tmp_path: Path) -> None:
     plain = tmp_path / "plain.tsv"
     plain.write_bytes(b"a\tb\nc\td\r\n")
     assert file_traits(plain) == (False, False)
-
-
-def test_a_copy_of_the_quirks_dataset_in_another_folder_reads_the_same(tmp_path: Path) -> None:
-    copy = shutil.copytree(QUIRKS, tmp_path / "copy")
-    assert [q.to_json() for q in load_beir(copy).quirks] == [
-        q.to_json() | {"message": q.message.replace(str(QUIRKS), str(copy))}
-        for q in load_beir(QUIRKS).quirks
-    ]
 
 
 # -- index sources: the lenient reading ----------------------------------------------------------

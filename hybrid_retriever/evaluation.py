@@ -548,24 +548,39 @@ def run_from_one_search(
     (:meth:`HybridRetriever.fuse_rankings`: same option resolution, same fusion). A query
     with empty text retrieves nothing. ``ignore_identical_ids`` is as in :func:`run_retriever`.
     """
-    from hybrid_retriever.tuning import search_branches
+    from hybrid_retriever.tuning import hit_id, search_branches
 
     wanted = k + int(ignore_identical_ids)
     depth = max(retriever.search_depth(k=wanted, **spec.options) for spec in runs)
     searchable = {q: text for q, text in queries.items() if text.strip()}
-    branch_lists = search_branches(retriever, searchable, depth=depth, progress=progress)
-    results = {spec.name: RunResult() for spec in runs}
+    # Point ids, no payloads: decoding every candidate's payload would cost more than the
+    # search; the ids kept are mapped to document ids once each, below.
+    branch_lists = search_branches(
+        retriever, searchable, depth=depth, progress=progress, with_doc_ids=False
+    )
+    fused: dict[str, dict[str, list[str]]] = {spec.name: {} for spec in runs}
     for query_id in queries:
         lists = branch_lists.get(query_id)
         for spec in runs:
-            ranked = (
+            fused[spec.name][query_id] = (
                 []
                 if lists is None
                 else [hit.id for hit in retriever.fuse_rankings(lists, k=wanted, **spec.options)]
             )
+    kept = list(
+        dict.fromkeys(i for per_run in fused.values() for ids in per_run.values() for i in ids)
+    )
+    doc_ids = {}
+    for start in range(0, len(kept), 1024):
+        for document in retriever.get_by_ids(kept[start : start + 1024]):
+            doc_ids[str(document.id)] = hit_id(str(document.id), document.metadata)
+    results = {spec.name: RunResult() for spec in runs}
+    for name, per_query in fused.items():
+        for query_id, point_ids in per_query.items():
+            ranked = [doc_ids[p] for p in point_ids if p in doc_ids]  # deleted meanwhile: gone
             if ignore_identical_ids:
                 ranked = [doc_id for doc_id in ranked if doc_id != query_id][:k]
-            results[spec.name].ranking[query_id] = {
+            results[name].ranking[query_id] = {
                 doc_id: -float(rank) for rank, doc_id in enumerate(ranked, start=1)
             }
     return results

@@ -425,11 +425,14 @@ def search_branches(
     *,
     depth: int = max(DEFAULT_PREFETCH_GRID),
     progress: Callable[[Iterable[Any]], Iterable[Any]] | None = None,
+    with_doc_ids: bool = True,
 ) -> dict[str, Rankings]:
     """Each query's branch lists, ``depth`` deep, with the dataset's document ids.
 
     One batched round trip per query, exactly the search ``invoke`` makes (same
-    encoders, vector names and filter), before fusion.
+    encoders, vector names and filter), before fusion. ``with_doc_ids=False`` keeps
+    point ids and fetches no payloads, which in-process engines decode slowly: for
+    callers that map the few ids they keep afterwards.
     """
     from hybrid_retriever.collection import METADATA_KEY
     from hybrid_retriever.storage.base import BranchQuery
@@ -450,7 +453,9 @@ def search_branches(
     rankings: dict[str, Rankings] = {}
     for query_id, text in items:
         branch_queries = {
-            branch: BranchQuery(vector_name=names[branch], vector=vector, limit=depth)
+            branch: BranchQuery(
+                vector_name=names[branch], vector=vector, limit=depth, with_payload=with_doc_ids
+            )
             for branch, encode in encoders.items()
             if len(vector := encode(text)) > 0
         }
@@ -460,7 +465,7 @@ def search_branches(
         found = dict(zip(branch_queries, results, strict=True))
         rankings[query_id] = {
             branch: [
-                BranchHit(id=hit_id(p.id, p.payload.get(METADATA_KEY) or {}), score=p.score)
+                BranchHit(id=hit_id(p.id, (p.payload or {}).get(METADATA_KEY) or {}), score=p.score)
                 for p in found.get(branch, [])
             ]
             for branch in BRANCHES

@@ -435,7 +435,6 @@ def search_branches(
     callers that map the few ids they keep afterwards.
     """
     import functools
-    from concurrent.futures import ThreadPoolExecutor
 
     from hybrid_retriever.collection import METADATA_KEY
     from hybrid_retriever.encoders.threads import encode_side_by_side
@@ -453,7 +452,9 @@ def search_branches(
     rankings: dict[str, Rankings] = {}
     # Both encoders at once, each on its share of the threads, as invoke encodes: on a
     # busy machine, one encoder on all threads at a time is many times slower.
-    pool = ThreadPoolExecutor(1, thread_name_prefix="hybrid-retriever-encode")
+    # The retriever's own encoding thread, as invoke uses: a thread made and ended here
+    # was seen to leave later single-encoder searches ten times slower.
+    pool = retriever._encoding_pool()
     for query_id, text in items:
         vectors: tuple[Vector, Vector] = encode_side_by_side(
             functools.partial(retriever.dense_encoder.encode_query, text),
@@ -478,7 +479,6 @@ def search_branches(
             ]
             for branch in BRANCHES
         }
-    pool.shutdown()
     return rankings
 
 

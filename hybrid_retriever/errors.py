@@ -24,6 +24,10 @@ class InvalidDocumentError(HybridRetrieverError, ValueError):
     """A document cannot be indexed (empty text, unserialisable metadata, bad id)."""
 
 
+class EmptyDocumentError(InvalidDocumentError):
+    """A record has no text to index (an empty document, as some datasets ship)."""
+
+
 class DuplicateIdError(InvalidDocumentError):
     """Two different documents in one call map to the same point id."""
 

@@ -5,8 +5,10 @@ BEIR layout (Thakur et al., 2021, https://arxiv.org/abs/2104.08663): a folder wi
 ``text``) and ``qrels/<split>.tsv`` (``query-id``, ``corpus-id``, ``score``).
 Metrics come from ranx (Bassani, ECIR 2022), not hand-written code.
 
-:func:`load_beir` checks a dataset before anything is indexed: judgements that name
-documents or queries the dataset does not have would silently lower every score.
+:func:`load_beir` reads a dataset as it ships and never stops on its quirks (empty
+documents, judgements naming documents the corpus lacks, ...): it handles each as BEIR's
+evaluation does and lists them (:mod:`hybrid_retriever.quirks`), so that scores stay
+comparable with published ones and the report says what was met.
 :data:`DEFAULT_RUNS` is the list of retrieval runs an evaluation compares; a new
 fusion method is one more entry there.
 """
@@ -14,12 +16,14 @@ fusion method is one more entry there.
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
+import random
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
@@ -27,15 +31,21 @@ from langchain_core.retrievers import BaseRetriever
 from hybrid_retriever.errors import HybridRetrieverError, InvalidDocumentError
 from hybrid_retriever.fusion.config import DEFAULT_FUSION_CONFIG
 from hybrid_retriever.fusion.methods import FusionMethod
+from hybrid_retriever.quirks import SHOWN, Quirk, QuirkKind, file_quirks, listed, plural, quirk
 from hybrid_retriever.sources import (
     BEIR_CORPUS_FILES,
     DOC_ID_KEY,
+    Rejected,
     Source,
     SourceKind,
     SourceNotFoundError,
     numbered_jsonl,
+    open_text,
     read_jsonl,
 )
+
+if TYPE_CHECKING:
+    from hybrid_retriever.retriever import HybridRetriever
 
 __all__ = [
     "DEFAULT_DEPTH",
@@ -44,19 +54,25 @@ __all__ = [
     "DOC_ID_KEY",
     "BeirDataset",
     "DatasetError",
+    "QrelsFile",
     "RunResult",
     "RunSpec",
     "SourceNotFoundError",
     "beir_corpus",
     "beir_qrels",
     "beir_queries",
+    "latency_sample",
     "load_beir",
     "metric_names",
     "percentile",
+    "qrels_path",
     "read_jsonl",
+    "read_qrels",
+    "run_from_one_search",
     "run_retriever",
     "score_queries",
     "score_run",
+    "time_runs",
 ]
 
 DEFAULT_METRICS = ("ndcg@10", "recall@100", "mrr@10")
@@ -143,7 +159,7 @@ def beir_corpus(folder: Path) -> Iterator[Document]:
 
 
 def beir_queries(folder: Path) -> dict[str, str]:
-    """Query id -> text, for every query in ``queries.jsonl``."""
+    """Query id -> text, for every query in ``queries.jsonl`` (an empty text stays empty)."""
     path = _first_existing(folder, "queries.jsonl", "queries.jsonl.gz")
     queries: dict[str, str] = {}
     for line_number, record in numbered_jsonl(path):
@@ -156,18 +172,36 @@ def beir_queries(folder: Path) -> dict[str, str]:
     return queries
 
 
-def beir_qrels(folder: Path, split: str) -> dict[str, dict[str, int]]:
-    """Relevance judgements of one split: query id -> doc id -> grade."""
-    path = folder / "qrels" / f"{split}.tsv"
-    if not path.is_file():
-        if not folder.is_dir():
-            raise SourceNotFoundError(f"{folder} does not exist or is not a folder.")
-        raise SourceNotFoundError(
-            f"{path} does not exist; available splits: "
-            f"{sorted(p.stem for p in (folder / 'qrels').glob('*.tsv'))}"
-        )
+def qrels_path(folder: Path, split: str) -> Path:
+    """``qrels/<split>.tsv`` (or ``.tsv.gz``), or an error listing the splits there are."""
+    for name in (f"{split}.tsv", f"{split}.tsv.gz"):
+        if (folder / "qrels" / name).is_file():
+            return folder / "qrels" / name
+    if not folder.is_dir():
+        raise SourceNotFoundError(f"{folder} does not exist or is not a folder.")
+    splits = sorted(p.name.split(".")[0] for p in (folder / "qrels").glob("*.tsv*"))
+    raise SourceNotFoundError(
+        f"{folder / 'qrels' / f'{split}.tsv'} does not exist; available splits: {splits}"
+    )
+
+
+@dataclass(frozen=True)
+class QrelsFile:
+    """A qrels file as read: the judgements, and what was odd about them."""
+
+    qrels: dict[str, dict[str, int]]
+    repeated: list[str] = field(default_factory=list)
+    """``query/doc`` pairs judged more than once (the last grade is kept)."""
+    non_positive: int = 0
+    """Judgements with grade 0 or below."""
+
+
+def read_qrels(path: Path) -> QrelsFile:
+    """Relevance judgements from a BEIR qrels file; errors name the file and line."""
     qrels: dict[str, dict[str, int]] = {}
-    with path.open(encoding="utf-8", newline="") as handle:
+    repeated: list[str] = []
+    non_positive = 0
+    with open_text(path, newline="") as handle:
         reader = csv.DictReader(handle, delimiter="\t")
         missing = {"query-id", "corpus-id", "score"} - set(reader.fieldnames or ())
         if missing:
@@ -176,82 +210,280 @@ def beir_qrels(folder: Path, split: str) -> dict[str, dict[str, int]]:
                 "'query-id<TAB>corpus-id<TAB>score'."
             )
         for row in reader:
-            try:
-                grade = int(row["score"])
-            except (TypeError, ValueError):
-                raise InvalidDocumentError(
-                    f"{path}:{reader.line_num}: score {row['score']!r} is not an integer "
-                    "(expected query-id<TAB>corpus-id<TAB>score)."
-                ) from None
-            qrels.setdefault(row["query-id"], {})[row["corpus-id"]] = grade
-    return qrels
+            grade = _grade(row["score"], f"{path}:{reader.line_num}")
+            judged = qrels.setdefault(row["query-id"], {})
+            if row["corpus-id"] in judged:
+                repeated.append(f"{row['query-id']}/{row['corpus-id']}")
+            judged[row["corpus-id"]] = grade
+            non_positive += grade <= 0
+    return QrelsFile(qrels, repeated, non_positive)
+
+
+def _grade(value: str | None, where: str) -> int:
+    """An integer grade; ``1.0`` is read as 1, as some datasets write grades."""
+    try:
+        return int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        pass
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = math.nan
+    if not number.is_integer():
+        raise InvalidDocumentError(
+            f"{where}: score {value!r} is not an integer "
+            "(expected query-id<TAB>corpus-id<TAB>score)."
+        )
+    return int(number)
+
+
+def beir_qrels(folder: Path, split: str) -> dict[str, dict[str, int]]:
+    """Relevance judgements of one split: query id -> doc id -> grade."""
+    return read_qrels(qrels_path(folder, split)).qrels
 
 
 @dataclass(frozen=True)
 class BeirDataset:
-    """A checked BEIR dataset: the judged queries of one split, and where the corpus is."""
+    """A read BEIR dataset: the judged queries of one split, where the corpus is, and
+    the quirks met while reading it (see :mod:`hybrid_retriever.quirks`)."""
 
     folder: Path
     split: str
     corpus_path: Path
     num_docs: int
+    """Documents to index: readable, non-empty, each id once."""
     queries: dict[str, str]
-    """Only the queries that ``qrels`` judges, in file order."""
+    """The queries that ``qrels`` judges and ``queries.jsonl`` has, in file order."""
     qrels: dict[str, dict[str, int]]
+    """Every judgement of the split, as in the file: none dropped, so that scores stay
+    comparable with BEIR's (judged documents missing from the corpus count in the ideal DCG)."""
+    quirks: tuple[Quirk, ...] = ()
+    repeated_ids: Mapping[str, int] = field(default_factory=dict)
+    """Document ids that several records carry, and how many: the last one is indexed."""
 
     @property
     def name(self) -> str:
         return self.folder.resolve().name
 
     def corpus(self) -> Iterator[Document]:
-        """The corpus, streamed again (see :func:`beir_corpus`)."""
-        return iter(Source(self.corpus_path, SourceKind.BEIR))
+        """The corpus, streamed again: records that cannot be indexed are skipped (they
+        are among the quirks), and of records sharing an id only the last, as in BEIR."""
+        remaining = dict(self.repeated_ids)
+        for entry in Source(self.corpus_path, SourceKind.BEIR).entries():
+            if isinstance(entry, Rejected):
+                continue
+            doc_id = str(entry.id)
+            if doc_id in remaining:
+                remaining[doc_id] -= 1
+                if remaining[doc_id] > 0:
+                    continue
+            yield entry
 
 
 def load_beir(folder: Path, split: str = "test") -> BeirDataset:
-    """Load and check a BEIR dataset; the corpus is read once to count and collect its ids.
+    """Read a BEIR dataset as it ships; the corpus is read once to count and check it.
 
-    Raises :class:`DatasetError` naming the ids when the judgements mention documents
-    that are not in the corpus or queries that are not in ``queries.jsonl``.
+    Nothing in the data stops it: each oddity is handled as BEIR's evaluation does and
+    recorded in ``quirks``. Missing files and unreadable files still raise.
     """
     folder = Path(folder)
     corpus_path = _first_existing(folder, *BEIR_CORPUS_FILES)
+    queries_path = _first_existing(folder, "queries.jsonl", "queries.jsonl.gz")
     all_queries = beir_queries(folder)
-    qrels = beir_qrels(folder, split)
-    doc_ids = {str(d.id) for d in Source(corpus_path, SourceKind.BEIR)}
-    problems = []
-    qrels_name = f"qrels/{split}.tsv"
-    unknown_docs = sorted({d for judged in qrels.values() for d in judged} - doc_ids)
+    judgements_path = qrels_path(folder, split)
+    judgements = read_qrels(judgements_path)
+    qrels = judgements.qrels
+    survey = _CorpusSurvey.of(corpus_path)
+    doc_ids = set(survey.occurrences)
+    quirks = file_quirks([corpus_path, queries_path, judgements_path], folder)
+    quirks += survey.quirks(corpus_path.name)
+    qrels_name = judgements_path.relative_to(folder).as_posix()
+
+    in_corpus = doc_ids | set(survey.empty)  # empty documents are judged like any other
+    unknown_docs = sorted({d for judged in qrels.values() for d in judged} - in_corpus)
     if unknown_docs:
-        problems.append(_unknown(unknown_docs, "document", corpus_path.name))
+        pairs = sum(d not in in_corpus for judged in qrels.values() for d in judged)
+        quirks.append(
+            quirk(
+                QuirkKind.JUDGED_DOCUMENTS_NOT_IN_CORPUS,
+                unknown_docs,
+                f"{qrels_name} names {plural(len(unknown_docs), 'document id')} not in "
+                f"{corpus_path.name} ({listed(unknown_docs)}; {plural(pairs, 'judgement')}): "
+                "kept, as BEIR does, and counted in the ideal DCG.",
+            )
+        )
     unknown_queries = sorted(set(qrels) - set(all_queries))
     if unknown_queries:
-        problems.append(_unknown(unknown_queries, "query", "queries.jsonl"))
-    if problems:
-        raise DatasetError(
-            f"{folder / qrels_name} names {' and '.join(problems)}. Judgements must refer to "
-            "the dataset's own ids; check that the files belong together."
+        quirks.append(
+            quirk(
+                QuirkKind.JUDGED_QUERIES_NOT_IN_QUERIES,
+                unknown_queries,
+                f"{qrels_name} judges {plural(len(unknown_queries), 'query id', 'query ids')} "
+                f"not in {queries_path.name} ({listed(unknown_queries)}): not scored, having "
+                "no text to search.",
+            )
+        )
+    unjudged = [q for q in all_queries if q not in qrels]
+    if unjudged:
+        quirks.append(
+            quirk(
+                QuirkKind.UNJUDGED_QUERIES,
+                unjudged,
+                f"{plural(len(unjudged), 'query', 'queries')} of {queries_path.name} "
+                f"{'has' if len(unjudged) == 1 else 'have'} no judgement in {qrels_name}: "
+                "not run.",
+            )
+        )
+    queries = {q: text for q, text in all_queries.items() if q in qrels}
+    empty = [q for q, text in queries.items() if not text.strip()]
+    if empty:
+        quirks.append(
+            quirk(
+                QuirkKind.EMPTY_QUERIES,
+                empty,
+                f"{plural(len(empty), 'judged query', 'judged queries')} with empty text "
+                f"({listed(empty)}): nothing to search; scored 0, as a query that finds nothing.",
+            )
+        )
+    shouting = [q for q, text in queries.items() if text.isupper()]
+    if shouting:
+        quirks.append(
+            quirk(
+                QuirkKind.UPPERCASE_QUERIES,
+                shouting,
+                f"{plural(len(shouting), 'judged query', 'judged queries')} in upper case "
+                f"({listed(shouting)}): searched as written.",
+            )
+        )
+    if judgements.non_positive:
+        quirks.append(
+            Quirk(
+                QuirkKind.NON_POSITIVE_GRADES,
+                judgements.non_positive,
+                f"{plural(judgements.non_positive, 'judgement')} in {qrels_name} with grade 0 "
+                "or below: kept; they count as not relevant, as in BEIR's trec_eval scoring.",
+            )
+        )
+    if judgements.repeated:
+        quirks.append(
+            quirk(
+                QuirkKind.REPEATED_JUDGEMENTS,
+                judgements.repeated,
+                f"{plural(len(judgements.repeated), 'query/document pair')} judged more than "
+                f"once in {qrels_name} ({listed(judgements.repeated)}): the last grade is kept, "
+                "as BEIR's loader does.",
+            )
         )
     return BeirDataset(
         folder=folder,
         split=split,
         corpus_path=corpus_path,
         num_docs=len(doc_ids),
-        queries={q: text for q, text in all_queries.items() if q in qrels},
+        queries=queries,
         qrels=qrels,
+        quirks=tuple(quirks),
+        repeated_ids={d: n for d, n in survey.occurrences.items() if n > 1},
     )
 
 
-def _unknown(ids: Sequence[str], kind: str, where: str, shown: int = 10) -> str:
-    """``3 document ids that are not in corpus.jsonl ('a', 'b', 'c')``."""
-    listed = ", ".join(repr(i) for i in ids[:shown])
-    if len(ids) > shown:
-        listed += f", ... ({len(ids) - shown} more)"
-    many = len(ids) != 1
-    return (
-        f"{len(ids)} {kind} id{'s' if many else ''} that {'are' if many else 'is'} not in "
-        f"{where} ({listed})"
-    )
+@dataclass
+class _CorpusSurvey:
+    """One pass over a corpus: the ids, and the quirks of its records."""
+
+    occurrences: dict[str, int] = field(default_factory=dict)
+    empty: list[str] = field(default_factory=list)
+    unreadable: list[Rejected] = field(default_factory=list)
+    duplicate_texts: list[str] = field(default_factory=list)
+    title_only: list[str] = field(default_factory=list)
+    titled: int = 0
+
+    @classmethod
+    def of(cls, corpus_path: Path) -> _CorpusSurvey:
+        survey = cls()
+        first_with_text: dict[bytes, str] = {}
+        for entry in Source(corpus_path, SourceKind.BEIR).entries():
+            if isinstance(entry, Rejected):
+                if entry.empty:
+                    survey.empty.append(entry.doc_id or entry.where)
+                else:
+                    survey.unreadable.append(entry)
+                continue
+            doc_id = str(entry.id)
+            survey.occurrences[doc_id] = survey.occurrences.get(doc_id, 0) + 1
+            title = entry.metadata.get("title") or ""
+            survey.titled += bool(title)
+            if title and entry.page_content == title:
+                survey.title_only.append(doc_id)
+            digest = hashlib.blake2b(entry.page_content.encode(), digest_size=16).digest()
+            first = first_with_text.setdefault(digest, doc_id)
+            if first != doc_id:
+                survey.duplicate_texts.append(doc_id)
+        return survey
+
+    def quirks(self, name: str) -> list[Quirk]:
+        found = []
+        if self.empty:
+            found.append(
+                quirk(
+                    QuirkKind.EMPTY_DOCUMENTS,
+                    self.empty,
+                    f"{plural(len(self.empty), 'empty document')} in {name} (neither title nor "
+                    f"text: {listed(self.empty)}): not indexed, having nothing to find; "
+                    "judgements on them are kept.",
+                )
+            )
+        if self.unreadable:
+            first = self.unreadable[0]
+            found.append(
+                Quirk(
+                    QuirkKind.UNREADABLE_RECORDS,
+                    len(self.unreadable),
+                    f"{plural(len(self.unreadable), 'record')} of {name} cannot be read and "
+                    f"{'is' if len(self.unreadable) == 1 else 'are'} skipped; the first: "
+                    f"{first.reason}",
+                    tuple(r.where for r in self.unreadable[:SHOWN]),
+                )
+            )
+        repeated = [d for d, n in self.occurrences.items() if n > 1]
+        if repeated:
+            found.append(
+                quirk(
+                    QuirkKind.REPEATED_DOCUMENT_IDS,
+                    repeated,
+                    f"{plural(len(repeated), 'document id')} used by several records of {name} "
+                    f"({listed(repeated)}): the last record of each is indexed, as BEIR's "
+                    "loader keeps it.",
+                )
+            )
+        if self.duplicate_texts:
+            found.append(
+                quirk(
+                    QuirkKind.DUPLICATE_TEXTS,
+                    self.duplicate_texts,
+                    f"{plural(len(self.duplicate_texts), 'document')} of {name} "
+                    f"{'repeats' if len(self.duplicate_texts) == 1 else 'repeat'} the text "
+                    f"of an earlier one under another id ({listed(self.duplicate_texts)}): "
+                    "all indexed, as BEIR does, since each id is judged on its own.",
+                )
+            )
+        if self.title_only:
+            found.append(
+                quirk(
+                    QuirkKind.TITLE_ONLY_DOCUMENTS,
+                    self.title_only,
+                    f"{plural(len(self.title_only), 'document')} of {name} with a title and no "
+                    f"text ({listed(self.title_only)}): indexed by title alone.",
+                )
+            )
+        if self.occurrences and not self.titled:
+            found.append(
+                Quirk(
+                    QuirkKind.NO_TITLES,
+                    len(self.occurrences),
+                    f"no document of {name} has a title: texts are indexed alone.",
+                )
+            )
+        return found
 
 
 # -- running -------------------------------------------------------------------------------------
@@ -300,6 +532,87 @@ def run_retriever(
             doc_id: -float(rank) for rank, doc_id in enumerate(ranked, start=1)
         }
     return result
+
+
+def run_from_one_search(
+    retriever: HybridRetriever,
+    queries: Mapping[str, str],
+    runs: Sequence[RunSpec],
+    *,
+    k: int,
+    ignore_identical_ids: bool = False,
+    progress: Callable[[Iterable[Any]], Iterable[Any]] | None = None,
+) -> dict[str, RunResult]:
+    """Every run's ranking from one search per query (no latencies: see :func:`time_runs`).
+
+    Each query is encoded once and each branch searched once, as deep as the deepest
+    run needs; every run's ranking is then what ``invoke`` would return with its options
+    (:meth:`HybridRetriever.fuse_rankings`: same option resolution, same fusion). A query
+    with empty text retrieves nothing. ``ignore_identical_ids`` is as in :func:`run_retriever`.
+    """
+    from hybrid_retriever.tuning import hit_id, search_branches
+
+    wanted = k + int(ignore_identical_ids)
+    depth = max(retriever.search_depth(k=wanted, **spec.options) for spec in runs)
+    searchable = {q: text for q, text in queries.items() if text.strip()}
+    # Point ids, no payloads: decoding every candidate's payload would cost more than the
+    # search; the ids kept are mapped to document ids once each, below.
+    branch_lists = search_branches(
+        retriever, searchable, depth=depth, progress=progress, with_doc_ids=False
+    )
+    fused: dict[str, dict[str, list[str]]] = {spec.name: {} for spec in runs}
+    for query_id in queries:
+        lists = branch_lists.get(query_id)
+        for spec in runs:
+            fused[spec.name][query_id] = (
+                []
+                if lists is None
+                else [hit.id for hit in retriever.fuse_rankings(lists, k=wanted, **spec.options)]
+            )
+    kept = list(
+        dict.fromkeys(i for per_run in fused.values() for ids in per_run.values() for i in ids)
+    )
+    doc_ids = {}
+    for start in range(0, len(kept), 1024):
+        for document in retriever.get_by_ids(kept[start : start + 1024]):
+            doc_ids[str(document.id)] = hit_id(str(document.id), document.metadata)
+    results = {spec.name: RunResult() for spec in runs}
+    for name, per_query in fused.items():
+        for query_id, point_ids in per_query.items():
+            ranked = [doc_ids[p] for p in point_ids if p in doc_ids]  # deleted meanwhile: gone
+            if ignore_identical_ids:
+                ranked = [doc_id for doc_id in ranked if doc_id != query_id][:k]
+            results[name].ranking[query_id] = {
+                doc_id: -float(rank) for rank, doc_id in enumerate(ranked, start=1)
+            }
+    return results
+
+
+def latency_sample(queries: Mapping[str, str], size: int, *, seed: int = 0) -> dict[str, str]:
+    """``size`` of the searchable queries, drawn with a fixed seed, in file order."""
+    searchable = [q for q, text in queries.items() if text.strip()]
+    chosen = set(random.Random(seed).sample(searchable, min(size, len(searchable))))
+    return {q: queries[q] for q in searchable if q in chosen}
+
+
+def time_runs(
+    retriever: BaseRetriever,
+    queries: Mapping[str, str],
+    runs: Sequence[RunSpec],
+    *,
+    k: int,
+) -> dict[str, list[float]]:
+    """Per run, the milliseconds each of ``queries`` takes through ``invoke``: latency as
+    users see it (build the retriever with ``query_cache_size=0`` so each call encodes)."""
+    latencies: dict[str, list[float]] = {spec.name: [] for spec in runs}
+    for spec in runs:
+        if queries:  # one call untimed, so that no run pays for first-call set-up
+            retriever.invoke(next(iter(queries.values())), k=k, **spec.options)
+        for text in queries.values():
+            start = time.perf_counter()
+            retriever.invoke(text, k=k, **spec.options)
+            latencies[spec.name].append((time.perf_counter() - start) * 1000)
+    return latencies
 
 
 # -- scoring -------------------------------------------------------------------------------------

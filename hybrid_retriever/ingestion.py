@@ -28,6 +28,7 @@ from hybrid_retriever.errors import (
     InvalidParameterError,
 )
 from hybrid_retriever.storage.base import CollectionExistsError, StorageBackend, StoredPoint
+from hybrid_retriever.truncation import TruncationTally
 
 DEFAULT_BATCH_SIZE = 256
 """Documents per encode-and-write step: big enough that length-sorting inside the
@@ -55,9 +56,12 @@ class Indexer:
         input order.
 
         Pipelined: while one batch is written, the next is encoded. At most one write
-        is in flight, and any write error surfaces before more is encoded.
+        is in flight, and any write error surfaces before more is encoded. Documents
+        that an encoder cuts (longer than its model reads) are counted, and one
+        :class:`~hybrid_retriever.truncation.TruncationWarning` says how many.
         """
         written: list[str] = []
+        tally = self._tally()
         with (
             _progress(documents, self.spec.name, show_progress) as bar,
             ThreadPoolExecutor(1, thread_name_prefix="hybrid-retriever-write") as writer,
@@ -66,7 +70,7 @@ class Indexer:
             for number, batch in enumerate(_prepared_batches(documents, ids, batch_size)):
                 if number == 0:
                     self._ensure_collection()
-                points = self._encode(batch.unique) if batch.unique else []
+                points = self._encode(batch.unique, tally) if batch.unique else []
                 if pending is not None:
                     pending.result()
                 if points:
@@ -80,6 +84,7 @@ class Indexer:
                 pending.result()
         if written:
             self.storage.optimize(self.spec.name)
+        tally.warn(stacklevel=4)
         return written
 
     async def aindex(
@@ -93,13 +98,18 @@ class Indexer:
         """Async :meth:`index`: encoding runs in a worker thread, writes use the async client,
         and the next batch is encoded while the last one is written."""
         written: list[str] = []
+        tally = self._tally()
         with _progress(documents, self.spec.name, show_progress) as bar:
             number = 0
             pending: asyncio.Task[None] | None = None
             async for batch in _athreaded(_prepared_batches(documents, ids, batch_size)):
                 if number == 0:
                     await self._aensure_collection()
-                points = await asyncio.to_thread(self._encode, batch.unique) if batch.unique else []
+                points = (
+                    await asyncio.to_thread(self._encode, batch.unique, tally)
+                    if batch.unique
+                    else []
+                )
                 if pending is not None:
                     await pending
                 pending = None
@@ -114,6 +124,7 @@ class Indexer:
                 await pending
         if written:
             await self.storage.aoptimize(self.spec.name)
+        tally.warn(stacklevel=4)
         return written
 
     def _write(self, points: Sequence[StoredPoint], replaced: Sequence[str]) -> None:
@@ -128,8 +139,15 @@ class Indexer:
         if replaced:
             await self.storage.adelete(self.spec.name, replaced)
 
-    def _encode(self, documents: Sequence[PreparedDocument]) -> list[StoredPoint]:
+    def _tally(self) -> TruncationTally:
+        return TruncationTally({"dense": self.dense_encoder, "sparse": self.sparse_encoder})
+
+    def _encode(
+        self, documents: Sequence[PreparedDocument], tally: TruncationTally | None = None
+    ) -> list[StoredPoint]:
         texts = [d.text for d in documents]
+        if tally is not None:
+            tally.add(texts)
         dense = self.dense_encoder.encode_documents(texts)
         sparse = self.sparse_encoder.encode_documents(texts)
         for vector in dense:

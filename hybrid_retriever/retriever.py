@@ -49,7 +49,7 @@ from hybrid_retriever.errors import (
     InvalidParameterError,
 )
 from hybrid_retriever.fusion.config import FusionConfig
-from hybrid_retriever.fusion.methods import DEFAULT_FUSION, FusionMethod, fuse
+from hybrid_retriever.fusion.methods import DEFAULT_FUSION, FusionMethod
 from hybrid_retriever.fusion.rrf import DEFAULT_RRF_K, BranchHit, FusedHit
 from hybrid_retriever.ingestion import DEFAULT_BATCH_SIZE, Indexer
 from hybrid_retriever.model_catalog import DEFAULT_DENSE_MODEL, DEFAULT_SPARSE_MODEL
@@ -324,13 +324,33 @@ class HybridRetriever(BaseRetriever):
             branch: [BranchHit(id=p.id, score=p.score) for p in results.get(branch, [])]
             for branch in BRANCHES
         }
-        return fuse(
-            rankings,
-            method=options.fusion,
-            weights=options.weights,
-            rrf_k=options.rrf_k,
-            limit=options.k,
-        )
+        return self._fuse_hits(rankings, options)
+
+    def _fuse_hits(
+        self, rankings: Mapping[str, Sequence[BranchHit]], options: SearchOptions
+    ) -> list[FusedHit]:
+        """The one fusion step of every search, the same :meth:`FusionConfig.fuse` that
+        ``tune`` and the fusion study score: the branch lists as the search would have
+        returned them (``prefetch_k`` deep, nothing from a branch of weight 0), fused."""
+        config = FusionConfig(options.fusion, options.weights, options.rrf_k, options.prefetch_k)
+        return config.fuse({b: rankings.get(b, []) for b in BRANCHES}, limit=options.k)
+
+    def fuse_rankings(
+        self, rankings: Mapping[str, Sequence[BranchHit]], **search_options: Any
+    ) -> list[FusedHit]:
+        """What ``invoke(query, **search_options)`` ranks, from branch lists searched once.
+
+        ``rankings`` are one query's hits per branch, best first, at least
+        :meth:`search_depth` deep (``tuning.search_branches`` makes them). The options are
+        resolved exactly as ``invoke`` resolves them, default weighting included, and the
+        lists fused by the same step; so many option sets can be scored from one search.
+        """
+        self._check_collection_once()
+        return self._fuse_hits(rankings, self._options(search_options))
+
+    def search_depth(self, **search_options: Any) -> int:
+        """Candidates per branch that ``invoke(query, **search_options)`` searches for."""
+        return self._options(search_options).prefetch_k
 
     def _encoding_pool(self) -> ThreadPoolExecutor:
         with _POOL_LOCK:

@@ -16,6 +16,12 @@ runs can name documents the way the source does.
 Sources are streamed, never loaded whole. :meth:`Source.scan` is a cheap first pass
 that counts the documents and validates every record, so that a malformed line
 near the end of a large file is reported before hours of encoding, not after.
+:meth:`Source.entries` is the lenient reading: a record that cannot be indexed comes
+out as a :class:`Rejected` (where, why, the line as read) instead of stopping the
+stream, so a long job can go on and still account for every record.
+
+Files may start with a UTF-8 byte-order mark and end lines with CRLF, as files
+written on Windows do; both are read as plain UTF-8 lines.
 """
 
 from __future__ import annotations
@@ -24,14 +30,14 @@ import gzip
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import IO, Any
 
 from langchain_core.documents import Document
 
-from hybrid_retriever.errors import HybridRetrieverError, InvalidDocumentError
+from hybrid_retriever.errors import EmptyDocumentError, HybridRetrieverError, InvalidDocumentError
 
 DOC_ID_KEY = "doc_id"
 """Metadata key that carries the source's own document id through the collection."""
@@ -59,15 +65,17 @@ class SourceKind(str, Enum):
 # -- JSON lines ----------------------------------------------------------------------------------
 
 
-def open_text(path: Path) -> IO[str]:
-    """A UTF-8 text handle, transparently gunzipped for ``.gz`` files."""
+def open_text(path: Path, *, newline: str | None = None) -> IO[str]:
+    """A UTF-8 text handle, transparently gunzipped for ``.gz`` files; a leading
+    byte-order mark is dropped (``utf-8-sig``), so the first record parses."""
     if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return path.open(encoding="utf-8")
+        return gzip.open(path, "rt", encoding="utf-8-sig", newline=newline)
+    return path.open(encoding="utf-8-sig", newline=newline)
 
 
-def numbered_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(line number, object)`` for each non-blank line; errors name the file and line."""
+def jsonl_lines(path: Path) -> Iterator[tuple[int, str, dict[str, Any] | InvalidDocumentError]]:
+    """``(line number, line, object or the error saying why it is not one)`` per non-blank
+    line. A file that cannot be read at all (not UTF-8, broken gzip) still raises."""
     line_number = 0
     try:
         with open_text(path) as handle:
@@ -77,21 +85,37 @@ def numbered_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise InvalidDocumentError(
-                        f"{path}:{line_number}: not valid JSON ({exc.msg})."
-                    ) from exc
-                if not isinstance(record, dict):
-                    raise InvalidDocumentError(
-                        f"{path}:{line_number}: expected a JSON object, "
-                        f"got {type(record).__name__}."
+                    yield (
+                        line_number,
+                        line,
+                        InvalidDocumentError(f"{path}:{line_number}: not valid JSON ({exc.msg})."),
                     )
-                yield line_number, record
+                    continue
+                if not isinstance(record, dict):
+                    yield (
+                        line_number,
+                        line,
+                        InvalidDocumentError(
+                            f"{path}:{line_number}: expected a JSON object, "
+                            f"got {type(record).__name__}."
+                        ),
+                    )
+                    continue
+                yield line_number, line, record
     except UnicodeDecodeError as exc:
         raise InvalidDocumentError(
             f"{path}:{line_number + 1}: not UTF-8 text ({exc.reason})."
         ) from exc
     except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
         raise InvalidDocumentError(f"{path}: cannot be read ({exc}).") from exc
+
+
+def numbered_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for each non-blank line; errors name the file and line."""
+    for line_number, _, record in jsonl_lines(path):
+        if isinstance(record, InvalidDocumentError):
+            raise record
+        yield line_number, record
 
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
@@ -132,7 +156,7 @@ def beir_document(record: dict[str, Any], where: str) -> Document:
     title = _optional_str(record, "title", where)
     text = f"{title} {_optional_str(record, 'text', where)}".strip()
     if not text:
-        raise InvalidDocumentError(f"{where}: document {doc_id!r} has neither title nor text.")
+        raise EmptyDocumentError(f"{where}: document {doc_id!r} has neither title nor text.")
     return Document(id=doc_id, page_content=text, metadata={DOC_ID_KEY: doc_id, "title": title})
 
 
@@ -140,7 +164,11 @@ def jsonl_document(record: dict[str, Any], where: str) -> Document:
     """One record of a JSON-lines source (see the module docstring for the fields)."""
     doc_id = _record_id(record, where, keys=("_id", "id"))
     body = record.get("text")
-    if not isinstance(body, str) or not body.strip():
+    if isinstance(body, str) and not body.strip():
+        raise EmptyDocumentError(
+            f"{where}: the record needs a non-empty 'text' string, got {body!r:.40}."
+        )
+    if not isinstance(body, str):
         raise InvalidDocumentError(
             f"{where}: the record needs a non-empty 'text' string"
             + ("." if body is None else f", got {body!r:.40}.")
@@ -187,6 +215,38 @@ def _text_document(path: Path, doc_id: str) -> Document | None:
 
 
 @dataclass(frozen=True)
+class Rejected:
+    """A record that cannot be indexed: kept with where it is and why, never dropped silently."""
+
+    error: InvalidDocumentError
+    """The error strict reading raises; its message names the file and line."""
+    where: str
+    """``path:line`` for JSON lines, the file's path for text files."""
+    line: str | None = field(default=None, repr=False)
+    """The line as read (JSON lines), so that it can be fixed and indexed again."""
+    doc_id: str | None = None
+    """The record's id where it has a readable one."""
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to index (no text), rather than malformed."""
+        return isinstance(self.error, EmptyDocumentError)
+
+    @property
+    def reason(self) -> str:
+        return str(self.error)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "where": self.where,
+            "id": self.doc_id,
+            "reason": self.reason,
+            "empty": self.empty,
+            "line": None if self.line is None else self.line.rstrip("\r\n"),
+        }
+
+
+@dataclass(frozen=True)
 class Source:
     """Documents to index, streamed from ``path`` (build one with :func:`open_source`)."""
 
@@ -195,15 +255,52 @@ class Source:
     kind: SourceKind
 
     def __iter__(self) -> Iterator[Document]:
+        """Every document; the first record that cannot be indexed raises (empty text
+        files excepted: they are skipped, having nothing to find)."""
+        for entry in self.entries():
+            if isinstance(entry, Rejected):
+                if entry.empty and self.kind is SourceKind.TEXT:
+                    continue
+                raise entry.error
+            yield entry
+
+    def entries(self) -> Iterator[Document | Rejected]:
+        """Every record in order: a Document, or a :class:`Rejected` saying why not."""
         if self.kind is SourceKind.TEXT:
             for path, doc_id in self._text_paths():
-                document = _text_document(path, doc_id)
-                if document is not None:
+                try:
+                    document = _text_document(path, doc_id)
+                except InvalidDocumentError as exc:
+                    yield Rejected(exc, str(path), doc_id=doc_id)
+                    continue
+                if document is None:
+                    empty = EmptyDocumentError(f"{path}: the file is empty or whitespace only.")
+                    yield Rejected(empty, str(path), doc_id=doc_id)
+                else:
                     yield document
             return
         convert = beir_document if self.kind is SourceKind.BEIR else jsonl_document
-        for line_number, record in numbered_jsonl(self.path):
-            yield convert(record, f"{self.path}:{line_number}")
+        for line_number, line, record in jsonl_lines(self.path):
+            where = f"{self.path}:{line_number}"
+            if isinstance(record, InvalidDocumentError):
+                yield Rejected(record, where, line=line)
+                continue
+            try:
+                yield convert(record, where)
+            except InvalidDocumentError as exc:
+                own_id = record.get("_id", record.get("id"))
+                yield Rejected(
+                    exc, where, line=line, doc_id=None if own_id is None else str(own_id)
+                )
+
+    def survey(self) -> tuple[int, int]:
+        """``(documents, rejected records)``: :meth:`scan` that counts instead of raising."""
+        if self.kind is SourceKind.TEXT:
+            return self.scan(), 0
+        counts = [0, 0]
+        for entry in self.entries():
+            counts[isinstance(entry, Rejected)] += 1
+        return counts[0], counts[1]
 
     def scan(self) -> int:
         """Count the documents, validating every record, without keeping any.

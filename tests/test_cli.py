@@ -129,16 +129,14 @@ def flow(work: Path, data: Path) -> Iterator[dict[str, Ran]]:
     qdrant, demo_path = work / "qdrant", work / "demo"
     bad_jsonl = work / "bad.jsonl"
     bad_jsonl.write_text('{"text": "fine", "id": 1}\n{"text": oops}\n')
-    bad_qrels = write_beir(
-        work / "bad-qrels", [*QRELS, ("q1", "ghost-1", 1), ("q2", "ghost-2", 1), ("q9", "d1", 1)]
-    )
     empty = work / "empty"
     empty.mkdir()
     quick = {
         "missing": start("index", work / "missing", "--collection", "x", "--memory", cwd=work),
         "missing-debug": start("--debug", "index", work / "missing", "--collection", "x", cwd=work),
-        "malformed": start("index", bad_jsonl, "--collection", "x", "--memory", cwd=work),
-        "bad-qrels": start("eval", bad_qrels, cwd=work),
+        "malformed": start(
+            "index", bad_jsonl, "--collection", "x", "--memory", "--strict", cwd=work
+        ),
         "no-collection": start(
             "search", "bread", "--collection", "nope", "--path", empty, cwd=work
         ),
@@ -371,15 +369,9 @@ def test_debug_shows_the_traceback(flow: dict[str, Ran]) -> None:
     assert "SourceNotFoundError" in ran.stderr
 
 
-def test_malformed_jsonl_names_file_and_line(flow: dict[str, Ran]) -> None:
+def test_malformed_jsonl_names_file_and_line_when_strict(flow: dict[str, Ran]) -> None:
     line = one_line_error(flow["malformed"])
     assert "bad.jsonl:2: not valid JSON" in line
-
-
-def test_qrels_with_unknown_ids_are_reported(flow: dict[str, Ran]) -> None:
-    line = one_line_error(flow["bad-qrels"])
-    assert "2 document ids that are not in corpus.jsonl ('ghost-1', 'ghost-2')" in line
-    assert "1 query id that is not in queries.jsonl ('q9')" in line
 
 
 def test_unknown_collection_is_reported(flow: dict[str, Ran]) -> None:

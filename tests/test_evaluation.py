@@ -16,7 +16,6 @@ import pytest
 from hybrid_retriever.errors import InvalidDocumentError
 from hybrid_retriever.evaluation import (
     DEFAULT_METRICS,
-    DatasetError,
     RunResult,
     beir_corpus,
     beir_qrels,
@@ -187,7 +186,7 @@ def test_load_beir_keeps_only_judged_queries_and_counts_the_corpus(tmp_path: Pat
     assert documents[2].metadata == {DOC_ID_KEY: "3", "title": "Sleep"}
 
 
-def test_qrels_naming_unknown_ids_are_refused_with_the_ids_and_their_number(
+def test_qrels_naming_unknown_ids_are_kept_and_reported_with_the_ids_and_their_number(
     tmp_path: Path,
 ) -> None:
     folder = write_beir(
@@ -197,21 +196,25 @@ def test_qrels_naming_unknown_ids_are_refused_with_the_ids_and_their_number(
         [("q1", "d1", 1), ("q1", "ghost-1", 1), ("q1", "ghost-2", 1), ("q9", "d2", 1)],
     )
 
-    with pytest.raises(DatasetError) as caught:
-        load_beir(folder, "test")
+    dataset = load_beir(folder, "test")
 
-    message = str(caught.value)
-    assert "2 document ids that are not in corpus.jsonl ('ghost-1', 'ghost-2')" in message
-    assert "1 query id that is not in queries.jsonl ('q9')" in message
-    assert "qrels/test.tsv" in message
+    messages = " ".join(q.message for q in dataset.quirks)
+    assert "names 2 document ids not in corpus.jsonl ('ghost-1', 'ghost-2'; 2 judgements)" in (
+        messages
+    )
+    assert "judges 1 query id not in queries.jsonl ('q9')" in messages
+    assert "qrels/test.tsv" in messages
+    assert dataset.qrels["q1"] == {"d1": 1, "ghost-1": 1, "ghost-2": 1}  # as BEIR scores them
+    assert dataset.queries == {"q1": "bread"}
 
 
 def test_many_unknown_ids_are_listed_in_part(tmp_path: Path) -> None:
     ghosts = [("q1", f"ghost-{i:02d}", 1) for i in range(25)]
     folder = write_beir(tmp_path / "toy", CORPUS, {"q1": "bread"}, ghosts)
 
-    with pytest.raises(DatasetError, match=r"25 document ids .*ghost-09', \.\.\. \(15 more\)"):
-        load_beir(folder, "test")
+    (unknown,) = (q for q in load_beir(folder, "test").quirks if q.count == 25)
+    assert "25 document ids not in corpus.jsonl" in unknown.message
+    assert "'ghost-04', ... (20 more)" in unknown.message
 
 
 def test_missing_dataset_parts_are_reported(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from hybrid_retriever.cli.common import (
     retriever_arguments,
 )
 from hybrid_retriever.ingestion import DEFAULT_BATCH_SIZE
-from hybrid_retriever.sources import open_source
+from hybrid_retriever.sources import SourceKind, open_source
 
 SOURCE_HELP = """\
 sources:
@@ -32,6 +32,18 @@ Running the same command again is safe and cheap: ids are derived from the sourc
 ids, documents already stored unchanged are skipped, changed ones are rewritten.
 A record without an id gets one from its text and metadata, so editing it adds a
 new point. Documents removed from the source are not deleted from the collection.
+
+Text files and JSON-lines records longer than the encoders read (256 tokens for the
+default dense model) are split into overlapping chunks that they read whole; each
+chunk's id is "<id>#<n>" and its metadata says source_id, chunk and chunk_chars
+(hybrid_retriever/chunking.py). --no-chunking indexes them whole (the encoders then
+read only their beginning). BEIR folders are indexed whole, as BEIR scores documents.
+
+Records that cannot be indexed (malformed JSON, no text, a bad id, an empty or
+non-UTF-8 text file) do not stop the run: each is written to the rejects file
+(--rejects) with its place, the reason and the line as read, and the run ends with
+their count (exit status 0). Fix them and run the same command again. With
+--strict, any such record stops the run before a model loads (exit status 1).
 """
 
 
@@ -53,6 +65,24 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
         metavar="N",
         help="documents encoded and written at a time (default: %(default)s)",
     )
+    parser.add_argument(
+        "--rejects",
+        type=Path,
+        metavar="FILE",
+        help="where records that cannot be indexed are written, one JSON object a line "
+        "(default: ./rejects-COLLECTION.jsonl; written only when a record is rejected)",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse the whole source if any record cannot be indexed (checked before "
+        "anything is encoded)",
+    )
+    parser.add_argument(
+        "--no-chunking",
+        action="store_true",
+        help="index long text files and JSON-lines records whole (see below)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_location_options(parser, default=f"{DEFAULT_PATH}, or ${PATH_ENV} when set")
     add_model_options(parser)
@@ -61,29 +91,65 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
 
 def run(args: argparse.Namespace) -> int:
     source = open_source(args.source)
-    total = source.scan()  # validates every record before any model loads
-    from hybrid_retriever.cli.indexing import index_resumable, warm_up
+    # Every record is read once before any model loads: --strict stops at the first bad
+    # one, otherwise the bad ones are counted now and written down as they are met.
+    if args.strict:
+        total, bad = source.scan(), 0
+    else:
+        total, bad = source.survey()
+    rejects_path = args.rejects or Path(f"rejects-{args.collection}.jsonl")
+    if bad:
+        print(
+            f"{bad} record{'s' if bad != 1 else ''} of {args.source} cannot be indexed; "
+            f"{'they go' if bad != 1 else 'it goes'} to {rejects_path} and the rest is indexed."
+        )
+    from hybrid_retriever.cli.indexing import (
+        RejectsFile,
+        index_resumable,
+        warm_up,
+    )
     from hybrid_retriever.retriever import HybridRetriever
 
+    rejects = RejectsFile(rejects_path)
     retriever = HybridRetriever(
         **retriever_arguments(args, collection=args.collection, default_path=Path(default_path()))
     )
     try:
         warm_up(retriever)
+        documents = iter(source) if args.strict else rejects.keep_documents(source.entries())
+        chunker = None
+        if source.kind is not SourceKind.BEIR and not args.no_chunking:
+            from hybrid_retriever.chunking import Chunker
+
+            chunker = Chunker.for_encoders(retriever.dense_encoder, retriever.sparse_encoder)
+        if chunker is not None:
+            documents = chunker.split_all(documents)
         stats = index_resumable(
             retriever,
-            source,
-            total=total,
+            documents,
+            total=None if chunker is not None else total,
             batch_size=args.batch_size,
             show_progress=not args.no_progress,
         )
         where = repr(retriever.storage)
     finally:
         retriever.close()
+        rejects.close()
+    pieces = (
+        f"{total} documents as {stats.read} passages"
+        if chunker is not None
+        else f"{stats.read} documents"
+    )
     print(
-        f"Indexed {stats.read} documents from {args.source} ({source.kind.value}) into "
+        f"Indexed {pieces} from {args.source} ({source.kind.value}) into "
         f"collection {args.collection!r} in {where}: {stats.written} written, "
         f"{stats.unchanged} already stored unchanged; {stats.points} points in the "
         f"collection. {stats.seconds:.1f} s, {stats.docs_per_second:.1f} docs/s."
     )
+    if rejects.count:
+        print(
+            f"Rejected {rejects.count} record{'s' if rejects.count != 1 else ''}, not indexed: "
+            f"see {rejects_path} (place, reason and line of each); fix them and run the same "
+            "command again."
+        )
     return 0

@@ -5,21 +5,28 @@ rewrites the same points. To make a rerun after an interruption cheap, documents
 whose stored point already holds the same text and metadata are skipped before
 they are encoded (encoding is what costs); changed documents are written again.
 Documents that disappeared from the source are not deleted.
+
+Records that cannot be indexed do not stop ``index``: :class:`RejectsFile` writes each,
+with where it was, why, and the line as read, so that it can be fixed and indexed by
+running the same command again (``--strict`` refuses the whole source instead).
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
 from langchain_core.documents import Document
 
 from hybrid_retriever.collection import CONTENT_KEY, METADATA_KEY
 from hybrid_retriever.documents import point_id
 from hybrid_retriever.evaluation import DatasetError
+from hybrid_retriever.sources import Rejected
 
 if TYPE_CHECKING:
     from hybrid_retriever.evaluation import BeirDataset
@@ -43,6 +50,40 @@ class IndexStats:
     @property
     def docs_per_second(self) -> float:
         return self.read / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class RejectsFile:
+    """Records that cannot be indexed, one JSON object a line (``where``, ``id``, ``reason``,
+    ``empty``, ``line``). The file describes the last run: it is replaced on the first
+    reject, and removed when a run rejects nothing."""
+
+    path: Path
+    count: int = 0
+    _handle: IO[str] | None = field(default=None, repr=False)
+
+    def keep_documents(self, entries: Iterable[Document | Rejected]) -> Iterator[Document]:
+        """The documents among ``entries``; each rejected record is written down."""
+        for entry in entries:
+            if isinstance(entry, Rejected):
+                self.write(entry)
+            else:
+                yield entry
+
+    def write(self, rejected: Rejected) -> None:
+        if self._handle is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = self.path.open("w", encoding="utf-8")
+        self._handle.write(json.dumps(rejected.to_json(), ensure_ascii=False) + "\n")
+        self._handle.flush()  # a crash later must not lose what was already rejected
+        self.count += 1
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+        elif self.count == 0:
+            self.path.unlink(missing_ok=True)
 
 
 def warm_up(retriever: HybridRetriever) -> None:

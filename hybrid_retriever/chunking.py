@@ -1,0 +1,107 @@
+"""Splitting long documents into pieces an encoder reads whole, for ``hybrid-retriever index``.
+
+An encoder reads at most its model's ``max_seq_length`` tokens and drops the rest
+(see :mod:`hybrid_retriever.truncation`), so text past that point of a long document
+cannot be found. ``index`` therefore splits text files and JSON-lines records longer
+than the encoders read into overlapping chunks, sized in tokens of the encoder with the
+smallest limit (its own tokenizer), cut at token boundaries of the original text.
+
+Each chunk is a Document of its own: id ``<document id>#<n>`` (n from 0), so rerunning
+``index`` rewrites the same points; metadata keeps the document's own, plus where the
+chunk comes from (:data:`SOURCE_ID_KEY`, :data:`CHUNK_KEY`, and its character span).
+A record without an id gives chunks without one, whose point ids come from their text
+and metadata (span included), as any record without an id.
+A document that fits is indexed as it is. BEIR folders are indexed whole, as BEIR
+scores whole documents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.documents import Document
+
+from hybrid_retriever.errors import InvalidParameterError
+from hybrid_retriever.sources import DOC_ID_KEY
+from hybrid_retriever.truncation import token_limit
+
+SOURCE_ID_KEY = "source_id"
+"""Metadata key of a chunk: the id of the document it was cut from."""
+CHUNK_KEY = "chunk"
+"""Metadata key of a chunk: its number in the document, from 0."""
+SPAN_KEY = "chunk_chars"
+"""Metadata key of a chunk: ``[start, end)`` character offsets in the document's text."""
+DEFAULT_OVERLAP = 0.125
+"""Share of a chunk repeated from the previous one, so a sentence cut in two is whole once."""
+
+
+@dataclass(frozen=True)
+class Chunker:
+    """Token-aware splitting: ``chunk_tokens`` per chunk, ``overlap_tokens`` shared."""
+
+    tokenizer: Any
+    """A Hugging Face fast tokenizer (offsets are needed to cut the original text)."""
+    chunk_tokens: int
+    overlap_tokens: int
+
+    def __post_init__(self) -> None:
+        if self.chunk_tokens < 1 or not 0 <= self.overlap_tokens < self.chunk_tokens:
+            raise InvalidParameterError(
+                f"chunk_tokens={self.chunk_tokens}, overlap_tokens={self.overlap_tokens}: need "
+                "chunk_tokens >= 1 and 0 <= overlap_tokens < chunk_tokens."
+            )
+        if not getattr(self.tokenizer, "is_fast", False):
+            raise InvalidParameterError(
+                "Chunking needs a fast (Rust) tokenizer, which reports character offsets; "
+                "index with --no-chunking, or use a model that ships one."
+            )
+
+    @classmethod
+    def for_encoders(cls, *encoders: Any, overlap: float = DEFAULT_OVERLAP) -> Chunker | None:
+        """Sized for the encoder that reads the fewest tokens (its special tokens left
+        out); None when no encoder says what it reads."""
+        limits = [found for e in encoders if (found := token_limit(e)) is not None]
+        if not limits:
+            return None
+        tokenizer, limit = min(limits, key=lambda pair: pair[1])
+        special = len(tokenizer("", add_special_tokens=True)["input_ids"])
+        chunk_tokens = max(limit - special, 1)
+        return cls(tokenizer, chunk_tokens, int(chunk_tokens * overlap))
+
+    def split(self, document: Document) -> list[Document]:
+        """``document`` itself when it fits, else its chunks in order."""
+        text = document.page_content
+        offsets = self.tokenizer(
+            text,
+            add_special_tokens=False,
+            return_offsets_mapping=True,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+            verbose=False,
+        )["offset_mapping"]
+        if len(offsets) <= self.chunk_tokens:
+            return [document]
+        own = document.id if document.id is not None else document.metadata.get(DOC_ID_KEY)
+        own_id = None if own is None else str(own)
+        step = self.chunk_tokens - self.overlap_tokens
+        chunks = []
+        for number, first in enumerate(range(0, len(offsets), step)):
+            last = min(first + self.chunk_tokens, len(offsets)) - 1
+            start, end = offsets[first][0], offsets[last][1]
+            # Without an id, the point id comes from the text and metadata (which holds
+            # the chunk's number and span), so it is still the same on every run.
+            chunk_id = None if own_id is None else f"{own_id}#{number}"
+            metadata = {**document.metadata, CHUNK_KEY: number, SPAN_KEY: [start, end]}
+            if own_id is not None:
+                metadata.update({DOC_ID_KEY: chunk_id, SOURCE_ID_KEY: own_id})
+            chunks.append(Document(id=chunk_id, page_content=text[start:end], metadata=metadata))
+            if last == len(offsets) - 1:
+                break
+        return chunks
+
+    def split_all(self, documents: Iterable[Document]) -> Iterator[Document]:
+        """Every document, split where it is too long (streamed)."""
+        for document in documents:
+            yield from self.split(document)

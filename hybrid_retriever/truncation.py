@@ -1,0 +1,93 @@
+"""Documents longer than an encoder reads are cut by it without a word; say so.
+
+A transformer encoder reads at most ``max_seq_length`` tokens (256 for the default
+dense model): the rest of a longer document is dropped, so that branch cannot find
+text past that point. Indexing does not split documents (a document is what the
+caller gave), but it counts those that will be cut and warns once per call, pointing
+to the LangChain splitter that sizes chunks with the model's own tokenizer.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+SPLITTER_HINT = (
+    "Split long documents before indexing, e.g. with langchain-text-splitters: "
+    "RecursiveCharacterTextSplitter.from_huggingface_tokenizer(tokenizer, chunk_size=..., "
+    "chunk_overlap=...), with the encoder's own tokenizer (encoder.model.tokenizer)."
+)
+
+
+def token_limit(encoder: Any) -> tuple[Any, int] | None:
+    """``(tokenizer, max tokens)`` of a sentence-transformers-backed encoder; None for
+    encoders that do not say (e.g. a LangChain ``Embeddings``), which are not checked."""
+    model = getattr(encoder, "model", None)
+    tokenizer = getattr(model, "tokenizer", None)
+    limit = getattr(model, "max_seq_length", None)
+    if tokenizer is None or not isinstance(limit, int) or limit <= 0:
+        return None
+    return tokenizer, limit
+
+
+def count_too_long(tokenizer: Any, limit: int, texts: Sequence[str]) -> int:
+    """How many of ``texts`` have more than ``limit`` tokens, special tokens included."""
+    if not texts:
+        return 0
+    encoded = tokenizer(
+        list(texts),
+        add_special_tokens=True,
+        truncation=False,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+        verbose=False,
+    )
+    return sum(len(ids) > limit for ids in encoded["input_ids"])
+
+
+@dataclass
+class TruncationTally:
+    """Per indexing call: documents each encoder will cut, reported once at the end."""
+
+    encoders: dict[str, Any]
+    """Branch name -> encoder."""
+    counts: dict[str, int] = field(default_factory=dict)
+    limits: dict[str, int] = field(default_factory=dict)
+    seen: int = 0
+
+    def add(self, texts: Sequence[str]) -> None:
+        self.seen += len(texts)
+        for branch, encoder in self.encoders.items():
+            found = token_limit(encoder)
+            if found is None:
+                continue
+            tokenizer, limit = found
+            self.limits[branch] = limit
+            self.counts[branch] = self.counts.get(branch, 0) + count_too_long(
+                tokenizer, limit, texts
+            )
+
+    def message(self) -> str | None:
+        """The warning, or None when no document is cut."""
+        cut = {b: n for b, n in self.counts.items() if n}
+        if not cut:
+            return None
+        parts = ", ".join(
+            f"{n:,} of {self.seen:,} for the {b} encoder ({self.limits[b]} tokens)"
+            for b, n in cut.items()
+        )
+        return (
+            f"Documents longer than an encoder reads were cut by it: {parts}. Text past that "
+            f"point cannot be found by that branch. {SPLITTER_HINT}"
+        )
+
+    def warn(self, *, stacklevel: int = 3) -> None:
+        text = self.message()
+        if text is not None:
+            warnings.warn(text, TruncationWarning, stacklevel=stacklevel)
+
+
+class TruncationWarning(UserWarning):
+    """Some indexed documents were longer than an encoder reads, and were cut."""

@@ -1,0 +1,76 @@
+"""Scoring many option sets from one search per query gives what ``invoke`` gives.
+
+``eval`` encodes each query once, searches each branch once as deep as the deepest run
+needs, and computes every run with ``HybridRetriever.fuse_rankings``. That is only
+worth having if each run's ranking is the one ``invoke`` returns with the same options;
+checked here on both embedded engines with the real models.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hybrid_retriever import HybridRetriever
+from hybrid_retriever.evaluation import DEFAULT_RUNS, run_from_one_search, run_retriever
+from hybrid_retriever.tuning import hit_id, search_branches
+
+QUERIES = {
+    "q1": "why does bread dough rise",
+    "q2": "how do astronomers find planets around other stars",
+    "q3": "insulin resistance and exercise",
+    "q4": "how much sleep do adults need",
+}
+OPTION_SETS: list[dict[str, Any]] = [
+    {},
+    {"k": 3},
+    {"k": 5, "prefetch_k": 6},
+    {"fusion": "rrf", "rrf_k": 5},
+    {"fusion": "dbsf", "k": 7},
+    {"fusion": "convex", "weights": {"dense": 0.7, "sparse": 0.3}},
+    {"weights": {"dense": 0.0, "sparse": 1.0}},
+    {"weights": {"dense": 1.0, "sparse": 0.0}, "k": 2},
+    {"fusion": "adaptive", "weights": {"dense": 1.0, "sparse": 2.0}},
+]
+
+
+def test_fuse_rankings_ranks_as_invoke_does(demo_retriever: HybridRetriever) -> None:
+    depth = max(demo_retriever.search_depth(**options) for options in OPTION_SETS)
+    lists = search_branches(demo_retriever, QUERIES, depth=depth)
+    for options in OPTION_SETS:
+        for query_id, text in QUERIES.items():
+            invoked = [
+                hit_id(str(d.id), d.metadata) for d in demo_retriever.invoke(text, **options)
+            ]
+            fused = [hit.id for hit in demo_retriever.fuse_rankings(lists[query_id], **options)]
+            assert fused == invoked, (options, query_id)
+
+
+def test_search_depth_is_the_prefetch_the_options_resolve_to(
+    demo_retriever: HybridRetriever,
+) -> None:
+    assert demo_retriever.search_depth() == 100
+    assert demo_retriever.search_depth(k=150) == 150
+    assert demo_retriever.search_depth(k=3, prefetch_k=7) == 7
+
+
+@pytest.mark.parametrize("ignore_identical_ids", [False, True])
+def test_one_search_gives_every_run_the_ranking_of_its_own_searches(
+    demo_retriever: HybridRetriever, ignore_identical_ids: bool
+) -> None:
+    # A query id that is also a document id, as in ArguAna, exercises ignore_identical_ids.
+    first = demo_retriever.invoke(QUERIES["q1"], k=1)[0]
+    queries = {**QUERIES, hit_id(str(first.id), first.metadata): QUERIES["q1"]}
+    one = run_from_one_search(
+        demo_retriever, queries, DEFAULT_RUNS, k=10, ignore_identical_ids=ignore_identical_ids
+    )
+    for spec in DEFAULT_RUNS:
+        each = run_retriever(
+            demo_retriever,
+            queries,
+            ignore_identical_ids=ignore_identical_ids,
+            k=10,
+            **spec.options,
+        )
+        assert one[spec.name].ranking == each.ranking, spec.name

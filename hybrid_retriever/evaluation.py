@@ -550,7 +550,7 @@ def run_from_one_search(
     (:meth:`HybridRetriever.fuse_rankings`: same option resolution, same fusion). A query
     with empty text retrieves nothing. ``ignore_identical_ids`` is as in :func:`run_retriever`.
     """
-    from hybrid_retriever.tuning import hit_id, search_branches
+    from hybrid_retriever.tuning import search_branches, stored_hit_id
 
     wanted = k + int(ignore_identical_ids)
     depth = max(retriever.search_depth(k=wanted, **spec.options) for spec in runs)
@@ -574,8 +574,9 @@ def run_from_one_search(
     )
     doc_ids = {}
     for start in range(0, len(kept), 1024):
-        for document in retriever.get_by_ids(kept[start : start + 1024]):
-            doc_ids[str(document.id)] = hit_id(str(document.id), document.metadata)
+        points = retriever.storage.retrieve(retriever.collection_name, kept[start : start + 1024])
+        for point in points:
+            doc_ids[point.id] = stored_hit_id(point.id, point.payload)
     results = {spec.name: RunResult() for spec in runs}
     for name, per_query in fused.items():
         for query_id, point_ids in per_query.items():

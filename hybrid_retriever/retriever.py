@@ -85,7 +85,7 @@ class HybridRetriever(BaseRetriever):
     Encoders take a model short name, hub id or path, a LangChain ``Embeddings``
     (dense only), or an encoder object; models load on first use.
 
-    Fusion: ``fusion=`` a :class:`~hybrid_retriever.FusionMethod` (adaptive by default),
+    Fusion: ``fusion=`` a :class:`~hybrid_retriever.FusionMethod` (convex by default),
     with ``weights`` / ``rrf_k`` / ``prefetch_k``; or ``fusion_config=`` the file (or
     ``FusionConfig``) that ``hybrid-retriever tune`` saved. Explicit arguments win.
 

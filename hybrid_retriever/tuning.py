@@ -309,7 +309,6 @@ def search_branches(
     """
     import functools
 
-    from hybrid_retriever.collection import METADATA_KEY
     from hybrid_retriever.encoders.threads import encode_side_by_side
     from hybrid_retriever.storage.base import BranchQuery
 
@@ -347,7 +346,7 @@ def search_branches(
         found = dict(zip(branch_queries, results, strict=True))
         rankings[query_id] = {
             branch: [
-                BranchHit(id=hit_id(p.id, (p.payload or {}).get(METADATA_KEY) or {}), score=p.score)
+                BranchHit(id=stored_hit_id(p.id, p.payload or {}), score=p.score)
                 for p in found.get(branch, [])
             ]
             for branch in BRANCHES
@@ -355,9 +354,18 @@ def search_branches(
     return rankings
 
 
-def hit_id(point_id: str, metadata: Mapping[str, Any]) -> str:
+def hit_id(document_id: str, metadata: Mapping[str, Any]) -> str:
     """The id a hit is judged by: the source's own document id (``metadata["doc_id"]``,
-    as the CLI's sources store it) where there is one, else the point id."""
+    as the CLI's sources store it) where there is one, else the document's id (what
+    ``invoke`` returns as ``Document.id``)."""
     from hybrid_retriever.sources import DOC_ID_KEY
 
-    return str(metadata.get(DOC_ID_KEY, point_id))
+    return str(metadata.get(DOC_ID_KEY, document_id))
+
+
+def stored_hit_id(point_id: str, payload: Mapping[str, Any]) -> str:
+    """:func:`hit_id` of a stored point, from its payload."""
+    from hybrid_retriever.collection import METADATA_KEY
+    from hybrid_retriever.documents import document_id
+
+    return hit_id(document_id(point_id, payload), payload.get(METADATA_KEY) or {})

@@ -6,15 +6,15 @@ by leave-one-corpus-out.
 Three stages, each cached under ``--cache`` (not the repository), one folder per corpus:
 
 1. ``encode``: each corpus and its judged test queries with the library's default
-   encoders (``encode_documents`` and ``encode_queries``, one call each); plus the known-item
-   queries that the old label-free calibration drew (``calibration.known_item_queries``),
-   so that it is scored on every corpus too. For SciFact, also the encodings of the
-   synthetic stress settings (see :func:`stress_settings`).
-2. ``lists``: for every judged query of every split, the top ``--depth`` ids and raw
+   encoders (``encode_documents`` and ``encode_queries``, as indexing and ``invoke`` call
+   them); plus the known-item queries that the old label-free calibration drew
+   (:func:`known_item_queries`), so that it is scored on every corpus too. For SciFact,
+   also the encodings of the synthetic stress settings (see :func:`stress_settings`).
+2. ``lists``: for every judged test query, the top ``--depth`` ids and raw
    scores of each branch by exact search (brute force over the cached vectors: the
    ids and scores an exact Qdrant search returns); and each branch's known-item MRR@10.
 3. ``eval``: every candidate of :func:`candidates` on every corpus and setting, from the
-   cached lists, through the library's own ``fuse`` (the function the retriever calls);
+   cached lists, through the library's own ``FusionConfig.fuse`` (the retriever's step);
    nDCG@10 by ranx on the test split. Then the protocol that chose the default
    (:func:`leave_one_corpus_out`); writes ``benchmarks/results/fusion_study.json``
    and ``.md``.

@@ -294,7 +294,7 @@ def test_retriever_equals_qdrant_client_server_side_rrf(
         query=models.RrfQuery(rrf=models.Rrf(k=qdrant_rrf_k(rrf_k))),
         limit=PREFETCH,
     ).points
-    assert [d.id for d in ours] == [str(p.id) for p in theirs]
+    assert [d.metadata["_id"] for d in ours] == [str(p.id) for p in theirs]
     for doc, point in zip(ours, theirs, strict=True):
         assert doc.metadata["_score"] == pytest.approx(point.score, rel=1e-12)
 
@@ -335,7 +335,7 @@ def test_retriever_agrees_with_edge_server_side_rrf(
         )
         # And the retriever's own top k is the head of that list.
         top = retriever.invoke(query, k=PREFETCH, prefetch_k=PREFETCH, rrf_k=rrf_k)
-        assert [d.id for d in top] == [h.id for h in ours[query][:PREFETCH]]
+        assert [d.metadata["_id"] for d in top] == [h.id for h in ours[query][:PREFETCH]]
     retriever.close()
 
     shard = EdgeShard.load(str(tmp_path / "demo"))

@@ -33,7 +33,6 @@ from hybrid_retriever.search_options import BRANCHES, DENSE, SPARSE, check_k
 
 if TYPE_CHECKING:
     from hybrid_retriever.retriever import HybridRetriever
-    from hybrid_retriever.storage.base import Vector
 
 Rankings = dict[str, list[BranchHit]]
 """Branch name -> hits in rank order; hit ids are the dataset's document ids."""
@@ -307,9 +306,6 @@ def search_branches(
     point ids and fetches no payloads, which in-process engines decode slowly: for
     callers that map the few ids they keep afterwards.
     """
-    import functools
-
-    from hybrid_retriever.encoders.threads import encode_side_by_side
     from hybrid_retriever.storage.base import BranchQuery
 
     check_k(depth, "depth")
@@ -318,21 +314,15 @@ def search_branches(
             f"Collection {retriever.collection_name!r} does not exist; index the dataset first."
         )
     names = {DENSE: retriever.dense_vector_name, SPARSE: retriever.sparse_vector_name}
+    both = retriever._options({"weights": dict.fromkeys(BRANCHES, 1.0), "k": 1})
     items: Iterable[tuple[str, str]] = queries.items()
     if progress is not None:
         items = progress(items)
     rankings: dict[str, Rankings] = {}
-    # Both encoders at once, each on its share of the threads, as invoke encodes: on a
-    # busy machine, one encoder on all threads at a time is many times slower.
-    # The retriever's own encoding thread, as invoke uses: a thread made and ended here
-    # was seen to leave later single-encoder searches ten times slower.
-    pool = retriever._encoding_pool()
     for query_id, text in items:
-        vectors: tuple[Vector, Vector] = encode_side_by_side(
-            functools.partial(retriever.dense_encoder.encode_query, text),
-            functools.partial(retriever.sparse_encoder.encode_query, text),
-            pool=pool,
-        )
+        # Encoded as invoke encodes: both encoders at once, on the retriever's own thread.
+        encoded = retriever._encode_queries([text], both)
+        vectors = (encoded[DENSE][0], encoded[SPARSE][0])
         branch_queries = {
             branch: BranchQuery(
                 vector_name=names[branch], vector=vector, limit=depth, with_payload=with_doc_ids

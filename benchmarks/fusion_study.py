@@ -16,8 +16,13 @@ Three stages, each cached under ``--cache`` (not the repository), one folder per
 3. ``eval``: every candidate of :func:`candidates` on every corpus and setting, from the
    cached lists, through the library's own ``FusionConfig.fuse`` (the retriever's step);
    nDCG@10 by ranx on the test split. Then the protocol that chose the default
-   (:func:`leave_one_corpus_out`); writes ``benchmarks/results/fusion_study.json``
+   (:func:`leave_one_corpus_out`), and the per-query evidence for weighting by query
+   length (:func:`length_evidence`); writes ``benchmarks/results/fusion_study.json``
    and ``.md``.
+
+The candidates: RRF; convex, DBSF and adaptive fusion with a fixed dense share; convex
+fusion whose dense share grows with the query's length (:mod:`hybrid_retriever.fusion.
+query_length`, a grid of its base and slope); and the old calibrated default.
 
 Real corpora are the target; the synthetic rows (SciFact with one branch weakened) are
 stress tests, shown apart and never used to choose.
@@ -43,6 +48,7 @@ import numpy as np
 from hybrid_retriever.evaluation import beir_corpus, beir_qrels, beir_queries, score_queries
 from hybrid_retriever.fusion.config import DEFAULT_FUSION_CONFIG, FusionConfig
 from hybrid_retriever.fusion.methods import FusionMethod
+from hybrid_retriever.fusion.query_length import query_length_weights
 from hybrid_retriever.fusion.rrf import BranchHit
 from hybrid_retriever.machine import machine_info
 
@@ -351,12 +357,15 @@ def load_lists(cache: Path, name: str) -> tuple[Rankings, dict[str, float]]:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A label-free way to fuse: a fixed config, or one that reads the known-item MRR."""
+    """A label-free way to fuse: a fixed config, one that reads the known-item MRR, or
+    convex fusion with weights from the query's length."""
 
     name: str
     config: FusionConfig
     calibrated: bool = False
     """Weights from the known-item calibration (the old default), times ``config``'s."""
+    length_rule: tuple[float, float] | None = None
+    """(base, slope) of :func:`query_length_weights`: per-query convex weights."""
     family: str = field(default="", compare=False)
 
 
@@ -379,43 +388,74 @@ def candidates() -> list[Candidate]:
                     f"{method.value} {share:g}", FusionConfig(method, weights), family=method.value
                 )
             )
+    for base in LENGTH_BASES:
+        for slope in LENGTH_SLOPES:
+            out.append(
+                Candidate(
+                    f"length {base:g}+{slope:g}",
+                    FusionConfig(FusionMethod.CONVEX),
+                    length_rule=(base, slope),
+                    family="length",
+                )
+            )
     out.append(
         Candidate("calibrated adaptive (old default)", FusionConfig(FusionMethod.ADAPTIVE), True)
     )
     return out
 
 
+LENGTH_BASES = (0.45, 0.5, 0.55, 0.6)
+"""Dense share at 10 words, for the query-length family (slope 0 is the fixed shares)."""
+LENGTH_SLOPES = (0.025, 0.0375, 0.05, 0.075)
+"""Dense share added per doubling of the query's words."""
+
+
 def mean_ndcg(
     rankings: Rankings,
     qrels: Mapping[str, Mapping[str, int]],
+    texts: Mapping[str, str],
     config: FusionConfig,
     weights: Mapping[str, float] | None = None,
+    length_rule: tuple[float, float] | None = None,
 ) -> float:
     """nDCG@10 over the judged queries of ``qrels``, fused by ``config`` (through the
-    library's ``FusionConfig.fuse``, the retriever's fusion)."""
+    library's ``FusionConfig.fuse``, the retriever's fusion); ``texts`` are the queries'."""
     if weights is not None:
         base = config.weights or {"dense": 1.0, "sparse": 1.0}
         config = FusionConfig(config.method, {b: base[b] * weights[b] for b in base}, config.rrf_k)
     ranking = {}
     for query in qrels:
-        hits = config.fuse(rankings[query], limit=10)
+        per_query = config
+        if length_rule is not None:
+            base_share, slope = length_rule
+            rule = query_length_weights(texts[query], base=base_share, slope=slope)
+            per_query = FusionConfig(config.method, rule, config.rrf_k)
+        hits = per_query.fuse(rankings[query], query=texts[query], limit=10)
         ranking[query] = {h.id: -float(rank) for rank, h in enumerate(hits, start=1)}
     scores = score_queries(qrels, ranking, [METRIC])
     return math.fsum(s[METRIC] for s in scores.values()) / len(scores)
 
 
-def score_table(
-    rows: Mapping[str, tuple[Rankings, dict[str, float], dict[str, dict[str, int]]]],
-    pool: Sequence[Candidate],
-) -> dict[str, dict[str, float]]:
+Row = tuple[Rankings, dict[str, float], dict[str, dict[str, int]], dict[str, str]]
+"""A corpus or setting: branch lists, known-item MRR, qrels, query texts."""
+
+
+def score_table(rows: Mapping[str, Row], pool: Sequence[Candidate]) -> dict[str, dict[str, float]]:
     table: dict[str, dict[str, float]] = {}
-    for row, (rankings, mrr, qrels) in rows.items():
+    for row, (rankings, mrr, qrels, texts) in rows.items():
         calibrated = weights_from_mrr(mrr)
         table[row] = {
-            c.name: mean_ndcg(rankings, qrels, c.config, calibrated if c.calibrated else None)
+            c.name: mean_ndcg(
+                rankings,
+                qrels,
+                texts,
+                c.config,
+                calibrated if c.calibrated else None,
+                c.length_rule,
+            )
             for c in pool
         }
-        table[row]["default"] = mean_ndcg(rankings, qrels, DEFAULT_FUSION_CONFIG)
+        table[row]["default"] = mean_ndcg(rankings, qrels, texts, DEFAULT_FUSION_CONFIG)
         print(f"  {row}: " + ", ".join(f"{k} {v:.3f}" for k, v in table[row].items()), flush=True)
     return table
 
@@ -457,15 +497,16 @@ def leave_one_corpus_out(
 
 def evaluate(suite: Path, cache: Path, out: Path) -> dict[str, Any]:
     pool = candidates()
-    rows: dict[str, tuple[Rankings, dict[str, float], dict[str, dict[str, int]]]] = {}
-    stress_rows: dict[str, tuple[Rankings, dict[str, float], dict[str, dict[str, int]]]] = {}
+    rows: dict[str, Row] = {}
+    stress_rows: dict[str, Row] = {}
     for folder in corpora(suite):
         qrels = beir_qrels(folder, "test")
+        texts = beir_queries(folder)
         for path in sorted((cache / folder.name).glob("lists_*.npz")):
             setting = path.stem.removeprefix("lists_")
             rankings, mrr = load_lists(cache / folder.name, setting)
             target = rows if setting == "plain" else stress_rows
-            target[folder.name if setting == "plain" else setting] = (rankings, mrr, qrels)
+            target[folder.name if setting == "plain" else setting] = (rankings, mrr, qrels, texts)
     print("scoring", flush=True)
     table = score_table(rows, pool)
     stress = score_table(stress_rows, pool)
@@ -481,6 +522,7 @@ def evaluate(suite: Path, cache: Path, out: Path) -> dict[str, Any]:
         "leave_one_corpus_out": loo,
         "corpora": table,
         "stress": stress,
+        "length_evidence": length_evidence(rows),
         "known_item_mrr@10": {name: row[1] for name, row in {**rows, **stress_rows}.items()},
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "machine": machine_info(),
@@ -491,6 +533,74 @@ def evaluate(suite: Path, cache: Path, out: Path) -> dict[str, Any]:
     print(markdown(report))
     print(f"wrote {out} and {out.with_suffix('.md')}")
     return report
+
+
+LENGTH_BINS = ((1, 5), (6, 10), (11, 20), (21, 40), (41, None))
+"""Query length bins, in words, for :func:`length_evidence`."""
+
+
+def length_evidence(rows: Mapping[str, Row]) -> dict[str, dict[str, Any]]:
+    """Dense minus SPLADE nDCG@10 per judged query, averaged by query length (words).
+
+    One row per corpus, and one per corpus *left out* (the queries of all the others
+    pooled): the second kind is the evidence for a length rule that a corpus did not
+    provide itself."""
+    dense = FusionConfig(FusionMethod.RRF, {"dense": 1.0, "sparse": 0.0})
+    sparse = FusionConfig(FusionMethod.RRF, {"dense": 0.0, "sparse": 1.0})
+    gaps: dict[str, list[tuple[int, float]]] = {}
+    for name, (rankings, _, qrels, texts) in rows.items():
+        per_config = []
+        for config in (dense, sparse):
+            ranking = {
+                q: {
+                    h.id: -float(r)
+                    for r, h in enumerate(config.fuse(rankings[q], limit=10), start=1)
+                }
+                for q in qrels
+            }
+            per_config.append(score_queries(qrels, ranking, [METRIC]))
+        gaps[name] = [
+            (len(texts[q].split()), per_config[0][q][METRIC] - per_config[1][q][METRIC])
+            for q in per_config[0]
+        ]
+
+    def binned(pairs: Sequence[tuple[int, float]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for low, high in LENGTH_BINS:
+            inside = [g for n, g in pairs if n >= low and (high is None or n <= high)]
+            label = f"{low}-{high}" if high else f"{low}+"
+            out[label] = (
+                {"queries": len(inside), "dense_minus_sparse": math.fsum(inside) / len(inside)}
+                if inside
+                else {"queries": 0, "dense_minus_sparse": None}
+            )
+        return out
+
+    evidence = {name: binned(pairs) for name, pairs in gaps.items()}
+    for name in gaps:
+        others = [pair for other, pairs in gaps.items() if other != name for pair in pairs]
+        evidence[f"all but {name}"] = binned(others)
+    return evidence
+
+
+def length_markdown(evidence: Mapping[str, Mapping[str, Any]]) -> str:
+    bins = list(next(iter(evidence.values())))
+    lines = [
+        "| queries of | " + " | ".join(f"{b} words" for b in bins) + " |",
+        "|" + "---|" * (len(bins) + 1),
+    ]
+    for name, row in evidence.items():
+        cells = [
+            "" if c["queries"] == 0 else f"{c['dense_minus_sparse']:+.3f} ({c['queries']})"
+            for c in row.values()
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Dense minus SPLADE nDCG@10 per judged query, averaged by query length in words "
+        "(number of queries in brackets); 'all but X' pools the queries of every other corpus.",
+    ]
+    return "\n".join(lines)
 
 
 COLUMNS = (
@@ -550,6 +660,8 @@ def markdown(report: Mapping[str, Any]) -> str:
         "the better of: the better branch, convex 0.5), and its score on this one. On all "
         f"real corpora it picks: {report['chosen_on_all_corpora']}. "
         "Stress rows are SciFact with one branch weakened; they are not used to choose.",
+        "",
+        length_markdown(report["length_evidence"]),
     ]
     return "\n".join(lines)
 

@@ -567,7 +567,12 @@ def run_from_one_search(
             fused[spec.name][query_id] = (
                 []
                 if lists is None
-                else [hit.id for hit in retriever.fuse_rankings(lists, k=wanted, **spec.options)]
+                else [
+                    hit.id
+                    for hit in retriever.fuse_rankings(
+                        queries[query_id], lists, k=wanted, **spec.options
+                    )
+                ]
             )
     kept = list(
         dict.fromkeys(i for per_run in fused.values() for ids in per_run.values() for i in ids)

@@ -118,8 +118,9 @@ class HybridRetriever(BaseRetriever):
     weights: dict[str, float] | None = None
     """Per-branch weights, e.g. ``{"dense": 1.0, "sparse": 0.5}``; 0 skips a branch. RRF and
     DBSF multiply each branch's contribution, convex rescales them to sum to 1 (its alphas),
-    adaptive multiplies them into its per-query confidences. None: the default method's
-    weights (``fusion.methods.DEFAULT_WEIGHTS``); equal for every other method."""
+    adaptive multiplies them into its per-query confidences. None: for the default method,
+    weights set per query from its length (``fusion/query_length.py``); equal for every
+    other method."""
     filter: Any = None
     """A ``qdrant_client.models.Filter`` applied to both branches."""
 
@@ -205,7 +206,10 @@ class HybridRetriever(BaseRetriever):
         )
         branch_results = _regroup(requests, results)
         # 3. Fuse each query's branch lists.
-        fused = [self._fuse(per_text, options) for per_text in branch_results]
+        fused = [
+            self._fuse(text, per_text, options)
+            for text, per_text in zip(texts, branch_results, strict=True)
+        ]
         # 4. Payloads: in the search results, or (in-process engines) fetched for the
         #    fused top k only, which is cheaper than decoding every candidate's.
         if self.storage.fetch_payloads_after_fusion:
@@ -230,7 +234,10 @@ class HybridRetriever(BaseRetriever):
             self.collection_name, _flatten(requests), options.filter, routing=options.routing
         )
         branch_results = _regroup(requests, results)
-        fused = [self._fuse(per_text, options) for per_text in branch_results]
+        fused = [
+            self._fuse(text, per_text, options)
+            for text, per_text in zip(texts, branch_results, strict=True)
+        ]
         if self.storage.fetch_payloads_after_fusion:
             points = await self.storage.aretrieve(self.collection_name, _fused_ids(fused))
             payloads = {p.id: p.payload for p in points}
@@ -267,7 +274,7 @@ class HybridRetriever(BaseRetriever):
         cache = self._query_cache
         known: dict[str, dict[str, Vector]] = {}
         missing: dict[str, list[str]] = {}
-        for branch in (b for b in BRANCHES if options.weights[b] > 0):
+        for branch in (b for b in BRANCHES if options.searches(b)):
             known[branch] = {}
             for text in dict.fromkeys(texts):
                 vector = cache.get(branch, text)
@@ -317,36 +324,37 @@ class HybridRetriever(BaseRetriever):
         ]
 
     def _fuse(
-        self, results: Mapping[str, Sequence[ScoredPoint]], options: SearchOptions
+        self, text: str, results: Mapping[str, Sequence[ScoredPoint]], options: SearchOptions
     ) -> list[FusedHit]:
         """Fuse one query's branch results; branches not searched report no ranks."""
         rankings = {
             branch: [BranchHit(id=p.id, score=p.score) for p in results.get(branch, [])]
             for branch in BRANCHES
         }
-        return self._fuse_hits(rankings, options)
+        return self._fuse_hits(text, rankings, options)
 
     def _fuse_hits(
-        self, rankings: Mapping[str, Sequence[BranchHit]], options: SearchOptions
+        self, text: str, rankings: Mapping[str, Sequence[BranchHit]], options: SearchOptions
     ) -> list[FusedHit]:
         """The one fusion step of every search, the same :meth:`FusionConfig.fuse` that
         ``tune`` and the fusion study score: the branch lists as the search would have
         returned them (``prefetch_k`` deep, nothing from a branch of weight 0), fused."""
         config = FusionConfig(options.fusion, options.weights, options.rrf_k, options.prefetch_k)
-        return config.fuse({b: rankings.get(b, []) for b in BRANCHES}, limit=options.k)
+        lists = {b: rankings.get(b, []) for b in BRANCHES}
+        return config.fuse(lists, query=text, limit=options.k)
 
     def fuse_rankings(
-        self, rankings: Mapping[str, Sequence[BranchHit]], **search_options: Any
+        self, query: str, rankings: Mapping[str, Sequence[BranchHit]], **search_options: Any
     ) -> list[FusedHit]:
         """What ``invoke(query, **search_options)`` ranks, from branch lists searched once.
 
-        ``rankings`` are one query's hits per branch, best first, at least
+        ``rankings`` are ``query``'s hits per branch, best first, at least
         :meth:`search_depth` deep (``tuning.search_branches`` makes them). The options are
         resolved exactly as ``invoke`` resolves them, default weighting included, and the
         lists fused by the same step; so many option sets can be scored from one search.
         """
         self._check_collection_once()
-        return self._fuse_hits(rankings, self._options(search_options))
+        return self._fuse_hits(check_query(query), rankings, self._options(search_options))
 
     def search_depth(self, **search_options: Any) -> int:
         """Candidates per branch that ``invoke(query, **search_options)`` searches for."""

@@ -12,7 +12,7 @@ from typing import Any
 
 from hybrid_retriever.collection import CONTENT_KEY, METADATA_KEY
 from hybrid_retriever.errors import InvalidParameterError, InvalidQueryError
-from hybrid_retriever.fusion.methods import FusionMethod, check_fusion, default_weights
+from hybrid_retriever.fusion.methods import DEFAULT_FUSION, FusionMethod, check_fusion
 from hybrid_retriever.fusion.rrf import check_rrf_k, check_weights
 from hybrid_retriever.storage.base import Routing
 
@@ -40,9 +40,14 @@ class SearchOptions:
     prefetch_k: int
     fusion: FusionMethod
     rrf_k: float
-    weights: dict[str, float]
+    weights: dict[str, float] | None
+    """None: the default method's weights, set per query from its text (``fusion.methods``)."""
     filter: Any
     routing: Routing
+
+    def searches(self, branch: str) -> bool:
+        """Whether ``branch`` is searched at all: not when its weight is 0."""
+        return self.weights is None or self.weights[branch] > 0
 
 
 def check_query(query: Any) -> str:
@@ -160,14 +165,14 @@ def resolve_search_options(
     check_rrf_k(rrf_k)
     method = check_fusion(overrides.get("fusion", fusion))
     weights = overrides.get("weights", weights)
-    if weights is None:
-        weights = default_weights(method)
+    if weights is not None or method is not DEFAULT_FUSION:
+        weights = check_weights(weights, BRANCHES)  # None: equal
     return SearchOptions(
         k=k,
         prefetch_k=prefetch_k,
         fusion=method,
         rrf_k=rrf_k,
-        weights=check_weights(weights, BRANCHES),
+        weights=weights,
         filter=check_filter(overrides.get("filter", query_filter)),
         routing=Routing(
             shard_key=overrides.get("shard_key"),

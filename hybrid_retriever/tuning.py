@@ -12,7 +12,8 @@ parts is scored on it. The mean of those held-out scores estimates what the tuni
 procedure gives on unseen queries, and their spread says how much to trust it. The
 config that is saved is the best one on all queries.
 
-    result = tune(retriever, dataset.queries, dataset.qrels)
+    rankings = search_branches(retriever, dataset.queries)
+    result = tune(rankings, dataset.qrels, queries=dataset.queries)
     result.config.save("fusion.json")
     retriever = HybridRetriever(**FusionConfig.load("fusion.json").retriever_kwargs(), ...)
 """
@@ -84,9 +85,10 @@ def _ratio(ratio: float) -> dict[str, float]:
 # -- scoring candidates --------------------------------------------------------------------------
 
 
-def fused_ids(rankings: Rankings, config: FusionConfig, *, k: int) -> list[str]:
-    """The ids ``config`` ranks first, from lists searched at least ``config.prefetch_k`` deep."""
-    return [hit.id for hit in config.fuse(rankings, limit=k)]
+def fused_ids(rankings: Rankings, config: FusionConfig, *, query: str, k: int) -> list[str]:
+    """The ids ``config`` ranks first for ``query``, from its lists searched at least
+    ``config.prefetch_k`` deep."""
+    return [hit.id for hit in config.fuse(rankings, query=query, limit=k)]
 
 
 def per_query_ndcg(
@@ -94,10 +96,13 @@ def per_query_ndcg(
     rankings: Mapping[str, Rankings],
     qrels: Mapping[str, Mapping[str, int]],
     *,
+    queries: Mapping[str, str],
     k: int = 10,
     ignore_identical_ids: bool = False,
 ) -> list[dict[str, float]]:
-    """nDCG@k of every config on every judged query (config index -> query id -> score)."""
+    """nDCG@k of every config on every judged query (config index -> query id -> score).
+
+    ``queries`` are the query texts by id: the default weights depend on them."""
     from hybrid_retriever.evaluation import score_queries
 
     metric = f"ndcg@{k}"
@@ -106,7 +111,9 @@ def per_query_ndcg(
     for config in configs:
         ranking = {}
         for query in judged:
-            ids = fused_ids(rankings[query], config, k=k + int(ignore_identical_ids))
+            ids = fused_ids(
+                rankings[query], config, query=queries[query], k=k + int(ignore_identical_ids)
+            )
             if ignore_identical_ids:
                 ids = [i for i in ids if i != query][:k]
             ranking[query] = {doc: -float(rank) for rank, doc in enumerate(ids, start=1)}
@@ -236,6 +243,7 @@ def tune(
     rankings: Mapping[str, Rankings],
     qrels: Mapping[str, Mapping[str, int]],
     *,
+    queries: Mapping[str, str],
     configs: Sequence[FusionConfig] | None = None,
     folds: int = DEFAULT_FOLDS,
     seed: int = 0,
@@ -246,7 +254,8 @@ def tune(
     """Pick the config with the best nDCG@k, and cross-validate that choice.
 
     ``rankings`` are each judged query's branch lists (see :func:`search_branches`),
-    at least as deep as the deepest ``prefetch_k`` among ``configs``.
+    at least as deep as the deepest ``prefetch_k`` among ``configs``; ``queries`` their
+    texts by id.
     """
     configs = list(configs) if configs is not None else candidate_configs()
     if not configs:
@@ -267,6 +276,7 @@ def tune(
         everything,
         {q: rankings[q] for q in judged},
         qrels,
+        queries=queries,
         k=k,
         ignore_identical_ids=ignore_identical_ids,
     )

@@ -9,13 +9,8 @@ import pytest
 
 from hybrid_retriever.errors import InvalidParameterError
 from hybrid_retriever.fusion.config import DEFAULT_FUSION_CONFIG, FusionConfig
-from hybrid_retriever.fusion.methods import (
-    DEFAULT_FUSION,
-    DEFAULT_WEIGHTS,
-    FusionMethod,
-    default_weights,
-    fuse,
-)
+from hybrid_retriever.fusion.methods import DEFAULT_FUSION, FusionMethod, default_weights, fuse
+from hybrid_retriever.fusion.query_length import query_length_weights
 from hybrid_retriever.fusion.rrf import BranchHit
 from hybrid_retriever.search_options import resolve_search_options
 
@@ -23,19 +18,22 @@ RANKINGS = {
     "dense": [BranchHit("a", 0.9), BranchHit("b", 0.5), BranchHit("c", 0.1)],
     "sparse": [BranchHit("c", 12.0), BranchHit("d", 3.0), BranchHit("a", 1.0)],
 }
+TEN_WORDS = "one two three four five six seven eight nine ten"
+SHORT = "c d"
+LONG = " ".join(["word"] * 200)
 
 # -- the default ---------------------------------------------------------------------------------
 
 
 def test_only_the_default_method_has_default_weights() -> None:
-    assert default_weights(DEFAULT_FUSION) == dict(DEFAULT_WEIGHTS)
-    assert abs(sum(DEFAULT_WEIGHTS.values()) - 1.0) < 1e-12
+    assert default_weights(DEFAULT_FUSION, TEN_WORDS) == {"dense": 0.5, "sparse": 0.5}
+    assert default_weights(DEFAULT_FUSION, LONG) == query_length_weights(LONG)
     for method in FusionMethod:
         if method is not DEFAULT_FUSION:
-            assert default_weights(method) is None
+            assert default_weights(method, TEN_WORDS) is None
 
 
-def _options(**given: object) -> dict[str, float]:
+def _options(**given: object) -> dict[str, float] | None:
     return resolve_search_options(
         k=4,
         prefetch_k=None,
@@ -47,20 +45,34 @@ def _options(**given: object) -> dict[str, float]:
     ).weights
 
 
-def test_search_without_weights_takes_the_methods_default() -> None:
-    assert _options() == dict(DEFAULT_WEIGHTS)
+def test_search_without_weights_leaves_the_default_to_each_query() -> None:
+    assert _options() is None
     for method in FusionMethod:
         if method is not DEFAULT_FUSION:
             assert _options(fusion=method.value) == {"dense": 1.0, "sparse": 1.0}
     assert _options(weights={"dense": 1.0, "sparse": 2.0}) == {"dense": 1.0, "sparse": 2.0}
 
 
-def test_default_config_fuses_as_the_default_method_with_default_weights() -> None:
-    expected = fuse(RANKINGS, method=DEFAULT_FUSION, weights=DEFAULT_WEIGHTS, limit=3)
-    assert DEFAULT_FUSION_CONFIG.fuse(RANKINGS, limit=3) == expected
-    assert FusionConfig().fuse(RANKINGS, limit=3) == expected
-    # Equal weights would rank differently, so the default weights are what made this.
-    assert fuse(RANKINGS, method=DEFAULT_FUSION, limit=3) != expected
+def test_default_config_weighs_each_query_by_its_length() -> None:
+    # Hand-computed: min-max gives dense a=1, b=0.5, c=0 and sparse c=1, d=2/11, a=0.
+    # "c d" (2 words): dense share 0.5 + 0.0375 * log2(2/10) = 0.4129, so c (0.587) > a (0.413).
+    # 200 words: 0.5 + 0.0375 * log2(20) = 0.6621, so a (0.662) > c (0.338).
+    short = DEFAULT_FUSION_CONFIG.fuse(RANKINGS, query=SHORT, limit=3)
+    long = DEFAULT_FUSION_CONFIG.fuse(RANKINGS, query=LONG, limit=3)
+    assert [h.id for h in short] == ["c", "a", "b"]
+    assert [h.id for h in long] == ["a", "c", "b"]
+    for query, hits in ((SHORT, short), (LONG, long)):
+        weights = query_length_weights(query)
+        assert hits == fuse(RANKINGS, method=DEFAULT_FUSION, weights=weights, limit=3)
+        assert FusionConfig().fuse(RANKINGS, query=query, limit=3) == hits
+
+
+def test_default_config_needs_the_query() -> None:
+    with pytest.raises(InvalidParameterError, match="pass query="):
+        DEFAULT_FUSION_CONFIG.fuse(RANKINGS)
+    # Explicit weights do not depend on the query.
+    config = FusionConfig(FusionMethod.CONVEX, {"dense": 0.5, "sparse": 0.5})
+    assert config.fuse(RANKINGS) == DEFAULT_FUSION_CONFIG.fuse(RANKINGS, query=TEN_WORDS)
 
 
 def test_config_fuse_truncates_to_prefetch_and_skips_zero_weight_branch() -> None:
@@ -109,9 +121,10 @@ def test_retriever_accepts_the_config(tmp_path: Path) -> None:
 def test_default_config_sets_only_the_method() -> None:
     assert FusionConfig().search_options() == {"fusion": DEFAULT_FUSION, "rrf_k": 60}
     assert FusionConfig("rrf", rrf_k=20).describe() == "rrf rrf_k=20 prefetch_k=100"
-    dense, sparse = DEFAULT_WEIGHTS["dense"], DEFAULT_WEIGHTS["sparse"]
-    weights = f"weights={{'dense': {dense:g}, 'sparse': {sparse:g}}}"
-    assert FusionConfig().describe() == f"{DEFAULT_FUSION.value} {weights} prefetch_k=100"
+    assert FusionConfig().describe() == (
+        f"{DEFAULT_FUSION.value} weights=by query length (dense 0.5 at 10 words, "
+        "+0.0375 per doubling, 0.3-0.8) prefetch_k=100"
+    )
 
 
 @pytest.mark.parametrize(

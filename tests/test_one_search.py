@@ -43,7 +43,9 @@ def test_fuse_rankings_ranks_as_invoke_does(demo_retriever: HybridRetriever) -> 
             invoked = [
                 hit_id(str(d.id), d.metadata) for d in demo_retriever.invoke(text, **options)
             ]
-            fused = [hit.id for hit in demo_retriever.fuse_rankings(lists[query_id], **options)]
+            fused = [
+                hit.id for hit in demo_retriever.fuse_rankings(text, lists[query_id], **options)
+            ]
             assert fused == invoked, (options, query_id)
 
 

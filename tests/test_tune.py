@@ -37,9 +37,9 @@ def test_fused_ids_truncates_to_prefetch_and_skips_zero_weight_branch() -> None:
         "sparse": [BranchHit("c", 9.0), BranchHit("d", 1.0)],
     }
     dense_only = FusionConfig("rrf", {"dense": 1.0, "sparse": 0.0}, prefetch_k=2)
-    assert fused_ids(rankings, dense_only, k=10) == ["a", "b"]
+    assert fused_ids(rankings, dense_only, query="q", k=10) == ["a", "b"]
     both = FusionConfig("rrf", prefetch_k=1)
-    assert fused_ids(rankings, both, k=10) == ["a", "c"]
+    assert fused_ids(rankings, both, query="q", k=10) == ["a", "c"]
 
 
 def test_cross_validate_hand_computed() -> None:
@@ -81,12 +81,17 @@ def synthetic_rankings(n: int) -> tuple[dict[str, dict[str, list[BranchHit]]], d
     return rankings, qrels
 
 
+def texts(rankings: dict[str, object]) -> dict[str, str]:
+    return {q: f"query {q}" for q in rankings}
+
+
 def test_per_query_ndcg_hand_computed() -> None:
     rankings, qrels = synthetic_rankings(2)
     dense, sparse = per_query_ndcg(
         [FusionConfig("rrf", {"sparse": 0.0}), FusionConfig("rrf", {"dense": 0.0})],
         rankings,
         qrels,
+        queries=texts(rankings),
     )
     assert dense == {"q0": 1.0, "q1": 1.0}
     # one relevant document at rank 10: nDCG@10 = 1 / log2(11)
@@ -95,7 +100,7 @@ def test_per_query_ndcg_hand_computed() -> None:
 
 def test_tune_picks_a_config_that_ranks_dense_first() -> None:
     rankings, qrels = synthetic_rankings(10)
-    result = tune(rankings, qrels, folds=2)
+    result = tune(rankings, qrels, queries=texts(rankings), folds=2)
     assert result.ndcg == 1.0
     assert result.held_out_scores == [1.0, 1.0]
     assert result.held_out_std == 0.0
@@ -108,7 +113,7 @@ def test_tune_picks_a_config_that_ranks_dense_first() -> None:
 def test_tune_refuses_unjudged_queries() -> None:
     rankings, _ = synthetic_rankings(3)
     with pytest.raises(InvalidParameterError, match="None of the queries"):
-        tune(rankings, {"other": {"d": 1}})
+        tune(rankings, {"other": {"d": 1}}, queries=texts(rankings))
 
 
 # -- the command ---------------------------------------------------------------------------------

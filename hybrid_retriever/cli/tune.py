@@ -117,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
     result = tune(
         {q: rankings[q] for q in dataset.queries},
         dataset.qrels,
+        queries=dataset.queries,
         configs=candidate_configs(),
         folds=args.folds,
         seed=args.seed,
@@ -143,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
             [result.config, untuned],
             {q: rankings[q] for q in test.queries},
             test.qrels,
+            queries=test.queries,
             k=args.k,
             ignore_identical_ids=args.ignore_identical_ids,
         )

@@ -22,6 +22,7 @@ from hybrid_retriever.fusion.methods import (
     default_weights,
     fuse,
 )
+from hybrid_retriever.fusion.query_length import BASE, CEILING, FLOOR, PIVOT_WORDS, SLOPE
 from hybrid_retriever.fusion.rrf import (
     DEFAULT_RRF_K,
     BranchHit,
@@ -45,7 +46,8 @@ class FusionConfig:
 
     method: FusionMethod = DEFAULT_FUSION
     weights: dict[str, float] | None = None
-    """None: the method's default (:func:`~hybrid_retriever.fusion.methods.default_weights`)."""
+    """None: the method's default (:func:`~hybrid_retriever.fusion.methods.default_weights`),
+    which for the default method depends on each query's length."""
     rrf_k: float = DEFAULT_RRF_K
     prefetch_k: int | None = None
     provenance: dict[str, Any] = field(default_factory=dict, compare=False)
@@ -79,21 +81,42 @@ class FusionConfig:
     def describe(self) -> str:
         """One line, e.g. ``convex weights={'dense': 0.6, 'sparse': 0.4} prefetch_k=50``."""
         parts = [self.method.value]
-        weights = self.weights or default_weights(self.method)
-        if weights is not None:
+        if self.weights is not None:
+            weights = self.weights
             parts.append(f"weights={{'dense': {weights[DENSE]:g}, 'sparse': {weights[SPARSE]:g}}}")
+        elif self.method is DEFAULT_FUSION:
+            parts.append(
+                f"weights=by query length (dense {BASE:g} at {PIVOT_WORDS} words, "
+                f"+{SLOPE:g} per doubling, {FLOOR:g}-{CEILING:g})"
+            )
         if self.method is FusionMethod.RRF:
             parts.append(f"rrf_k={self.rrf_k:g}")
         parts.append(f"prefetch_k={self.prefetch_k or DEFAULT_PREFETCH_K}")
         return " ".join(parts)
 
     def fuse(
-        self, rankings: Mapping[str, Sequence[BranchHit]], *, limit: int | None = None
+        self,
+        rankings: Mapping[str, Sequence[BranchHit]],
+        *,
+        query: str | None = None,
+        limit: int | None = None,
     ) -> list[FusedHit]:
         """Fuse one query's branch lists as a retriever with this config does: each list
-        cut to ``prefetch_k``, a branch of weight 0 left unsearched, then :func:`fuse`."""
+        cut to ``prefetch_k``, a branch of weight 0 left unsearched, then :func:`fuse`.
+
+        ``query`` is the query's text; it is needed when the weights are the default
+        method's, which depend on it.
+        """
         depth = self.prefetch_k or DEFAULT_PREFETCH_K
-        weights = self.weights or default_weights(self.method) or dict.fromkeys(rankings, 1.0)
+        weights = self.weights
+        if weights is None and self.method is DEFAULT_FUSION:
+            if query is None:
+                raise InvalidParameterError(
+                    f"The default {self.method.value} weights depend on the query's length; "
+                    "pass query=<the query text> to fuse(), or set weights."
+                )
+            weights = default_weights(self.method, query)
+        weights = weights or dict.fromkeys(rankings, 1.0)
         searched = {
             b: (hits[:depth] if weights.get(b, 1.0) > 0 else []) for b, hits in rankings.items()
         }

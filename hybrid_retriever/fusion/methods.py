@@ -15,6 +15,7 @@ from hybrid_retriever.errors import InvalidParameterError
 from hybrid_retriever.fusion.adaptive import adaptive_fusion
 from hybrid_retriever.fusion.convex import convex_combination
 from hybrid_retriever.fusion.dbsf import distribution_based_score_fusion
+from hybrid_retriever.fusion.query_length import query_length_weights
 from hybrid_retriever.fusion.rrf import DEFAULT_RRF_K, BranchHit, FusedHit, reciprocal_rank_fusion
 
 
@@ -32,21 +33,17 @@ class FusionMethod(str, Enum):
 
 
 DEFAULT_FUSION = FusionMethod.CONVEX
-"""The method a retriever uses when the caller names none."""
-
-DEFAULT_WEIGHTS: Mapping[str, float] = {"dense": 0.55, "sparse": 0.45}
-"""The default method's branch weights when the caller sets none (every other method
-then weighs the branches equally). Chosen with the method by ``benchmarks/fusion_study.py``
-over six real corpora, by the best worst case across corpora, each corpus also left out
-in turn (see the README). Dense leans ahead because all-MiniLM-L6-v2 is at least as good
-as splade-tiny on every corpus measured and much better on some (CISI: 0.420 against
-0.318), where fusing the two as equals drops below dense alone."""
+"""The method a retriever uses when the caller names none, with :func:`default_weights`.
+Chosen by ``benchmarks/fusion_study.py`` over six real corpora, by the best worst case
+across corpora, each corpus also left out in turn (see the README)."""
 
 
-def default_weights(method: FusionMethod) -> dict[str, float] | None:
-    """The weights ``method`` uses when none are given: :data:`DEFAULT_WEIGHTS` for the
-    default method, None (equal) for the others, which keep their papers' forms."""
-    return dict(DEFAULT_WEIGHTS) if method is DEFAULT_FUSION else None
+def default_weights(method: FusionMethod, query: str) -> dict[str, float] | None:
+    """The weights ``method`` uses for ``query`` when the caller sets none: for the
+    default method, a dense share that grows with the query's length
+    (:func:`~hybrid_retriever.fusion.query_length.query_length_weights`); None (equal)
+    for the others, which keep their papers' forms."""
+    return query_length_weights(query) if method is DEFAULT_FUSION else None
 
 
 def check_fusion(value: Any) -> FusionMethod:

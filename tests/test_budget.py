@@ -141,3 +141,32 @@ def test_splade_fallback_batches_bound_the_logits(sparse_encoder: SpladeEncoder)
     per_text = summed.max_seq_length * len(summed.tokenizer) * 4
     (batch_size,) = batch_sizes
     assert batch_size * per_text <= splade.FALLBACK_LOGITS_BYTES < 32 * per_text
+
+
+def test_chunking_tokenizes_a_window_at_a_time_and_cuts_the_same_chunks(
+    dense_encoder: SentenceTransformerEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from langchain_core.documents import Document
+
+    from hybrid_retriever import chunking
+
+    chunker = chunking.Chunker.for_encoders(dense_encoder)
+    assert chunker is not None
+    text = " ".join(long_texts()[4:7]) + " " + "x" * 700 + " end.\n"
+    document = Document(id="long", page_content=text, metadata={"doc_id": "long"})
+    at_once = chunker.split(document)
+    whole = chunker.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    monkeypatch.setattr(chunking, "WINDOW_CHARS", 300)
+    seen: list[int] = []
+    tokenize = chunker.tokenizer.__class__.__call__
+
+    def spy(self: Any, text: str, **kwargs: Any) -> Any:
+        seen.append(len(text))
+        return tokenize(self, text, **kwargs)
+
+    monkeypatch.setattr(chunker.tokenizer.__class__, "__call__", spy)
+    spans = list(chunking.token_spans(chunker.tokenizer, text))
+    assert spans == [tuple(span) for span in whole["offset_mapping"]]
+    assert max(seen) < 1000 < len(text) / 10  # windows, the one without whitespace too
+    assert chunker.split(document) == at_once
+    assert len(at_once) > 10

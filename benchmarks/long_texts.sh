@@ -4,16 +4,20 @@
 #   benchmarks/long_texts.sh ../shared/data/scifact [WORK_DIR] [-- long_texts.py options]
 #
 # Builds the long-text dataset (benchmarks/long_texts.py: SciFact documents concatenated
-# to 2,000+ words, queries of 200 words) in WORK_DIR (default /tmp/long_texts), then runs,
-# each under /usr/bin/time -v, on a fresh embedded collection:
-#   eval          eval, whole documents (BEIR's way: encoders read each one's head)
-#   eval_chunked  eval --chunking (a document ranks where its best chunk does)
-#   index         index corpus.jsonl (JSON lines: chunked by default)
-#   index_whole   index corpus.jsonl --no-chunking
-# and prints wall time, peak RSS and nDCG@10 of each. STEPS="eval index_whole" runs only
-# those; TREE=DIR runs another checkout's hybrid_retriever (e.g. an older commit's,
-# from `git archive COMMIT hybrid_retriever | tar -x -C DIR`). The summary also goes to
-# WORK_DIR/summary.json.
+# to 2,000+ words, queries of 200 words) in WORK_DIR (default /tmp/long_texts), and the
+# same corpus with SciFact's own (short) queries, then runs each step under
+# /usr/bin/time -v:
+#   eval                eval, whole documents (BEIR's way: encoders read each one's head)
+#   eval_chunked        eval --chunking (a document ranks where its best chunk does)
+#   index               index corpus.jsonl (JSON lines: chunked by default)
+#   index_whole         index corpus.jsonl --no-chunking
+#   eval_short          eval with the short queries, on the collection `eval` built
+#   eval_chunked_short  eval --chunking with the short queries, on eval_chunked's collection
+# and prints wall time, peak RSS and nDCG@10 of each. The four first start from an empty
+# collection (WORK_DIR/qdrant_STEP). STEPS="eval index_whole" runs only those; TREE=DIR
+# runs another checkout's hybrid_retriever (e.g. an older commit's, from
+# `git archive COMMIT hybrid_retriever | tar -x -C DIR`). The dataset is rebuilt only
+# when its options change. The summary also goes to WORK_DIR/summary.json.
 set -euo pipefail
 scifact=$(realpath "$1")
 work=$(realpath -m "${2:-/tmp/long_texts}")
@@ -21,27 +25,45 @@ shift $(($# >= 2 ? 2 : 1))
 [[ "${1:-}" == "--" ]] && shift
 repo=$(cd "$(dirname "$0")/.." && pwd)
 tree=$(realpath "${TREE:-$repo}")
-steps=${STEPS:-eval eval_chunked index index_whole}
+steps=${STEPS:-eval eval_chunked index index_whole eval_short eval_chunked_short}
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-rm -rf "$work"
-mkdir -p "$work"
 data="$work/long_scifact"
-PYTHONPATH="$repo" python "$repo/benchmarks/long_texts.py" --data "$scifact" --out "$data" "$@" \
-    | tee "$work/dataset.txt"
+short="$work/long_scifact_short_queries"
+stamp="$scifact $*"
+if [[ ! -f "$work/dataset.txt" || "$(cat "$work/options.txt" 2>/dev/null)" != "$stamp" ]]; then
+    rm -rf "$work"
+    mkdir -p "$work"
+    PYTHONPATH="$repo" python "$repo/benchmarks/long_texts.py" --data "$scifact" --out "$data" \
+        "$@" >"$work/dataset.txt"
+    # The same corpus (deterministic for the same options), each query as SciFact has it.
+    PYTHONPATH="$repo" python "$repo/benchmarks/long_texts.py" --data "$scifact" --out "$short" \
+        "$@" --query-words 0 >/dev/null
+    echo "$stamp" >"$work/options.txt"
+fi
+cat "$work/dataset.txt"
 
 step() {
-    local name=$1
-    shift
+    local name=$1 store=$2
+    shift 2
     (cd "$tree" && PYTHONPATH="$tree" /usr/bin/time -v python -m hybrid_retriever.cli "$@" \
-        --path "$work/qdrant_$name" --collection long --no-progress \
+        --path "$work/qdrant_$store" --collection long --no-progress \
         >"$work/$name.out" 2>"$work/$name.err")
 }
+fresh() { rm -rf "$work/qdrant_$1"; }
 for name in $steps; do
     case $name in
-    eval) step eval eval "$data" --k 10 --json "$work/eval.json" ;;
-    eval_chunked) step eval_chunked eval "$data" --chunking --k 10 --json "$work/eval_chunked.json" ;;
-    index) step index index "$data/corpus.jsonl" ;;
-    index_whole) step index_whole index "$data/corpus.jsonl" --no-chunking ;;
+    eval) fresh eval && step eval eval eval "$data" --json "$work/eval.json" ;;
+    eval_chunked)
+        fresh eval_chunked
+        step eval_chunked eval_chunked eval "$data" --chunking --json "$work/eval_chunked.json"
+        ;;
+    index) fresh index && step index index index "$data/corpus.jsonl" ;;
+    index_whole) fresh index_whole && step index_whole index_whole index "$data/corpus.jsonl" --no-chunking ;;
+    eval_short) step eval_short eval eval "$short" --json "$work/eval_short.json" ;;
+    eval_chunked_short)
+        step eval_chunked_short eval_chunked eval "$short" --chunking \
+            --json "$work/eval_chunked_short.json"
+        ;;
     *) echo "unknown step $name" >&2 && exit 2 ;;
     esac
 done

@@ -17,6 +17,7 @@ scores whole documents.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,8 @@ SPAN_KEY = "chunk_chars"
 """Metadata key of a chunk: ``[start, end)`` character offsets in the document's text."""
 DEFAULT_OVERLAP = 0.125
 """Share of a chunk repeated from the previous one, so a sentence cut in two is whole once."""
+WINDOW_CHARS = 1 << 16
+"""Characters tokenized at a time: a tokenizer's output for a whole book would take GBs."""
 
 
 @dataclass(frozen=True)
@@ -71,25 +74,24 @@ class Chunker:
         return cls(tokenizer, chunk_tokens, int(chunk_tokens * overlap))
 
     def split(self, document: Document) -> list[Document]:
-        """``document`` itself when it fits, else its chunks in order."""
+        """``document`` itself when it fits, else its chunks in order.
+
+        The text is tokenized a window at a time (:func:`token_spans`) and only the
+        tokens of the chunk being cut are kept, so memory does not grow with its length.
+        """
         text = document.page_content
-        offsets = self.tokenizer(
-            text,
-            add_special_tokens=False,
-            return_offsets_mapping=True,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-            verbose=False,
-        )["offset_mapping"]
-        if len(offsets) <= self.chunk_tokens:
+        spans = token_spans(self.tokenizer, text)
+        # The tokens from the current chunk's first on; one more than a chunk holds
+        # tells whether the text goes on past it.
+        ahead = list(itertools.islice(spans, self.chunk_tokens + 1))
+        if len(ahead) <= self.chunk_tokens:
             return [document]
         own = document.id if document.id is not None else document.metadata.get(DOC_ID_KEY)
         own_id = None if own is None else str(own)
         step = self.chunk_tokens - self.overlap_tokens
         chunks = []
-        for number, first in enumerate(range(0, len(offsets), step)):
-            last = min(first + self.chunk_tokens, len(offsets)) - 1
-            start, end = offsets[first][0], offsets[last][1]
+        for number in itertools.count():
+            start, end = ahead[0][0], ahead[: self.chunk_tokens][-1][1]
             # Without an id, the point id comes from the text and metadata (which holds
             # the chunk's number and span), so it is still the same on every run.
             chunk_id = None if own_id is None else f"{own_id}#{number}"
@@ -97,11 +99,46 @@ class Chunker:
             if own_id is not None:
                 metadata.update({DOC_ID_KEY: chunk_id, SOURCE_ID_KEY: own_id})
             chunks.append(Document(id=chunk_id, page_content=text[start:end], metadata=metadata))
-            if last == len(offsets) - 1:
+            if len(ahead) <= self.chunk_tokens:  # this chunk ends with the last token
                 break
+            ahead = ahead[step:]
+            ahead.extend(itertools.islice(spans, self.chunk_tokens + 1 - len(ahead)))
         return chunks
 
     def split_all(self, documents: Iterable[Document]) -> Iterator[Document]:
         """Every document, split where it is too long (streamed)."""
         for document in documents:
             yield from self.split(document)
+
+
+def token_spans(tokenizer: Any, text: str) -> Iterator[tuple[int, int]]:
+    """The ``[start, end)`` character span of each token of ``text``, in order.
+
+    Tokenized a window of about :data:`WINDOW_CHARS` characters at a time, each window
+    ending at whitespace, where no token is cut (for tokenizers that split words at
+    whitespace first); a window with no whitespace runs on to the next one.
+    """
+    start = 0
+    while start < len(text):
+        end = len(text)
+        if end - start > WINDOW_CHARS:
+            limit = start + WINDOW_CHARS
+            cut = max(text.rfind(space, start + 1, limit) for space in _SPACES)
+            if cut < 0:
+                found = [i for space in _SPACES if (i := text.find(space, limit)) >= 0]
+                cut = min(found, default=end)
+            end = cut
+        offsets = tokenizer(
+            text[start:end],
+            add_special_tokens=False,
+            return_offsets_mapping=True,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+            verbose=False,
+        )["offset_mapping"]
+        for first, last in offsets:
+            yield start + first, start + last
+        start = end
+
+
+_SPACES = (" ", "\n", "\t", "\r")

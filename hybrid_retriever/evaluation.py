@@ -503,9 +503,13 @@ def run_retriever(
     The score given to ranx is ``-rank``, so ranx sees exactly the retriever's order.
     ``ignore_identical_ids`` drops a document whose id is the query's own id (the BEIR
     convention for ArguAna and Quora, where queries are also corpus documents); one
-    extra document is retrieved so that ``k`` are still returned.
+    extra document is retrieved so that ``k`` are still returned. Hits are judged by
+    :func:`~hybrid_retriever.tuning.hit_id`; the chunks of one document count as its
+    best-ranked one.
     """
     from tqdm.auto import tqdm
+
+    from hybrid_retriever.tuning import hit_id
 
     result = RunResult()
     k = search_kwargs.get("k")
@@ -523,7 +527,8 @@ def run_retriever(
         start = time.perf_counter()
         documents = retriever.invoke(text, **search_kwargs)
         result.latencies_ms.append((time.perf_counter() - start) * 1000)
-        ranked = [str(d.metadata.get(DOC_ID_KEY, d.id)) for d in documents]
+        # A document's chunks count as its best one (max over chunks).
+        ranked = list(dict.fromkeys(hit_id(str(d.id), d.metadata) for d in documents))
         if ignore_identical_ids:
             ranked = [doc_id for doc_id in ranked if doc_id != query_id]
             if isinstance(k, int):
@@ -549,6 +554,8 @@ def run_from_one_search(
     run needs; every run's ranking is then what ``invoke`` would return with its options
     (:meth:`HybridRetriever.fuse_rankings`: same option resolution, same fusion). A query
     with empty text retrieves nothing. ``ignore_identical_ids`` is as in :func:`run_retriever`.
+    In a collection of chunks, runs fuse chunks, and each document then ranks where its
+    best chunk does (max over chunks); ``k`` counts chunks, so fewer documents may come.
     """
     from hybrid_retriever.tuning import search_branches, stored_hit_id
 
@@ -585,7 +592,8 @@ def run_from_one_search(
     results = {spec.name: RunResult() for spec in runs}
     for name, per_query in fused.items():
         for query_id, point_ids in per_query.items():
-            ranked = [doc_ids[p] for p in point_ids if p in doc_ids]  # deleted meanwhile: gone
+            # Deleted meanwhile: gone. A document's chunks count as its best (first) one.
+            ranked = list(dict.fromkeys(doc_ids[p] for p in point_ids if p in doc_ids))
             if ignore_identical_ids:
                 ranked = [doc_id for doc_id in ranked if doc_id != query_id][:k]
             results[name].ranking[query_id] = {

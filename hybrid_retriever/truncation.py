@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hybrid_retriever.encoders.budget import token_heads
+
 SPLITTER_HINT = (
     "Split long documents before indexing, e.g. with langchain-text-splitters: "
     "RecursiveCharacterTextSplitter.from_huggingface_tokenizer(tokenizer, chunk_size=..., "
@@ -33,11 +35,14 @@ def token_limit(encoder: Any) -> tuple[Any, int] | None:
 
 
 def count_too_long(tokenizer: Any, limit: int, texts: Sequence[str]) -> int:
-    """How many of ``texts`` have more than ``limit`` tokens, special tokens included."""
+    """How many of ``texts`` have more than ``limit`` tokens, special tokens included.
+
+    Only a head of each long text is tokenized (:func:`token_heads`): enough to tell.
+    """
     if not texts:
         return 0
     encoded = tokenizer(
-        list(texts),
+        token_heads(texts, tokenizer, limit),
         add_special_tokens=True,
         truncation=False,
         return_attention_mask=False,

@@ -345,22 +345,32 @@ def search_branches(
         )
         found = dict(zip(branch_queries, results, strict=True))
         rankings[query_id] = {
-            branch: [
+            branch: _best_per_id(
                 BranchHit(id=stored_hit_id(p.id, p.payload or {}), score=p.score)
                 for p in found.get(branch, [])
-            ]
+            )
             for branch in BRANCHES
         }
     return rankings
 
 
+def _best_per_id(hits: Iterable[BranchHit]) -> list[BranchHit]:
+    """The first (best) hit of each id, in order: a document's chunks count as its best."""
+    best: dict[str, BranchHit] = {}
+    for hit in hits:
+        best.setdefault(hit.id, hit)
+    return list(best.values())
+
+
 def hit_id(document_id: str, metadata: Mapping[str, Any]) -> str:
-    """The id a hit is judged by: the source's own document id (``metadata["doc_id"]``,
-    as the CLI's sources store it) where there is one, else the document's id (what
-    ``invoke`` returns as ``Document.id``)."""
+    """The id a hit is judged by: for a chunk, the id of the document it was cut from
+    (``metadata["source_id"]``, see :mod:`hybrid_retriever.chunking`); else the source's
+    own document id (``metadata["doc_id"]``, as the CLI's sources store it) where there is
+    one, else the document's id (what ``invoke`` returns as ``Document.id``)."""
+    from hybrid_retriever.chunking import SOURCE_ID_KEY
     from hybrid_retriever.sources import DOC_ID_KEY
 
-    return str(metadata.get(DOC_ID_KEY, document_id))
+    return str(metadata.get(SOURCE_ID_KEY, metadata.get(DOC_ID_KEY, document_id)))
 
 
 def stored_hit_id(point_id: str, payload: Mapping[str, Any]) -> str:

@@ -29,6 +29,7 @@ from hybrid_retriever.evaluation import DatasetError
 from hybrid_retriever.sources import Rejected
 
 if TYPE_CHECKING:
+    from hybrid_retriever.chunking import Chunker
     from hybrid_retriever.evaluation import BeirDataset
     from hybrid_retriever.retriever import HybridRetriever
 
@@ -158,22 +159,32 @@ def _changed(retriever: HybridRetriever, chunk: list[Document]) -> list[Document
 
 
 def index_dataset(
-    retriever: HybridRetriever, dataset: BeirDataset, *, batch_size: int, show_progress: bool
+    retriever: HybridRetriever,
+    dataset: BeirDataset,
+    *,
+    batch_size: int,
+    show_progress: bool,
+    chunker: Chunker | None = None,
 ) -> IndexStats:
     """Index a BEIR corpus for evaluation, refusing a collection that holds more than it:
-    documents from elsewhere would skew every score."""
+    documents from elsewhere would skew every score. With ``chunker``, documents longer
+    than the encoders read are indexed as their chunks (``stats.read`` counts passages)."""
+    documents = dataset.corpus()
+    if chunker is not None:
+        documents = chunker.split_all(documents)
     stats = index_resumable(
         retriever,
-        dataset.corpus(),
-        total=dataset.num_docs,
+        documents,
+        total=None if chunker is not None else dataset.num_docs,
         batch_size=batch_size,
         show_progress=show_progress,
     )
-    if stats.points > dataset.num_docs:
+    if stats.points > stats.read:
+        what = "passages" if chunker is not None else "documents"
         raise DatasetError(
             f"Collection {retriever.collection_name!r} in {retriever.storage!r} holds "
-            f"{stats.points} points but {dataset.folder} has {dataset.num_docs} documents: it "
-            "also holds documents from elsewhere, which would skew every score. Use another "
-            "--collection."
+            f"{stats.points} points but {dataset.folder} has {stats.read} {what}: it "
+            "also holds points from elsewhere (or from a run with other --chunking), which "
+            "would skew every score. Use another --collection."
         )
     return stats

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.embeddings import Embeddings
 
 from hybrid_retriever.encoders.base import DenseEncoder, LazyModel
+from hybrid_retriever.encoders.budget import batch_size_within, token_heads
 from hybrid_retriever.encoders.loading import load_sentence_transformers_model
 from hybrid_retriever.encoders.precision import (
     Precision,
@@ -107,15 +108,17 @@ class SentenceTransformerEncoder(DenseEncoder):
         The whole list goes to one ``encode_document`` call on purpose: inside a
         call, sentence-transformers sorts the texts by length (characters, a proxy
         for tokens) and batches neighbours, so padding stays small; the vectors come
-        back in input order.
+        back in input order. Long texts go as the head the model reads, and batches are
+        capped in tokens (:mod:`~hybrid_retriever.encoders.budget`): bounded memory.
         """
         if not texts:
             return []
         model = self.model
+        max_tokens = model.max_seq_length
         with inference_context(model.device, resolve_dtype(self._precision, model.device)):
             vectors = model.encode_document(
-                list(texts),
-                batch_size=self._batch_size,
+                token_heads(texts, model.tokenizer, max_tokens),
+                batch_size=batch_size_within(self._batch_size, max_tokens),
                 convert_to_tensor=True,
                 show_progress_bar=False,
             )
@@ -135,7 +138,10 @@ class SentenceTransformerEncoder(DenseEncoder):
             inference_context(model.device, resolve_dtype(self._query_precision, model.device)),
         ):
             vectors = model.encode_query(
-                [text], batch_size=1, convert_to_tensor=True, show_progress_bar=False
+                token_heads([text], model.tokenizer, model.max_seq_length),
+                batch_size=1,
+                convert_to_tensor=True,
+                show_progress_bar=False,
             )
         return list(vectors[0].float().cpu().tolist())
 

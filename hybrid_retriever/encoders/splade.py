@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hybrid_retriever.encoders.base import LazyModel, SparseEncoder
+from hybrid_retriever.encoders.budget import batch_size_within, token_heads
 from hybrid_retriever.encoders.loading import load_sentence_transformers_model
 from hybrid_retriever.encoders.precision import (
     Precision,
@@ -56,6 +57,12 @@ _TOKEN_ALIGN = 16
 #: size: RSS climbed past 1.8 GB over SciFact's 5,183 documents. With a few
 #: bucket sizes the freed blocks are reused and it levels off near 1 GB.
 _BODY_ALIGN = 64
+
+#: Upper bound on the [batch, tokens, vocab] logits of sentence-transformers' own path
+#: (models :func:`masked_lm_split` cannot cut), which it holds whole, about three times
+#: over: 32 texts of 512 tokens of a 30,522-term vocabulary are 2 GB in fp32. The batch
+#: is lowered to fit, counting every text at the model's length limit.
+FALLBACK_LOGITS_BYTES = 256 * 2**20
 
 #: Texts tokenized at a time when measuring lengths for the length-sorted batches.
 _LENGTH_PROBE_TEXTS = 2048
@@ -146,8 +153,12 @@ class SpladeEncoder(SparseEncoder):
             fallback_precision = (
                 Precision.BF16 if self._precision is Precision.BF16 else Precision.FP32
             )
-            return self._sentence_transformers(model.encode_document, texts, fallback_precision)
-        return _encode_documents_chunked(model, split, list(texts), self._batch_size, dtype)
+            return self._sentence_transformers(
+                model.encode_document, texts, fallback_precision, logits_bound=True
+            )
+        texts = token_heads(texts, model.tokenizer, model.max_seq_length)
+        batch_size = batch_size_within(self._batch_size, model.max_seq_length)
+        return _encode_documents_chunked(model, split, texts, batch_size, dtype)
 
     def encode_query(self, text: str) -> SparseVector:
         """The sparse vector of one query, encoded alone, in fp32, on ``QUERY_TORCH_THREADS``
@@ -160,14 +171,20 @@ class SpladeEncoder(SparseEncoder):
             return self._sentence_transformers(self.model.encode_query, [text], Precision.FP32)[0]
 
     def _sentence_transformers(
-        self, encode: Any, texts: Sequence[str], precision: Precision
+        self, encode: Any, texts: Sequence[str], precision: Precision, *, logits_bound: bool = False
     ) -> list[SparseVector]:
-        """Encode with sentence-transformers' own ``encode_query`` / ``encode_document``."""
+        """Encode with sentence-transformers' own ``encode_query`` / ``encode_document``;
+        ``logits_bound``: batches within :data:`FALLBACK_LOGITS_BYTES` of logits."""
         model = self.model
+        max_tokens = model.max_seq_length
+        batch_size = batch_size_within(self._batch_size, max_tokens)
+        if logits_bound and max_tokens:
+            per_text = max_tokens * len(model.tokenizer) * 4
+            batch_size = max(1, min(batch_size, FALLBACK_LOGITS_BYTES // per_text))
         with inference_context(model.device, resolve_dtype(precision, model.device)):
             matrix = encode(
-                list(texts),
-                batch_size=self._batch_size,
+                token_heads(texts, model.tokenizer, max_tokens),
+                batch_size=batch_size,
                 convert_to_tensor=True,
                 convert_to_sparse_tensor=True,
                 show_progress_bar=False,

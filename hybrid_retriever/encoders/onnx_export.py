@@ -73,7 +73,7 @@ def exported_model(
     None when the model's shape is not one this module can export (then PyTorch
     runs it); ``ModelLoadError`` when its files cannot be found.
     """
-    source = model_folder(name)
+    source = model_folder(name, kind=kind)
     digest = content_hash(source, kind=kind, int8=int8)
     folder = cache_root(cache_dir) / f"{_safe(name)}-{kind}{'-int8' if int8 else ''}-{digest}"
     if (folder / SPEC_FILE).is_file():
@@ -81,7 +81,7 @@ def exported_model(
     return _export(name, source, folder, kind=kind, int8=int8)
 
 
-def model_folder(name: str) -> Path:
+def model_folder(name: str, *, kind: Kind) -> Path:
     """The local folder of ``name``: a bundled model, a directory, or a cached hub download."""
     resolved = resolve_model(name)
     if os.path.isdir(resolved):
@@ -92,8 +92,8 @@ def model_folder(name: str) -> Path:
         return Path(snapshot_download(resolved))
     except Exception as exc:
         raise ModelLoadError(
-            f"Could not find the files of the model {name!r} (looked for {resolved!r}) to "
-            f"export it to ONNX: {type(exc).__name__}: {exc}. Pass a local model folder, "
+            f"Could not load the {kind} model {name!r} (looked for {resolved!r}) to export "
+            f"it to ONNX: {type(exc).__name__}: {exc}. Pass an existing local model folder, "
             "make the hub reachable once, or pass backend='torch'."
         ) from exc
 

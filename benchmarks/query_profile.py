@@ -78,7 +78,8 @@ def profile(backend: str, data: Path, queries: list[str], k: int, index: Path) -
     steps: dict[str, list[float]] = {}
     if backend.startswith("onnx"):
         onnx_dense, onnx_sparse = dense._onnx_model(), sparse._onnx_model()
-        assert onnx_dense is not None and onnx_sparse is not None
+        if onnx_dense is None or onnx_sparse is None:
+            raise SystemExit(f"backend {backend!r} fell back to PyTorch")
         for name, model in (("dense", onnx_dense), ("sparse", onnx_sparse)):
             steps[f"{name}: tokenise"] = timings(model.tokenizer.encode, queries)
             steps[f"{name}: session run (with tokenise)"] = timings(model.encode_query, queries)

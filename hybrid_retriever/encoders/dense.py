@@ -170,7 +170,8 @@ class SentenceTransformerEncoder(DenseEncoder):
             return []
         onnx = self._onnx_model()
         if onnx is not None:
-            return [row.tolist() for row in onnx.encode_documents(texts, batch_size=self._batch_size)]
+            rows = onnx.encode_documents(texts, batch_size=self._batch_size)
+            return [row.tolist() for row in rows]
         model = self.model
         with inference_context(model.device, resolve_dtype(self._precision, model.device)):
             vectors = model.encode_document(

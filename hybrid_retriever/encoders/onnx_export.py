@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,6 +51,8 @@ MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+_EXPORT_LOCK = threading.Lock()
 
 
 def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -78,7 +81,13 @@ def exported_model(
     folder = cache_root(cache_dir) / f"{_safe(name)}-{kind}{'-int8' if int8 else ''}-{digest}"
     if (folder / SPEC_FILE).is_file():
         return folder
-    return _export(name, source, folder, kind=kind, int8=int8)
+    # One export at a time per process: loading models and tracing them share global
+    # state in transformers and torch (the retriever's first query loads both encoders
+    # at once, in two threads). Across processes the rename below decides.
+    with _EXPORT_LOCK:
+        if (folder / SPEC_FILE).is_file():
+            return folder
+        return _export(name, source, folder, kind=kind, int8=int8)
 
 
 def model_folder(name: str, *, kind: Kind) -> Path:
@@ -157,7 +166,7 @@ def _export(name: str, source: Path, folder: Path, *, kind: Kind, int8: bool) ->
             kind=kind,
             model=name,
             int8=int8,
-            max_length=int(model.max_seq_length),
+            max_length=_max_length(model),
             query_prompt=_prompt(model, ("query",)),
             document_prompt=_prompt(model, ("document", "passage", "corpus")),
         )
@@ -172,6 +181,14 @@ def _export(name: str, source: Path, folder: Path, *, kind: Kind, int8: bool) ->
     return folder
 
 
+def _max_length(model: Any) -> int:
+    """The tokens the model reads: sentence-transformers' limit, else the position table's."""
+    limit = model.max_seq_length
+    if limit is None:
+        limit = model[0].auto_model.config.max_position_embeddings
+    return int(limit)
+
+
 def _prompt(model: Any, names: tuple[str, ...]) -> str:
     """The prompt sentence-transformers would prepend for that task ("" for none)."""
     prompts: dict[str, str] = model.prompts
@@ -183,7 +200,8 @@ def _prompt(model: Any, names: tuple[str, ...]) -> str:
 
 
 def _bert(module: Any, class_name: str) -> bool:
-    return type(module).__name__ == class_name and getattr(module.config, "model_type", "") == "bert"
+    model_type = getattr(module.config, "model_type", "")
+    return type(module).__name__ == class_name and model_type == "bert"
 
 
 def _dense_graph(model: Any) -> tuple[torch.nn.Module | None, dict[str, Any]]:
@@ -284,7 +302,10 @@ def _trace(module: torch.nn.Module, tokenizer: Any, path: Path) -> None:
 
 def _quantize(path: Path) -> None:
     """int8 weights for every matrix product, activations quantised per call."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization import (
+        QuantType,
+        quantize_dynamic,
+    )
 
     quantized = path.with_suffix(".int8.onnx")
     quantize_dynamic(

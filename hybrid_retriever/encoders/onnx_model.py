@@ -68,7 +68,6 @@ class OnnxModel:
 
     def encode_documents(self, texts: Sequence[str], *, batch_size: int) -> list[np.ndarray]:
         """One output row per text, in input order, through length-sorted batches."""
-        import numpy as np
 
         prompt = self.spec["document_prompt"]
         encodings = self.tokenizer.encode_batch([prompt + text for text in texts])

@@ -23,7 +23,13 @@ SPLITTER_HINT = (
 
 def token_limit(encoder: Any) -> tuple[Any, int] | None:
     """``(tokenizer, max tokens)`` of a sentence-transformers-backed encoder; None for
-    encoders that do not say (e.g. a LangChain ``Embeddings``), which are not checked."""
+    encoders that do not say (e.g. a LangChain ``Embeddings``), which are not checked.
+    An encoder's own ``token_limit()`` wins (ONNX-backed encoders: no PyTorch model)."""
+    own = getattr(encoder, "token_limit", None)
+    found = own() if callable(own) else None
+    if found is not None:
+        tokenizer, limit = found
+        return tokenizer, int(limit)
     model = getattr(encoder, "model", None)
     tokenizer = getattr(model, "tokenizer", None)
     limit = getattr(model, "max_seq_length", None)

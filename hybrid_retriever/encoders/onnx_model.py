@@ -48,10 +48,19 @@ class OnnxModel:
         self._input_names = [i.name for i in self._query_session.get_inputs()]
         self._document_session: onnxruntime.InferenceSession | None = None
         self._lock = threading.Lock()
+        self._counter: TokenCounter | None = None
 
     @property
     def max_length(self) -> int:
         return int(self.spec["max_length"])
+
+    def token_counter(self) -> TokenCounter:
+        """For ``truncation.py``: counts tokens like the model's tokenizer, without loading
+        the PyTorch model."""
+        with self._lock:
+            if self._counter is None:
+                self._counter = TokenCounter(self.tokenizer)
+            return self._counter
 
     def encode_query(self, text: str) -> np.ndarray:
         """The model's output row for one query, alone (batch of one, no padding)."""
@@ -98,6 +107,21 @@ class OnnxModel:
             if self._document_session is None:
                 self._document_session = _session(self.folder / MODEL_FILE, threads=_cores())
             return self._document_session
+
+
+class TokenCounter:
+    """Called like a Hugging Face tokenizer on a list of texts, it returns their full
+    ``input_ids`` (special tokens included, nothing truncated); the rest is ignored."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        from tokenizers import Tokenizer
+
+        self._tokenizer = Tokenizer.from_str(tokenizer.to_str())
+        self._tokenizer.no_truncation()
+        self._tokenizer.no_padding()
+
+    def __call__(self, texts: Sequence[str], **_: Any) -> dict[str, list[list[int]]]:
+        return {"input_ids": [e.ids for e in self._tokenizer.encode_batch(list(texts))]}
 
 
 def _padded(batch: Sequence[Any]) -> dict[str, np.ndarray]:

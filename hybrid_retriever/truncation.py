@@ -23,19 +23,24 @@ SPLITTER_HINT = (
 
 def token_limit(encoder: Any) -> tuple[Any, int] | None:
     """``(tokenizer, max tokens)`` of a sentence-transformers-backed encoder; None for
-    encoders that do not say (e.g. a LangChain ``Embeddings``), which are not checked.
-    An encoder's own ``token_limit()`` wins (ONNX-backed encoders: no PyTorch model)."""
-    own = getattr(encoder, "token_limit", None)
-    found = own() if callable(own) else None
-    if found is not None:
-        tokenizer, limit = found
-        return tokenizer, int(limit)
+    encoders that do not say (e.g. a LangChain ``Embeddings``), which are not checked."""
     model = getattr(encoder, "model", None)
     tokenizer = getattr(model, "tokenizer", None)
     limit = getattr(model, "max_seq_length", None)
     if tokenizer is None or not isinstance(limit, int) or limit <= 0:
         return None
     return tokenizer, limit
+
+
+def _token_counter(encoder: Any) -> tuple[Any, int] | None:
+    """What counts ``encoder``'s tokens for the tally: its own ``token_counter()`` if it has
+    one (ONNX-backed encoders: no PyTorch model is loaded for it), else ``token_limit``."""
+    own = getattr(encoder, "token_counter", None)
+    found = own() if callable(own) else None
+    if found is None:
+        return token_limit(encoder)
+    tokenizer, limit = found
+    return tokenizer, int(limit)
 
 
 def count_too_long(tokenizer: Any, limit: int, texts: Sequence[str]) -> int:
@@ -66,7 +71,7 @@ class TruncationTally:
     def add(self, texts: Sequence[str]) -> None:
         self.seen += len(texts)
         for branch, encoder in self.encoders.items():
-            found = token_limit(encoder)
+            found = _token_counter(encoder)
             if found is None:
                 continue
             tokenizer, limit = found

@@ -114,9 +114,9 @@ class SentenceTransformerEncoder(DenseEncoder):
     def _onnx_model(self) -> OnnxModel | None:
         return self._onnx.get()[0]
 
-    def token_limit(self) -> tuple[Any, int] | None:
-        """``(tokenizer, max tokens)`` for ``truncation.py`` under ONNX (no PyTorch model
-        loaded for it); None under PyTorch, where the model says."""
+    def token_counter(self) -> tuple[Any, int] | None:
+        """``(token counter, max tokens)`` for ``truncation.py``'s tally under ONNX (no
+        PyTorch model loaded for it); None under PyTorch, where the model says."""
         onnx = self._onnx_model()
         return None if onnx is None else (onnx.token_counter(), onnx.max_length)
 

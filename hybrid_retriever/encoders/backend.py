@@ -1,10 +1,9 @@
 """Which runtime runs an encoder's model: PyTorch, or ONNX Runtime.
 
 ONNX Runtime runs the same fp32 arithmetic as PyTorch without its per-operator
-dispatch, which is most of the cost of one short query on a small model: measured
-on a 2-core AMD EPYC, one SciFact query through all-MiniLM-L6-v2 took 15.4 ms in
-PyTorch and 6.4 ms in ONNX Runtime, splade-tiny 9.9 ms and 3.1 ms
-(``benchmarks/query_profile.py``). ``AUTO`` takes it wherever it is installed
+dispatch, which is most of the cost of one short query on a small model: several
+times faster per query on this project's 2-core machine (README "Speed",
+``benchmarks/query_profile.py``). ``AUTO`` takes it wherever it is installed
 (``pip install 'hybrid-retriever[onnx]'``); PyTorch stays the fallback.
 
 int8 is opt-in only (``ONNX_INT8``): its integer kernels differ between CPU

@@ -25,9 +25,9 @@ from hybrid_retriever.encoders.precision import Precision
 
 pytest.importorskip("onnxruntime")
 
-#: Both backends run the same fp32 arithmetic in a different order: measured on 20
-#: SciFact queries and 40 documents (2-core AMD EPYC), dense cosines >= 1 - 1e-12 and
-#: SPLADE weights within 5e-6 (the same terms, the same order). The bars below are the
+#: Both backends run the same fp32 arithmetic in a different order: during development,
+#: on 20 SciFact queries and 40 documents (2-core AMD EPYC), dense cosines were >= 1 - 1e-12
+#: and SPLADE weights within 5e-6 (the same terms). The bars below are the
 #: issue's: cosine >= 0.999, the same terms among the heaviest.
 MIN_COSINE = 0.999
 TOP_TERMS = 20

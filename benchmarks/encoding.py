@@ -4,9 +4,12 @@ Encodes SciFact documents (``title + " " + text``) with each path in its own
 subprocess, so that every peak RSS (``ru_maxrss``) belongs to one path alone:
 
 * ``st-dense`` / ``st-splade``: plain ``encode_document`` of sentence-transformers;
-* ``dense-fp32`` / ``dense-bf16``: ``SentenceTransformerEncoder`` (bf16 = autocast);
-* ``splade-fp32`` / ``splade-bf16``: ``SpladeEncoder`` (chunked pooling; bf16 =
-  bf16 screening with fp32 refinement).
+* ``dense-fp32`` / ``dense-bf16``: ``SentenceTransformerEncoder`` on PyTorch (bf16 =
+  autocast);
+* ``splade-fp32`` / ``splade-bf16``: ``SpladeEncoder`` on PyTorch (chunked pooling;
+  bf16 = bf16 screening with fp32 refinement);
+* ``dense-onnx`` / ``splade-onnx``: the same encoders on ONNX Runtime, fp32 (the default
+  where ``onnxruntime`` is installed); ``-onnx-int8``: with int8 weights (opt-in).
 
 Each path encodes the whole subsample in one call, after loading the model and a
 warm-up call; load time is not counted. ``--runs`` repeats every path (CPU timings
@@ -35,7 +38,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-PATHS = ("st-dense", "dense-fp32", "dense-bf16", "st-splade", "splade-fp32", "splade-bf16")
+PATHS = (
+    "st-dense",
+    "dense-fp32",
+    "dense-bf16",
+    "dense-onnx",
+    "dense-onnx-int8",
+    "st-splade",
+    "splade-fp32",
+    "splade-bf16",
+    "splade-onnx",
+    "splade-onnx-int8",
+)
 
 
 def main() -> None:
@@ -168,11 +182,14 @@ def make_encoder(path: str, batch_size: int) -> Any:
             return model.encode_document(texts, batch_size=batch_size, show_progress_bar=False)
 
         return plain
+    options: dict[str, Any] = {"batch_size": batch_size, "backend": "torch"}
+    if precision.startswith("onnx"):
+        options["backend"] = precision
+    else:
+        options["precision"] = precision
     if kind == "dense":
-        return SentenceTransformerEncoder(
-            batch_size=batch_size, precision=precision
-        ).encode_documents
-    return SpladeEncoder(batch_size=batch_size, precision=precision).encode_documents
+        return SentenceTransformerEncoder(**options).encode_documents
+    return SpladeEncoder(**options).encode_documents
 
 
 def accuracy(texts: list[str], batch_size: int) -> dict[str, Any]:
@@ -183,23 +200,31 @@ def accuracy(texts: list[str], batch_size: int) -> dict[str, Any]:
     from hybrid_retriever.encoders.splade import sparse_rows
 
     report: dict[str, Any] = {"num_docs": len(texts)}
-    splade = SpladeEncoder(batch_size=batch_size, precision="fp32")
+    splade = SpladeEncoder(batch_size=batch_size, precision="fp32", backend="torch")
     matrix = splade.model.encode_document(
         texts, batch_size=batch_size, convert_to_sparse_tensor=True, show_progress_bar=False
     )
     reference = sparse_rows(matrix, len(texts))
     for precision in ("fp32", "bf16"):
-        ours = SpladeEncoder(batch_size=batch_size, precision=precision)
+        ours = SpladeEncoder(batch_size=batch_size, precision=precision, backend="torch")
         ours._model = splade._model
         report[f"splade-{precision}"] = sparse_differences(ours.encode_documents(texts), reference)
+    for backend in ("onnx", "onnx-int8"):
+        ours = SpladeEncoder(batch_size=batch_size, backend=backend)
+        report[f"splade-{backend}"] = sparse_differences(ours.encode_documents(texts), reference)
 
-    dense = SentenceTransformerEncoder(batch_size=batch_size, precision="fp32")
+    dense = SentenceTransformerEncoder(batch_size=batch_size, precision="fp32", backend="torch")
     dense_reference = torch.as_tensor(
         dense.model.encode_document(texts, batch_size=batch_size, show_progress_bar=False)
     )
-    for precision in ("fp32", "bf16"):
-        ours_dense = SentenceTransformerEncoder(batch_size=batch_size, precision=precision)
-        ours_dense._model = dense._model
+    for precision in ("fp32", "bf16", "onnx", "onnx-int8"):
+        if precision.startswith("onnx"):
+            ours_dense = SentenceTransformerEncoder(batch_size=batch_size, backend=precision)
+        else:
+            ours_dense = SentenceTransformerEncoder(
+                batch_size=batch_size, precision=precision, backend="torch"
+            )
+            ours_dense._model = dense._model
         vectors = torch.tensor(ours_dense.encode_documents(texts))
         difference = (vectors - dense_reference).norm(dim=1) / dense_reference.norm(dim=1)
         cosine = torch.nn.functional.cosine_similarity(vectors, dense_reference)

@@ -178,14 +178,15 @@ def encode_stress(folder: Path, cache: Path) -> None:
     for tokens in TRUNCATIONS:
         path = cache / f"doc_dense_trunc{tokens}.npy"
         if not path.exists():
-            truncated = SentenceTransformerEncoder()
+            truncated = SentenceTransformerEncoder(backend="torch")  # edits the torch model
             truncated.model.max_seq_length = tokens
             vectors = timed(path.stem, truncated.encode_documents, texts)
             np.save(path, np.asarray(vectors, dtype=np.float32))
     for layers in DENSE_LAYERS:
         if (cache / f"query_dense_layers{layers}.npy").exists():
             continue
-        poor = SentenceTransformerEncoder()  # a poorer dense *model*: the first N layers
+        # A poorer dense *model*: the first N layers (of the PyTorch model it edits).
+        poor = SentenceTransformerEncoder(backend="torch")
         bert: Any = poor.model[0].auto_model
         bert.encoder.layer = bert.encoder.layer[:layers]
         vectors = timed(f"docs, {layers} layers", poor.encode_documents, texts)

@@ -49,8 +49,8 @@ def index(data: Path, precision: str, folder: Path) -> tuple[HybridRetriever, fl
     retriever = HybridRetriever(
         collection_name=f"{data.name}-{precision}",
         path=str(folder),
-        dense_encoder=SentenceTransformerEncoder(precision=precision),
-        sparse_encoder=SpladeEncoder(precision=precision),
+        dense_encoder=SentenceTransformerEncoder(precision=precision, backend="torch"),
+        sparse_encoder=SpladeEncoder(precision=precision, backend="torch"),
     )
     documents = list(beir_corpus(data))
     try:

@@ -4,7 +4,8 @@
 model runs in the caller, each on half of the caller's torch threads
 (``encoders/threads.py``); this measures what that buys on this machine, and what
 running both at once on all threads each would cost. Median over SciFact queries,
-models loaded and warmed up first. Not part of CI.
+models loaded and warmed up first. PyTorch backend unless ``--backend`` says otherwise
+(``benchmarks/query_profile.py`` profiles the default, ONNX). Not part of CI.
 
     python benchmarks/query_encoding.py --data ../shared/data/scifact --runs 3 \
         --out benchmarks/results/query_encoding.json [--threads 1]
@@ -43,6 +44,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=60)
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--runs", type=int, default=1, help="repeat every path, interleaved")
+    parser.add_argument("--backend", default="torch", help="encoder backend (default: torch)")
     parser.add_argument("--out", type=Path, help="also write the report here (JSON)")
     args = parser.parse_args()
     if args.threads is not None:
@@ -50,7 +52,8 @@ def main() -> None:
 
         torch.set_num_threads(args.threads)
     queries = list(beir_queries(args.data).values())[: args.queries]
-    dense, sparse = SentenceTransformerEncoder(), SpladeEncoder()
+    dense = SentenceTransformerEncoder(backend=args.backend)
+    sparse = SpladeEncoder(backend=args.backend)
     dense.encode_query("warm-up")
     sparse.encode_query("warm-up")
     pool = ThreadPoolExecutor(1)
@@ -78,6 +81,7 @@ def main() -> None:
     report = {
         "median_ms_per_run": medians,
         "torch_threads": torch_threads(),
+        "backend": args.backend,
         "queries": len(queries),
         "command": " ".join(["python", "benchmarks/query_encoding.py", *sys.argv[1:]]),
         "machine": machine_info(),

@@ -10,6 +10,7 @@ Blocks, each from a JSON file under ``benchmarks/results/`` written by a command
 * ``scale``: ``scale.json``, from ``benchmarks/scale.py``;
 * ``encoding``: ``encoding.json``, from ``benchmarks/encoding.py``;
 * ``query_encoding``: ``query_encoding.json``, from ``benchmarks/query_encoding.py``;
+* ``query_profile``: ``query_profile.json``, from ``benchmarks/query_profile.py``;
 * ``precision``: ``precision_quality.json``, from ``benchmarks/precision_quality.py``;
 * ``fusion``: ``fusion_study.md`` as written by ``benchmarks/fusion_study.py``.
 
@@ -139,6 +140,30 @@ def query_encoding_block(report: Mapping[str, Any]) -> str:
     )
 
 
+def query_profile_block(report: Mapping[str, Any]) -> str:
+    """One column per backend: each step of a query, p50 / p95 ms (query_profile.py)."""
+    runs = report["runs"]
+    steps = list(dict.fromkeys(step for run in runs for step in run["steps_ms"]))
+    rows = []
+    for step in steps:
+        cells = [step]
+        for run in runs:
+            found = run["steps_ms"].get(step)
+            cells.append(f"{found['p50']:.2f} / {found['p95']:.2f}" if found else "")
+        rows.append(cells)
+    table = _table(
+        ["step (ms, p50 / p95)", *(run["backend"] for run in runs)],
+        ["---", *["---:"] * len(runs)],
+        rows,
+    )
+    load = ", ".join(f"{value:.2f}" for value in report["load_average"])
+    return (
+        f"{table}\n\n{runs[0]['queries']} {report['dataset']} test queries, one at a time, "
+        f"query cache off, k={runs[0]['k']}; load average at the end {load}; "
+        f"{_machine_line(report)}"
+    )
+
+
 def precision_block(report: Mapping[str, Any]) -> str:
     """nDCG@10 in fp32 and bf16, and top-10 overlap (benchmarks/precision_quality.py)."""
     rows = [
@@ -214,6 +239,7 @@ BLOCKS: dict[str, tuple[str, Callable[[Mapping[str, Any]], str]]] = {
     "scale": ("scale.json", scale_block),
     "encoding": ("encoding.json", encoding_block),
     "query_encoding": ("query_encoding.json", query_encoding_block),
+    "query_profile": ("query_profile.json", query_profile_block),
     "precision": ("precision_quality.json", precision_block),
     "fusion": ("fusion_study.json", fusion_block),
 }

@@ -1,6 +1,7 @@
 """Hybrid SPLADE + dense retrieval for LangChain on Qdrant, with robust fusion of the two."""
 
 from hybrid_retriever.collection import Distance
+from hybrid_retriever.encoders.backend import EncoderBackend
 from hybrid_retriever.encoders.base import DenseEncoder, SparseEncoder
 from hybrid_retriever.encoders.dense import LangChainEmbeddingsEncoder, SentenceTransformerEncoder
 from hybrid_retriever.encoders.precision import Precision
@@ -33,6 +34,7 @@ __all__ = [
     "Distance",
     "DuplicateIdError",
     "EdgeStorage",
+    "EncoderBackend",
     "Engine",
     "FusionMethod",
     "HybridRetriever",

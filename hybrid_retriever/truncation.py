@@ -34,6 +34,17 @@ def token_limit(encoder: Any) -> tuple[Any, int] | None:
     return tokenizer, limit
 
 
+def _token_counter(encoder: Any) -> tuple[Any, int] | None:
+    """What counts ``encoder``'s tokens for the tally: its own ``token_counter()`` if it has
+    one (ONNX-backed encoders: no PyTorch model is loaded for it), else ``token_limit``."""
+    own = getattr(encoder, "token_counter", None)
+    found = own() if callable(own) else None
+    if found is None:
+        return token_limit(encoder)
+    tokenizer, limit = found
+    return tokenizer, int(limit)
+
+
 def count_too_long(tokenizer: Any, limit: int, texts: Sequence[str]) -> int:
     """How many of ``texts`` have more than ``limit`` tokens, special tokens included.
 
@@ -65,7 +76,7 @@ class TruncationTally:
     def add(self, texts: Sequence[str]) -> None:
         self.seen += len(texts)
         for branch, encoder in self.encoders.items():
-            found = token_limit(encoder)
+            found = _token_counter(encoder)
             if found is None:
                 continue
             tokenizer, limit = found

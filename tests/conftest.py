@@ -70,6 +70,10 @@ def demo_retriever(
         sparse_encoder=sparse_encoder,
         show_progress=False,
     )
+    # qdrant-client's embedded mode scores the first searches after a write slightly
+    # differently (~1e-8) from later ones; tests compare later searches with == .
+    retriever.invoke("settle")
+    retriever.invoke("settle again")
     yield retriever
     retriever.close()
 

@@ -23,6 +23,7 @@ from hybrid_retriever import (
 )
 from hybrid_retriever.encoders import precision as precision_module
 from hybrid_retriever.encoders import splade
+from hybrid_retriever.encoders.backend import EncoderBackend
 from hybrid_retriever.encoders.base import LazyModel
 from hybrid_retriever.encoders.precision import Precision, as_precision, resolve_dtype
 from hybrid_retriever.encoders.splade import masked_lm_split, sparse_rows
@@ -47,11 +48,13 @@ def test_other_names_pass_through() -> None:
     assert resolve_model("org/model") == "org/model"
 
 
-def test_models_load_lazily() -> None:
-    encoder = SpladeEncoder()
-    assert not encoder._model.loaded
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_models_load_lazily(backend: str) -> None:
+    encoder = SpladeEncoder(backend=backend)
+    runtime = encoder._model if backend == "torch" else encoder._onnx
+    assert not runtime.loaded
     encoder.encode_query("load me")
-    assert encoder._model.loaded
+    assert runtime.loaded
 
 
 def test_splade_vectors(sparse_encoder: SpladeEncoder) -> None:
@@ -153,8 +156,8 @@ def reference_vectors(sparse_encoder: SpladeEncoder) -> list[SparseVector]:
 
 
 def sharing_model(encoder: SpladeEncoder, **options: Any) -> SpladeEncoder:
-    """A SpladeEncoder with other options on the session's already loaded model."""
-    other = SpladeEncoder(**options)
+    """A PyTorch SpladeEncoder with other options on the session's already loaded model."""
+    other = SpladeEncoder(backend="torch", **options)
     other._model = encoder._model
     return other
 
@@ -211,7 +214,7 @@ def test_splade_falls_back_for_other_shapes(
     assert masked_lm_split(extra_module) is None
     assert masked_lm_split(dense_encoder.model) is None  # BertModel, no MLM head
 
-    encoder = SpladeEncoder()
+    encoder = SpladeEncoder(backend="torch")
     encoder._model = LazyModel(lambda: summed)
     calls: list[int] = []
     original = summed.encode_document
@@ -232,7 +235,7 @@ def test_splade_honours_max_active_dims(sparse_encoder: SpladeEncoder) -> None:
     model = sparse_encoder.model
     model.max_active_dims = 5
     try:
-        vectors = sparse_encoder.encode_documents(realistic_texts()[:6])
+        vectors = sharing_model(sparse_encoder).encode_documents(realistic_texts()[:6])
         expected = sparse_rows(
             model.encode_document(realistic_texts()[:6], convert_to_sparse_tensor=True), 6
         )
@@ -296,7 +299,7 @@ def test_dense_encodes_the_whole_list_in_one_call(
 
     monkeypatch.setattr(model, "encode_document", spy)
     # fp32: in bf16 a text's vector depends slightly on the padding of its batch.
-    fp32 = SentenceTransformerEncoder(precision=Precision.FP32)
+    fp32 = SentenceTransformerEncoder(precision=Precision.FP32, backend="torch")
     fp32._model = dense_encoder._model
     texts = realistic_texts()[30:]
     vectors = fp32.encode_documents(texts)
@@ -337,11 +340,12 @@ def test_auto_precision_follows_the_hardware(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_device_passes_through(sparse_encoder: SpladeEncoder) -> None:
     encoder = SpladeEncoder(device="cpu", precision="bf16")
+    assert encoder.backend is EncoderBackend.TORCH  # bf16 is PyTorch's
     assert encoder.model.device.type == "cpu"
     assert encoder.dtype.is_floating_point
     assert (
         encoder.encode_documents(["bread rises"])[0]
-        == sparse_encoder.encode_documents(["bread rises"])[0]
+        == sharing_model(sparse_encoder, precision="fp32").encode_documents(["bread rises"])[0]
     )
 
 

@@ -13,6 +13,7 @@ def test_all_is_pinned() -> None:
         "Distance",
         "DuplicateIdError",
         "EdgeStorage",
+        "EncoderBackend",
         "Engine",
         "FusionMethod",
         "HybridRetriever",

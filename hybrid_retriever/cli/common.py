@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from hybrid_retriever.encoders.backend import EncoderBackend
 from hybrid_retriever.encoders.precision import Precision
 from hybrid_retriever.model_catalog import DEFAULT_DENSE_MODEL, DEFAULT_SPARSE_MODEL
 from hybrid_retriever.storage.connect import Engine
@@ -99,6 +100,12 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         help="encoder precision (default: auto = bf16 where the hardware has it; README 'Speed')",
     )
     group.add_argument(
+        "--backend",
+        choices=[b.value for b in EncoderBackend],
+        help="encoder runtime (default: auto = ONNX Runtime fp32 where installed, else "
+        "PyTorch; README 'Speed')",
+    )
+    group.add_argument(
         "--device", metavar="DEVICE", help="cpu, cuda, cuda:N or mps (default: picked by torch)"
     )
 
@@ -156,6 +163,8 @@ def retriever_arguments(
     encoder_options: dict[str, Any] = {"device": getattr(args, "device", None)}
     if getattr(args, "precision", None):
         encoder_options["precision"] = args.precision
+    if getattr(args, "backend", None):
+        encoder_options["backend"] = args.backend
     return {
         "collection_name": collection,
         "dense_encoder": SentenceTransformerEncoder(args.dense_model, **encoder_options),

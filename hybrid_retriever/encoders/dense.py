@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.embeddings import Embeddings
 
+from hybrid_retriever.encoders.backend import EncoderBackend, as_backend, resolve_backend
 from hybrid_retriever.encoders.base import DenseEncoder, LazyModel
 from hybrid_retriever.encoders.budget import batch_size_within, token_heads
 from hybrid_retriever.encoders.loading import load_sentence_transformers_model
@@ -17,12 +19,14 @@ from hybrid_retriever.encoders.precision import (
     resolve_dtype,
 )
 from hybrid_retriever.encoders.threads import QUERY_TORCH_THREADS, torch_threads_set_to
-from hybrid_retriever.errors import InvalidParameterError
+from hybrid_retriever.errors import InvalidParameterError, ModelLoadError
 from hybrid_retriever.model_catalog import DEFAULT_DENSE_MODEL
 
 if TYPE_CHECKING:
     import torch
     from sentence_transformers import SentenceTransformer
+
+    from hybrid_retriever.encoders.onnx_model import OnnxModel
 
 #: AUTO: bf16 where the device multiplies it natively. Measured on SciFact with
 #: all-MiniLM-L6-v2 (benchmarks/precision_quality.py, AVX512-BF16 CPU): nDCG@10 0.6498
@@ -42,6 +46,13 @@ class SentenceTransformerEncoder(DenseEncoder):
     only when ``BF16``; bf16 runs the model under ``torch.autocast`` (see
     :func:`~hybrid_retriever.encoders.precision.inference_context`) and changes the
     vectors slightly.
+
+    ``backend`` (keyword-only, default ``EncoderBackend.AUTO``): ONNX Runtime in fp32
+    where ``onnxruntime`` is installed, the device is the CPU and bf16 was not asked
+    for, else PyTorch (see :mod:`~hybrid_retriever.encoders.backend`). The ONNX export
+    is made once and cached in ``onnx_cache_dir`` (default: ``$HYBRID_RETRIEVER_ONNX_CACHE``
+    or the user's cache folder; :mod:`~hybrid_retriever.encoders.onnx_export`).
+    Under ONNX ``precision`` has no effect: it runs fp32.
     """
 
     def __init__(
@@ -51,6 +62,8 @@ class SentenceTransformerEncoder(DenseEncoder):
         device: str | None = None,
         batch_size: int = 32,
         precision: Precision | str = DEFAULT_DENSE_PRECISION,
+        backend: EncoderBackend | str = EncoderBackend.AUTO,
+        onnx_cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidParameterError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
@@ -58,7 +71,14 @@ class SentenceTransformerEncoder(DenseEncoder):
         self._device = device
         self._batch_size = batch_size
         self._precision = as_precision(precision)
+        self._requested_backend = as_backend(backend)
+        self._backend = resolve_backend(
+            self._requested_backend, device=device, precision=self._precision
+        )
+        self._onnx_cache_dir = onnx_cache_dir
         self._model: LazyModel[SentenceTransformer] = LazyModel(self._load)
+        # In a 1-tuple: None (PyTorch runs it) is a loaded value too.
+        self._onnx: LazyModel[tuple[OnnxModel | None]] = LazyModel(lambda: (self._load_onnx(),))
 
     def __repr__(self) -> str:
         return f"SentenceTransformerEncoder(model={self._model_name!r})"
@@ -69,6 +89,42 @@ class SentenceTransformerEncoder(DenseEncoder):
         return load_sentence_transformers_model(
             SentenceTransformer, self._model_name, kind="dense", device=self._device
         )
+
+    def _load_onnx(self) -> OnnxModel | None:
+        """The ONNX model, or None when PyTorch runs this encoder."""
+        if self._backend is EncoderBackend.TORCH:
+            return None
+        from hybrid_retriever.encoders.onnx_export import exported_model
+        from hybrid_retriever.encoders.onnx_model import OnnxModel
+
+        folder = exported_model(
+            self._model_name,
+            kind="dense",
+            int8=self._backend is EncoderBackend.ONNX_INT8,
+            cache_dir=self._onnx_cache_dir,
+        )
+        if folder is not None:
+            return OnnxModel(folder)
+        if self._requested_backend is EncoderBackend.AUTO:
+            return None
+        raise ModelLoadError(
+            f"The dense model {self._model_name!r} is not one the ONNX export handles (a BERT "
+            "model with mean pooling). Pass backend='torch'."
+        )
+
+    def _onnx_model(self) -> OnnxModel | None:
+        return self._onnx.get()[0]
+
+    def token_counter(self) -> tuple[Any, int] | None:
+        """``(token counter, max tokens)`` for ``truncation.py``'s tally under ONNX (no
+        PyTorch model loaded for it); None under PyTorch, where the model says."""
+        onnx = self._onnx_model()
+        return None if onnx is None else (onnx.token_counter(), onnx.max_length)
+
+    @property
+    def backend(self) -> EncoderBackend:
+        """The runtime that encodes (TORCH or ONNX*; exports the model on first use)."""
+        return EncoderBackend.TORCH if self._onnx_model() is None else self._backend
 
     @property
     def name(self) -> str:
@@ -87,10 +143,17 @@ class SentenceTransformerEncoder(DenseEncoder):
     @property
     def dtype(self) -> torch.dtype:
         """The dtype inference runs in (loads the model to know its device)."""
+        if self._onnx_model() is not None:
+            import torch
+
+            return torch.float32
         return resolve_dtype(self._precision, self.model.device)
 
     @property
     def dimension(self) -> int:
+        onnx = self._onnx_model()
+        if onnx is not None:
+            return int(onnx.spec["dimension"])
         model = self.model
         # sentence-transformers renamed the method in v6; accept both.
         get_dimension = (
@@ -113,6 +176,10 @@ class SentenceTransformerEncoder(DenseEncoder):
         """
         if not texts:
             return []
+        onnx = self._onnx_model()
+        if onnx is not None:
+            rows = onnx.encode_documents(texts, batch_size=self._batch_size)
+            return [row.tolist() for row in rows]
         model = self.model
         max_tokens = model.max_seq_length
         with inference_context(model.device, resolve_dtype(self._precision, model.device)):
@@ -130,8 +197,13 @@ class SentenceTransformerEncoder(DenseEncoder):
 
         Alone, so that no batch changes its shape; in fp32 unless ``BF16`` was asked for
         explicitly (``AUTO`` keeps bf16 for documents), so that it is the same on every
-        CPU family but for fp32 rounding (see ``encoders/threads.py``).
+        CPU family but for fp32 rounding (see ``encoders/threads.py``). Under ONNX: one
+        intra-op thread (``encoders/onnx_model.py``).
         """
+        onnx = self._onnx_model()
+        if onnx is not None:
+            vector: list[float] = onnx.encode_query(text).tolist()
+            return vector
         model = self.model
         with (
             torch_threads_set_to(QUERY_TORCH_THREADS),

@@ -15,10 +15,12 @@ commutes with the maximum, so it is applied once per document, not once per toke
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from hybrid_retriever.encoders.backend import EncoderBackend, as_backend, resolve_backend
 from hybrid_retriever.encoders.base import LazyModel, SparseEncoder
 from hybrid_retriever.encoders.budget import batch_size_within, token_heads
 from hybrid_retriever.encoders.loading import load_sentence_transformers_model
@@ -34,8 +36,11 @@ from hybrid_retriever.model_catalog import DEFAULT_SPARSE_MODEL
 from hybrid_retriever.vectors import SparseVector
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
     from sentence_transformers import SparseEncoder as SentenceTransformersSparseEncoder
+
+    from hybrid_retriever.encoders.onnx_model import OnnxModel
 
 #: AUTO: bf16 screening never changes document vectors (see ``SpladeEncoder``), so
 #: take its speed wherever the hardware has native bf16.
@@ -89,6 +94,10 @@ class SpladeEncoder(SparseEncoder):
     nothing to gain. Models outside the plain shape (see :func:`masked_lm_split`)
     run sentence-transformers' own path: there only an explicit ``BF16`` applies
     (as bf16 autocast, which does change the vectors); ``AUTO`` stays fp32.
+
+    ``backend`` (keyword-only, default ``EncoderBackend.AUTO``) and ``onnx_cache_dir``:
+    as for ``SentenceTransformerEncoder``; the ONNX export covers models of the plain
+    shape only (others run in PyTorch under ``AUTO``), and runs fp32.
     """
 
     def __init__(
@@ -98,12 +107,21 @@ class SpladeEncoder(SparseEncoder):
         device: str | None = None,
         batch_size: int = 32,
         precision: Precision | str = DEFAULT_SPLADE_PRECISION,
+        backend: EncoderBackend | str = EncoderBackend.AUTO,
+        onnx_cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self._model_name = model
         self._device = device
         self._batch_size = _positive_batch_size(batch_size)
         self._precision = as_precision(precision)
+        self._requested_backend = as_backend(backend)
+        self._backend = resolve_backend(
+            self._requested_backend, device=device, precision=self._precision
+        )
+        self._onnx_cache_dir = onnx_cache_dir
         self._model: LazyModel[SentenceTransformersSparseEncoder] = LazyModel(self._load)
+        # In a 1-tuple: None (PyTorch runs it) is a loaded value too.
+        self._onnx: LazyModel[tuple[OnnxModel | None]] = LazyModel(lambda: (self._load_onnx(),))
 
     def __repr__(self) -> str:
         return f"SpladeEncoder(model={self._model_name!r})"
@@ -117,6 +135,42 @@ class SpladeEncoder(SparseEncoder):
         _require_masked_lm(model, self._model_name)
         return model
 
+    def _load_onnx(self) -> OnnxModel | None:
+        """The ONNX model, or None when PyTorch runs this encoder."""
+        if self._backend is EncoderBackend.TORCH:
+            return None
+        from hybrid_retriever.encoders.onnx_export import exported_model
+        from hybrid_retriever.encoders.onnx_model import OnnxModel
+
+        folder = exported_model(
+            self._model_name,
+            kind="sparse",
+            int8=self._backend is EncoderBackend.ONNX_INT8,
+            cache_dir=self._onnx_cache_dir,
+        )
+        if folder is not None:
+            return OnnxModel(folder)
+        if self._requested_backend is EncoderBackend.AUTO:
+            return None
+        raise ModelLoadError(
+            f"The sparse model {self._model_name!r} is not one the ONNX export handles (a "
+            "BERT masked-LM with SPLADE max pooling). Pass backend='torch'."
+        )
+
+    def _onnx_model(self) -> OnnxModel | None:
+        return self._onnx.get()[0]
+
+    def token_counter(self) -> tuple[Any, int] | None:
+        """``(token counter, max tokens)`` for ``truncation.py``'s tally under ONNX (no
+        PyTorch model loaded for it); None under PyTorch, where the model says."""
+        onnx = self._onnx_model()
+        return None if onnx is None else (onnx.token_counter(), onnx.max_length)
+
+    @property
+    def backend(self) -> EncoderBackend:
+        """The runtime that encodes (TORCH or ONNX*; exports the model on first use)."""
+        return EncoderBackend.TORCH if self._onnx_model() is None else self._backend
+
     @property
     def name(self) -> str:
         return self._model_name
@@ -129,6 +183,10 @@ class SpladeEncoder(SparseEncoder):
     @property
     def dtype(self) -> torch.dtype:
         """The dtype of the document screening pass on the model's device (loads it)."""
+        if self._onnx_model() is not None:
+            import torch
+
+            return torch.float32
         return resolve_dtype(self._precision, self.model.device)
 
     @property
@@ -145,6 +203,11 @@ class SpladeEncoder(SparseEncoder):
         """
         if not texts:
             return []
+        onnx = self._onnx_model()
+        if onnx is not None:
+            limit = onnx.spec.get("max_active_dims")
+            rows = onnx.encode_documents(texts, batch_size=self._batch_size)
+            return [_sparse_vector(row, limit) for row in rows]
         model = self.model
         dtype = resolve_dtype(self._precision, model.device)
         split = masked_lm_split(model)
@@ -167,6 +230,9 @@ class SpladeEncoder(SparseEncoder):
         Queries are short, so the MLM head costs little here, and fp32 keeps query
         vectors identical to sentence-transformers' whatever the precision setting.
         """
+        onnx = self._onnx_model()
+        if onnx is not None:
+            return _sparse_vector(onnx.encode_query(text), onnx.spec.get("max_active_dims"))
         with torch_threads_set_to(QUERY_TORCH_THREADS):
             return self._sentence_transformers(self.model.encode_query, [text], Precision.FP32)[0]
 
@@ -195,7 +261,12 @@ class SpladeEncoder(SparseEncoder):
     def decode(self, vector: SparseVector, *, top_k: int = 10) -> list[tuple[str, float]]:
         """The ``top_k`` heaviest vocabulary tokens of ``vector``, for explanations."""
         order = sorted(range(len(vector)), key=lambda i: -vector.values[i])[:top_k]
-        tokens = self.model.tokenizer.convert_ids_to_tokens([vector.indices[i] for i in order])
+        onnx = self._onnx_model()
+        if onnx is not None:
+            ids = [vector.indices[i] for i in order]
+            tokens = [onnx.tokenizer.id_to_token(i) or f"[{i}]" for i in ids]
+        else:
+            tokens = self.model.tokenizer.convert_ids_to_tokens([vector.indices[i] for i in order])
         return [(str(token), vector.values[i]) for token, i in zip(tokens, order, strict=True)]
 
 
@@ -545,6 +616,17 @@ def _token_counts(model: Any, texts: list[str], prompt: str | None) -> list[int]
         )
         counts.extend(len(ids) for ids in encoded["input_ids"])
     return counts
+
+
+def _sparse_vector(row: np.ndarray, max_active_dims: int | None) -> SparseVector:
+    """The non-zero terms of a dense [vocab] row (the heaviest ``max_active_dims`` if set)."""
+    import numpy as np
+
+    indices = np.flatnonzero(row)
+    if max_active_dims is not None and len(indices) > max_active_dims:
+        keep = np.argpartition(-row[indices], max_active_dims - 1)[:max_active_dims]
+        indices = np.sort(indices[keep])
+    return SparseVector(indices=indices.tolist(), values=row[indices].astype(float).tolist())
 
 
 def _positive_batch_size(batch_size: int) -> int:

@@ -1,0 +1,314 @@
+"""Exporting an encoder's model to ONNX once, offline, into a cache folder.
+
+The export traces the sentence-transformers model with PyTorch (from the local
+model folder; no hub), with the pooling inside the graph, so that at run time only
+``onnxruntime`` and the model's fast tokenizer are needed:
+
+* dense: BERT, mean pooling over real tokens, then L2 normalisation;
+* SPLADE: BERT masked-LM, max over real tokens of the vocabulary logits, bias,
+  then ``log(1 + relu(x))`` (the bias after the maximum: exact, and it saves an
+  addition per token and term).
+
+Each export lands in ``<cache>/<model>-<kind>[-int8]-<hash>/`` (``model.onnx``, the
+tokenizer and ``spec.json``), where the hash covers the model's files and this
+module's format version, so a changed model is exported again. It is written to a
+temporary folder and renamed into place: processes exporting at the same time
+leave one complete copy, never a half-written one.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import threading
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from hybrid_retriever.errors import InvalidParameterError, ModelLoadError
+from hybrid_retriever.model_catalog import resolve_model
+
+if TYPE_CHECKING:
+    import torch
+
+Kind = Literal["dense", "sparse"]
+
+#: Environment variable naming the cache folder (the ``onnx_cache_dir`` keyword wins).
+CACHE_ENV = "HYBRID_RETRIEVER_ONNX_CACHE"
+
+#: Bump when the exported graphs or ``spec.json`` change meaning: old exports are then
+#: left alone and new ones made.
+FORMAT_VERSION = 1
+
+SPEC_FILE = "spec.json"
+MODEL_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+
+_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+_EXPORT_LOCK = threading.Lock()
+
+
+def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Where exports live: ``cache_dir``, else ``$HYBRID_RETRIEVER_ONNX_CACHE``, else the
+    user's cache folder (``~/.cache/hybrid_retriever/onnx`` on Linux)."""
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    from_env = os.environ.get(CACHE_ENV)
+    if from_env:
+        return Path(from_env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("hybrid_retriever")) / "onnx"
+
+
+def exported_model(
+    name: str, *, kind: Kind, int8: bool, cache_dir: str | os.PathLike[str] | None = None
+) -> Path | None:
+    """The folder holding ``name``'s ONNX export (made now if missing).
+
+    None when the model's shape is not one this module can export (then PyTorch
+    runs it); ``ModelLoadError`` when its files cannot be found.
+    """
+    source = model_folder(name, kind=kind)
+    digest = content_hash(source, kind=kind, int8=int8)
+    folder = cache_root(cache_dir) / f"{_safe(name)}-{kind}{'-int8' if int8 else ''}-{digest}"
+    if (folder / SPEC_FILE).is_file():
+        return folder
+    # One export at a time per process: loading models and tracing them share global
+    # state in transformers and torch (the retriever's first query loads both encoders
+    # at once, in two threads). Across processes the rename below decides.
+    with _EXPORT_LOCK:
+        if (folder / SPEC_FILE).is_file():
+            return folder
+        return _export(name, source, folder, kind=kind, int8=int8)
+
+
+def model_folder(name: str, *, kind: Kind) -> Path:
+    """The local folder of ``name``: a bundled model, a directory, or a cached hub download."""
+    resolved = resolve_model(name)
+    if os.path.isdir(resolved):
+        return Path(resolved)
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(resolved))
+    except Exception as exc:
+        raise ModelLoadError(
+            f"Could not load the {kind} model {name!r} (looked for {resolved!r}) to export "
+            f"it to ONNX: {type(exc).__name__}: {exc}. Pass an existing local model folder, "
+            "make the hub reachable once, or pass backend='torch'."
+        ) from exc
+
+
+def content_hash(folder: Path, *, kind: Kind, int8: bool) -> str:
+    """16 hex digits over every file of ``folder`` (names and bytes) and the export format.
+
+    Remembered per process for as long as the files' sizes and times are unchanged:
+    reading 90 MB of weights again for every encoder built would cost ~0.1 s each.
+    """
+    files = tuple(sorted(_files(folder)))
+    stamps = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    return _hash_files(folder, files, stamps, f"{FORMAT_VERSION}:{kind}:{int8}")
+
+
+@functools.lru_cache(maxsize=64)
+def _hash_files(
+    folder: Path, files: tuple[Path, ...], stamps: tuple[tuple[str, int, int], ...], salt: str
+) -> str:
+    del stamps  # part of the cache key only
+    digest = hashlib.sha256(salt.encode())
+    for path in files:
+        digest.update(str(path.relative_to(folder)).encode() + b"\0")
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def _files(folder: Path) -> Iterator[Path]:
+    for path in folder.rglob("*"):
+        if path.is_file() and ".cache" not in path.relative_to(folder).parts:
+            yield path
+
+
+def _safe(name: str) -> str:
+    """A folder-name-safe, readable form of a model name or path."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name or name).strip("_") or "model"
+
+
+def _export(name: str, source: Path, folder: Path, *, kind: Kind, int8: bool) -> Path | None:
+    from hybrid_retriever.encoders.loading import load_sentence_transformers_model
+
+    if kind == "dense":
+        from sentence_transformers import SentenceTransformer as model_class
+    else:
+        from sentence_transformers import SparseEncoder as model_class  # type: ignore[assignment]
+    model = load_sentence_transformers_model(model_class, str(source), kind=kind, device="cpu")
+    module, spec = _dense_graph(model) if kind == "dense" else _sparse_graph(model)
+    if module is None:
+        return None
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        _trace(module, model.tokenizer, scratch / MODEL_FILE)
+        if int8:
+            _quantize(scratch / MODEL_FILE)
+        model.tokenizer.backend_tokenizer.save(str(scratch / TOKENIZER_FILE))
+        spec.update(
+            format=FORMAT_VERSION,
+            kind=kind,
+            model=name,
+            int8=int8,
+            max_length=_max_length(model),
+            query_prompt=_prompt(model, ("query",)),
+            document_prompt=_prompt(model, ("document", "passage", "corpus")),
+        )
+        (scratch / SPEC_FILE).write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
+        try:
+            scratch.rename(folder)
+        except OSError:
+            if not (folder / SPEC_FILE).is_file():  # not a concurrent export that won
+                raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return folder
+
+
+def _max_length(model: Any) -> int:
+    """The tokens the model reads: sentence-transformers' limit, else the position table's."""
+    limit = model.max_seq_length
+    if limit is None:
+        limit = model[0].auto_model.config.max_position_embeddings
+    return int(limit)
+
+
+def _prompt(model: Any, names: tuple[str, ...]) -> str:
+    """The prompt sentence-transformers would prepend for that task ("" for none)."""
+    prompts: dict[str, str] = model.prompts
+    for name in names:
+        if name in prompts:
+            return prompts[name]
+    default_name = model.default_prompt_name
+    return prompts.get(default_name, "") if default_name is not None else ""
+
+
+def _bert(module: Any, class_name: str) -> bool:
+    model_type = getattr(module.config, "model_type", "")
+    return type(module).__name__ == class_name and model_type == "bert"
+
+
+def _dense_graph(model: Any) -> tuple[torch.nn.Module | None, dict[str, Any]]:
+    """BERT + mean pooling (+ normalisation) as one module; None for any other shape."""
+    import torch
+    from sentence_transformers.base.modules import Normalize, Transformer
+    from sentence_transformers.sentence_transformer.modules import Pooling
+
+    modules = list(model)
+    if not 2 <= len(modules) <= 3:
+        return None, {}
+    transformer, pooling, *rest = modules
+    if (
+        not isinstance(transformer, Transformer)
+        or not _bert(transformer.auto_model, "BertModel")
+        or not isinstance(pooling, Pooling)
+        or pooling.pooling_mode != "mean"
+        or not pooling.include_prompt
+        or (rest and not isinstance(rest[0], Normalize))
+    ):
+        return None, {}
+    bert, normalize = transformer.auto_model, bool(rest)
+
+    class DenseGraph(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+            states = self.bert(**dict(zip(_INPUTS, inputs, strict=True))).last_hidden_state
+            mask = inputs[1].unsqueeze(-1).to(states.dtype)
+            mean = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(mean, p=2.0, dim=1) if normalize else mean
+
+    return DenseGraph().eval(), {"dimension": int(bert.config.hidden_size)}
+
+
+def _sparse_graph(model: Any) -> tuple[torch.nn.Module | None, dict[str, Any]]:
+    """A plain BERT masked-LM + SPLADE max pooling as one module; None otherwise."""
+    import torch
+
+    from hybrid_retriever.encoders.splade import masked_lm_split
+
+    split = masked_lm_split(model)
+    if split is None:
+        return None, {}
+    mlm = model[0].auto_model
+    decoder = split.decoder
+    twice = split.activation == "log1p_relu"
+
+    class SparseGraph(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.mlm = mlm
+
+        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+            states = self.mlm.bert(**dict(zip(_INPUTS, inputs, strict=True))).last_hidden_state
+            states = self.mlm.cls.predictions.transform(states)
+            logits = torch.matmul(states, decoder.weight.t())
+            logits = logits.masked_fill(inputs[1].unsqueeze(-1) == 0, float("-inf"))
+            pooled = logits.amax(dim=1)
+            if decoder.bias is not None:
+                pooled = pooled + decoder.bias
+            weights = torch.log1p(torch.relu(pooled))
+            return torch.log1p(weights) if twice else weights
+
+    return SparseGraph().eval(), {"max_active_dims": model.max_active_dims}
+
+
+def _trace(module: torch.nn.Module, tokenizer: Any, path: Path) -> None:
+    """Trace ``module`` on a padded two-text batch, with batch and length dynamic."""
+    import torch
+
+    example = tokenizer(
+        ["a short one", "and a somewhat longer text, to have padding"],
+        padding=True,
+        return_tensors="pt",
+    )
+    if "token_type_ids" not in example:
+        raise InvalidParameterError("The tokenizer gives no token_type_ids; not a BERT model.")
+    axes = {"batch": 0, "tokens": 1}
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
+        torch.onnx.export(
+            module,
+            tuple(example[key] for key in _INPUTS),
+            str(path),
+            input_names=list(_INPUTS),
+            output_names=["vectors"],
+            dynamic_axes={
+                **{key: {v: k for k, v in axes.items()} for key in _INPUTS},
+                "vectors": {0: "batch"},
+            },
+            opset_version=17,
+            dynamo=False,
+        )
+
+
+def _quantize(path: Path) -> None:
+    """int8 weights for every matrix product, activations quantised per call."""
+    from onnxruntime.quantization import (
+        QuantType,
+        quantize_dynamic,
+    )
+
+    quantized = path.with_suffix(".int8.onnx")
+    quantize_dynamic(
+        str(path), str(quantized), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"]
+    )
+    quantized.replace(path)

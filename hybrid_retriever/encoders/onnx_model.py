@@ -1,0 +1,168 @@
+"""Running an exported encoder (``onnx_export.py``) with ONNX Runtime and its fast tokenizer.
+
+Queries and documents get separate sessions, because ONNX Runtime fixes a
+session's thread count when it is made:
+
+* queries: one intra-op thread, sequential execution, no spinning. One short
+  query's products are too small to gain from a second thread, and a fixed count
+  keeps a query's vector a function of its text alone on a given machine (as in
+  ``encoders/threads.py``); no spinning so that an idle retriever burns no CPU.
+* documents: all the process's cores, in length-sorted batches so that padding
+  stays small, and capped in padded tokens: SPLADE graphs materialise a batch's
+  [documents, tokens, vocabulary] logits inside ONNX Runtime
+  (:data:`SPARSE_BATCH_TOKENS`), and the arena keeps the largest batch's activations
+  (:data:`DENSE_BATCH_TOKENS`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hybrid_retriever.encoders.onnx_export import MODEL_FILE, SPEC_FILE, TOKENIZER_FILE
+
+if TYPE_CHECKING:
+    import numpy as np
+    import onnxruntime
+
+#: Padded tokens per SPLADE document batch: the logits block is tokens x vocabulary
+#: x 4 bytes, 64 MB for 512 tokens of a 30,522-term vocabulary.
+SPARSE_BATCH_TOKENS = 512
+
+#: Padded tokens per dense document batch (16 documents of 256 tokens). ONNX Runtime's
+#: arena keeps the largest batch's activations: with 32 such documents all-MiniLM-L6-v2
+#: peaked at 1,136 MB RSS on 128 SciFact documents, with 16 at 717 MB, as fast.
+DENSE_BATCH_TOKENS = 4096
+
+
+class OnnxModel:
+    """An exported model folder: tokenizer, spec and lazily made ONNX Runtime sessions."""
+
+    def __init__(self, folder: Path) -> None:
+        from tokenizers import Tokenizer
+
+        self.folder = folder
+        self.spec: dict[str, Any] = json.loads((folder / SPEC_FILE).read_text(encoding="utf-8"))
+        self.tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(int(self.spec["max_length"]))
+        self._query_session = _session(folder / MODEL_FILE, threads=1)
+        self._input_names = [i.name for i in self._query_session.get_inputs()]
+        self._document_session: onnxruntime.InferenceSession | None = None
+        self._lock = threading.Lock()
+        self._counter: TokenCounter | None = None
+
+    @property
+    def max_length(self) -> int:
+        return int(self.spec["max_length"])
+
+    def token_counter(self) -> TokenCounter:
+        """For ``truncation.py``: counts tokens like the model's tokenizer, without loading
+        the PyTorch model."""
+        with self._lock:
+            if self._counter is None:
+                self._counter = TokenCounter(self.tokenizer)
+            return self._counter
+
+    def encode_query(self, text: str) -> np.ndarray:
+        """The model's output row for one query, alone (batch of one, no padding)."""
+        import numpy as np
+
+        encoding = self.tokenizer.encode(self.spec["query_prompt"] + text)
+        feeds = {
+            "input_ids": np.array([encoding.ids], dtype=np.int64),
+            "attention_mask": np.array([encoding.attention_mask], dtype=np.int64),
+            "token_type_ids": np.array([encoding.type_ids], dtype=np.int64),
+        }
+        out: np.ndarray = self._query_session.run(None, self._feeds(feeds))[0][0]
+        return out
+
+    def encode_documents(self, texts: Sequence[str], *, batch_size: int) -> list[np.ndarray]:
+        """One output row per text, in input order, through length-sorted batches."""
+
+        prompt = self.spec["document_prompt"]
+        encodings = self.tokenizer.encode_batch([prompt + text for text in texts])
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        token_cap = SPARSE_BATCH_TOKENS if self.spec["kind"] == "sparse" else DENSE_BATCH_TOKENS
+        session = self._documents()
+        rows: list[np.ndarray | None] = [None] * len(texts)
+        start = 0
+        while start < len(order):
+            end = start + 1
+            while end < len(order) and end - start < batch_size:
+                width = len(encodings[order[end]].ids)  # the longest so far: sorted
+                if (end + 1 - start) * width > token_cap:
+                    break
+                end += 1
+            batch = [encodings[i] for i in order[start:end]]
+            output = session.run(None, self._feeds(_padded(batch)))[0]
+            for index, row in zip(order[start:end], output, strict=True):
+                rows[index] = row
+            start = end
+        return [row for row in rows if row is not None]
+
+    def _feeds(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {name: feeds[name] for name in self._input_names}
+
+    def _documents(self) -> onnxruntime.InferenceSession:
+        with self._lock:
+            if self._document_session is None:
+                self._document_session = _session(self.folder / MODEL_FILE, threads=_cores())
+            return self._document_session
+
+
+class TokenCounter:
+    """Called like a Hugging Face tokenizer on a list of texts, it returns their full
+    ``input_ids`` (special tokens included, nothing truncated); the rest is ignored."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        from tokenizers import Tokenizer
+
+        self._tokenizer = Tokenizer.from_str(tokenizer.to_str())
+        self._tokenizer.no_truncation()
+        self._tokenizer.no_padding()
+
+    def __call__(self, texts: Sequence[str], **_: Any) -> dict[str, list[list[int]]]:
+        return {"input_ids": [e.ids for e in self._tokenizer.encode_batch(list(texts))]}
+
+
+def _padded(batch: Sequence[Any]) -> dict[str, np.ndarray]:
+    """Right-padded int64 inputs for a batch of ``tokenizers`` encodings (pad id 0; the
+    graphs mask padded positions out)."""
+    import numpy as np
+
+    width = max(len(e.ids) for e in batch)
+    arrays = {key: np.zeros((len(batch), width), dtype=np.int64) for key in _ARRAYS}
+    for row, encoding in enumerate(batch):
+        n = len(encoding.ids)
+        arrays["input_ids"][row, :n] = encoding.ids
+        arrays["attention_mask"][row, :n] = 1
+        arrays["token_type_ids"][row, :n] = encoding.type_ids
+    return arrays
+
+
+_ARRAYS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def _cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def _session(path: Path, *, threads: int) -> onnxruntime.InferenceSession:
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3  # warnings about unused initializers are noise here
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

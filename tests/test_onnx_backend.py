@@ -226,3 +226,51 @@ def test_int8_is_opt_in_and_close(
         assert cosine(dense.encode_query(query), dense_encoder.encode_query(query)) >= 0.95
         ours, fp32 = sparse.encode_query(query), sparse_encoder.encode_query(query)
         assert len(top_terms(ours, 10) & top_terms(fp32, 10)) >= 5
+
+
+class RecordingTokenizer:
+    """Wraps a ``tokenizers.Tokenizer``; records the longest text it was asked to read."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.longest = 0
+
+    def encode(self, text: str) -> Any:
+        self.longest = max(self.longest, len(text))
+        return self.tokenizer.encode(text)
+
+    def encode_batch(self, texts: list[str]) -> Any:
+        self.longest = max([self.longest, *map(len, texts)])
+        return self.tokenizer.encode_batch(texts)
+
+
+@pytest.mark.parametrize("branch", ["dense", "sparse"])
+def test_onnx_reads_only_the_head_of_a_long_text(
+    branch: str,
+    dense_encoder: SentenceTransformerEncoder,
+    sparse_encoder: SpladeEncoder,
+    torch_encoders: Any,
+) -> None:
+    # ~100,000 characters, far past the 256/512 tokens the models read (encoders/budget.py).
+    from hybrid_retriever.demo import demo_documents
+
+    body = " ".join(doc.page_content for doc in demo_documents())
+    long = "Insulin resistance first. " + " ".join([body] * 40)
+    encoder = dense_encoder if branch == "dense" else sparse_encoder
+    model = encoder._onnx_model()
+    assert model is not None
+    recording = RecordingTokenizer(model.tokenizer)
+    model.tokenizer = recording
+    try:
+        (document,) = encoder.encode_documents([long])
+        query = encoder.encode_query(long)
+    finally:
+        model.tokenizer = recording.tokenizer
+    assert recording.longest < len(long) // 10
+    reference = torch_encoders[0 if branch == "dense" else 1]
+    if branch == "dense":
+        assert cosine(document, reference.encode_documents([long])[0]) >= MIN_COSINE
+        assert cosine(query, reference.encode_query(long)) >= MIN_COSINE
+    else:
+        assert top_terms(document) == top_terms(reference.encode_documents([long])[0])
+        assert top_terms(query) == top_terms(reference.encode_query(long))

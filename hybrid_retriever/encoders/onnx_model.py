@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hybrid_retriever.encoders.budget import token_heads
 from hybrid_retriever.encoders.onnx_export import MODEL_FILE, SPEC_FILE, TOKENIZER_FILE
 
 if TYPE_CHECKING:
@@ -72,7 +73,8 @@ class OnnxModel:
         """The model's output row for one query, alone (batch of one, no padding)."""
         import numpy as np
 
-        encoding = self.tokenizer.encode(self.spec["query_prompt"] + text)
+        (head,) = token_heads([self.spec["query_prompt"] + text], *self._budget())
+        encoding = self.tokenizer.encode(head)
         feeds = {
             "input_ids": np.array([encoding.ids], dtype=np.int64),
             "attention_mask": np.array([encoding.attention_mask], dtype=np.int64),
@@ -85,7 +87,8 @@ class OnnxModel:
         """One output row per text, in input order, through length-sorted batches."""
 
         prompt = self.spec["document_prompt"]
-        encodings = self.tokenizer.encode_batch([prompt + text for text in texts])
+        heads = token_heads([prompt + text for text in texts], *self._budget())
+        encodings = self.tokenizer.encode_batch(heads)
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
         token_cap = SPARSE_BATCH_TOKENS if self.spec["kind"] == "sparse" else DENSE_BATCH_TOKENS
         session = self._documents()
@@ -104,6 +107,11 @@ class OnnxModel:
                 rows[index] = row
             start = end
         return [row for row in rows if row is not None]
+
+    def _budget(self) -> tuple[TokenCounter, int]:
+        """For :func:`token_heads`: the tokenizer reads only the head of a long text that
+        the model reads, so memory does not grow with the text's length."""
+        return self.token_counter(), self.max_length
 
     def _feeds(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {name: feeds[name] for name in self._input_names}

@@ -19,7 +19,7 @@ from hybrid_retriever.encoders.precision import (
     resolve_dtype,
 )
 from hybrid_retriever.encoders.threads import QUERY_TORCH_THREADS, torch_threads_set_to
-from hybrid_retriever.errors import InvalidParameterError, ModelLoadError
+from hybrid_retriever.errors import InvalidParameterError
 from hybrid_retriever.model_catalog import DEFAULT_DENSE_MODEL
 
 if TYPE_CHECKING:
@@ -92,24 +92,15 @@ class SentenceTransformerEncoder(DenseEncoder):
 
     def _load_onnx(self) -> OnnxModel | None:
         """The ONNX model, or None when PyTorch runs this encoder."""
-        if self._backend is EncoderBackend.TORCH:
-            return None
-        from hybrid_retriever.encoders.onnx_export import exported_model
-        from hybrid_retriever.encoders.onnx_model import OnnxModel
+        from hybrid_retriever.encoders.onnx_model import load_onnx_model
 
-        folder = exported_model(
+        return load_onnx_model(
             self._model_name,
             kind="dense",
-            int8=self._backend is EncoderBackend.ONNX_INT8,
+            backend=self._backend,
+            requested=self._requested_backend,
             cache_dir=self._onnx_cache_dir,
-        )
-        if folder is not None:
-            return OnnxModel(folder)
-        if self._requested_backend is EncoderBackend.AUTO:
-            return None
-        raise ModelLoadError(
-            f"The dense model {self._model_name!r} is not one the ONNX export handles (a BERT "
-            "model with mean pooling). Pass backend='torch'."
+            unsupported="a BERT model with mean pooling",
         )
 
     def _onnx_model(self) -> OnnxModel | None:

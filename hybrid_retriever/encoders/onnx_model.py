@@ -23,8 +23,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hybrid_retriever.encoders.backend import EncoderBackend
 from hybrid_retriever.encoders.budget import token_heads
-from hybrid_retriever.encoders.onnx_export import MODEL_FILE, SPEC_FILE, TOKENIZER_FILE
+from hybrid_retriever.encoders.onnx_export import (
+    MODEL_FILE,
+    SPEC_FILE,
+    TOKENIZER_FILE,
+    Kind,
+    exported_model,
+)
+from hybrid_retriever.errors import ModelLoadError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -121,6 +129,36 @@ class OnnxModel:
             if self._document_session is None:
                 self._document_session = _session(self.folder / MODEL_FILE, threads=_cores())
             return self._document_session
+
+
+def load_onnx_model(
+    model_name: str,
+    *,
+    kind: Kind,
+    backend: EncoderBackend,
+    requested: EncoderBackend,
+    cache_dir: str | os.PathLike[str] | None,
+    unsupported: str,
+) -> OnnxModel | None:
+    """The exported model an encoder runs, or None when PyTorch runs it: the backend is
+    TORCH, or AUTO met a model the export does not handle. An explicit ONNX choice on
+    such a model raises ``ModelLoadError`` (``unsupported`` says what the export handles)."""
+    if backend is EncoderBackend.TORCH:
+        return None
+    folder = exported_model(
+        model_name,
+        kind=kind,
+        int8=backend is EncoderBackend.ONNX_INT8,
+        cache_dir=cache_dir,
+    )
+    if folder is not None:
+        return OnnxModel(folder)
+    if requested is EncoderBackend.AUTO:
+        return None
+    raise ModelLoadError(
+        f"The {kind} model {model_name!r} is not one the ONNX export handles ({unsupported}). "
+        "Pass backend='torch'."
+    )
 
 
 class TokenCounter:

@@ -137,24 +137,15 @@ class SpladeEncoder(SparseEncoder):
 
     def _load_onnx(self) -> OnnxModel | None:
         """The ONNX model, or None when PyTorch runs this encoder."""
-        if self._backend is EncoderBackend.TORCH:
-            return None
-        from hybrid_retriever.encoders.onnx_export import exported_model
-        from hybrid_retriever.encoders.onnx_model import OnnxModel
+        from hybrid_retriever.encoders.onnx_model import load_onnx_model
 
-        folder = exported_model(
+        return load_onnx_model(
             self._model_name,
             kind="sparse",
-            int8=self._backend is EncoderBackend.ONNX_INT8,
+            backend=self._backend,
+            requested=self._requested_backend,
             cache_dir=self._onnx_cache_dir,
-        )
-        if folder is not None:
-            return OnnxModel(folder)
-        if self._requested_backend is EncoderBackend.AUTO:
-            return None
-        raise ModelLoadError(
-            f"The sparse model {self._model_name!r} is not one the ONNX export handles (a "
-            "BERT masked-LM with SPLADE max pooling). Pass backend='torch'."
+            unsupported="a BERT masked-LM with SPLADE max pooling",
         )
 
     def _onnx_model(self) -> OnnxModel | None:

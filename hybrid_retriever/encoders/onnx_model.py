@@ -63,7 +63,9 @@ class OnnxModel:
         self._input_names = [i.name for i in self._query_session.get_inputs()]
         self._document_session: onnxruntime.InferenceSession | None = None
         self._lock = threading.Lock()
-        self._counter: TokenCounter | None = None
+        # Made here, not on first use: every query reads it (``_budget``), and a lazy one
+        # would put a lock, shared with the document session's creation, on the query path.
+        self._counter = TokenCounter(self.tokenizer)
 
     @property
     def max_length(self) -> int:
@@ -72,10 +74,7 @@ class OnnxModel:
     def token_counter(self) -> TokenCounter:
         """For ``truncation.py``: counts tokens like the model's tokenizer, without loading
         the PyTorch model."""
-        with self._lock:
-            if self._counter is None:
-                self._counter = TokenCounter(self.tokenizer)
-            return self._counter
+        return self._counter
 
     def encode_query(self, text: str) -> np.ndarray:
         """The model's output row for one query, alone (batch of one, no padding)."""

@@ -110,13 +110,16 @@ def profile(backend: str, data: Path, queries: list[str], k: int, index: Path) -
     def fuse(q: str) -> Any:
         flat_results = iter(results[q])
         per_branch = {branch: next(flat_results) for branch in requests[q][0]}
-        return retriever._fuse(per_branch, options)
+        return retriever._fuse(q, per_branch, options)
 
     steps["fuse"] = timings(fuse, queries)
     fused = {q: fuse(q) for q in queries}
     steps["payloads + Documents"] = timings(
         lambda q: _documents(retriever, fused[q]),
         queries,
+    )
+    steps["the query path without LangChain's callbacks"] = timings(
+        lambda q: retriever._search([q], options), queries
     )
     steps["invoke, end to end"] = timings(retriever.invoke, queries)
     retriever.close()

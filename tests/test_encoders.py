@@ -260,8 +260,8 @@ BF16_DOCUMENT_TOLERANCE = 12 * 2.0**-8
 
 def test_dense_bf16_is_close_to_fp32(dense_encoder: SentenceTransformerEncoder) -> None:
     texts = realistic_texts()[-7:]
-    bf16 = SentenceTransformerEncoder(precision=Precision.BF16)
-    fp32 = SentenceTransformerEncoder(precision=Precision.FP32)
+    bf16 = SentenceTransformerEncoder(backend="torch", precision=Precision.BF16)
+    fp32 = SentenceTransformerEncoder(backend="torch", precision=Precision.FP32)
     bf16._model = fp32._model = dense_encoder._model
     pairs = list(zip(bf16.encode_documents(texts), fp32.encode_documents(texts), strict=True))
     for ours, full in pairs:
@@ -276,9 +276,9 @@ def test_dense_queries_are_fp32_under_auto_and_bf16_only_when_asked(
 ) -> None:
     # One short query gains nothing from bf16 (benchmarks/query_vectors.py), and fp32 makes
     # its vector the same on every CPU family but for fp32 rounding.
-    auto = SentenceTransformerEncoder(precision=Precision.AUTO)
-    fp32 = SentenceTransformerEncoder(precision=Precision.FP32)
-    bf16 = SentenceTransformerEncoder(precision=Precision.BF16)
+    auto = SentenceTransformerEncoder(backend="torch", precision=Precision.AUTO)
+    fp32 = SentenceTransformerEncoder(backend="torch", precision=Precision.FP32)
+    bf16 = SentenceTransformerEncoder(backend="torch", precision=Precision.BF16)
     auto._model = fp32._model = bf16._model = dense_encoder._model
     query = "what causes type 2 diabetes"
     assert auto.encode_query(query) == fp32.encode_query(query)

@@ -102,8 +102,8 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--backend",
         choices=[b.value for b in EncoderBackend],
-        help="encoder runtime (default: auto = ONNX Runtime fp32 where installed, else "
-        "PyTorch; README 'Speed')",
+        help="encoder runtime (default: auto = ONNX Runtime int8 where installed, else "
+        "PyTorch; onnx = ONNX Runtime fp32; README 'Speed')",
     )
     group.add_argument(
         "--device", metavar="DEVICE", help="cpu, cuda, cuda:N or mps (default: picked by torch)"

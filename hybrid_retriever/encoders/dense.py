@@ -47,12 +47,14 @@ class SentenceTransformerEncoder(DenseEncoder):
     :func:`~hybrid_retriever.encoders.precision.inference_context`) and changes the
     vectors slightly.
 
-    ``backend`` (keyword-only, default ``EncoderBackend.AUTO``): ONNX Runtime in fp32
+    ``backend`` (keyword-only, default ``EncoderBackend.AUTO``): ONNX Runtime in int8
     where ``onnxruntime`` is installed, the device is the CPU and bf16 was not asked
-    for, else PyTorch (see :mod:`~hybrid_retriever.encoders.backend`). The ONNX export
-    is made once and cached in ``onnx_cache_dir`` (default: ``$HYBRID_RETRIEVER_ONNX_CACHE``
-    or the user's cache folder; :mod:`~hybrid_retriever.encoders.onnx_export`).
-    Under ONNX ``precision`` has no effect: it runs fp32.
+    for (in fp32 if ``precision="fp32"`` was), else PyTorch (see
+    :mod:`~hybrid_retriever.encoders.backend`); ``"onnx"`` for ONNX Runtime in fp32.
+    The ONNX export is made once and cached in ``onnx_cache_dir`` (default:
+    ``$HYBRID_RETRIEVER_ONNX_CACHE`` or the user's cache folder;
+    :mod:`~hybrid_retriever.encoders.onnx_export`). Under ONNX ``precision`` only
+    chooses between int8 and fp32.
     """
 
     def __init__(

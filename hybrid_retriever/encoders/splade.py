@@ -97,7 +97,7 @@ class SpladeEncoder(SparseEncoder):
 
     ``backend`` (keyword-only, default ``EncoderBackend.AUTO``) and ``onnx_cache_dir``:
     as for ``SentenceTransformerEncoder``; the ONNX export covers models of the plain
-    shape only (others run in PyTorch under ``AUTO``), and runs fp32.
+    shape only (others run in PyTorch under ``AUTO``).
     """
 
     def __init__(

@@ -20,6 +20,7 @@ makes cosine and SPLADE dot products comparable without knowing either's scale.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Mapping, Sequence
 
 from hybrid_retriever.fusion.rrf import BranchHit, FusedHit, check_weights
@@ -65,24 +66,29 @@ def weighted_score_sum(
     """
     branch_weights = check_weights(weights, rankings.keys())
     fused: dict[str, float] = {}
-    ranks: dict[str, dict[str, int | None]] = {}
-    raw: dict[str, dict[str, float | None]] = {}
+    first_rank: dict[str, dict[str, int]] = {}  # branch -> id -> its first position
     for branch, hits in rankings.items():
-        seen: dict[str, int] = {}
+        first = first_rank[branch] = {}
         for position, hit in enumerate(hits):
-            seen.setdefault(hit.id, position)
-        unique = [hits[p] for p in seen.values()]
-        normalised = normalise([h.score for h in unique])
+            first.setdefault(hit.id, position)
+        normalised = normalise([hits[p].score for p in first.values()])
         weight = branch_weights[branch]
-        for position, hit, value in zip(seen.values(), unique, normalised, strict=True):
-            if hit.id not in fused:
-                fused[hit.id] = 0.0
-                ranks[hit.id] = dict.fromkeys(rankings)
-                raw[hit.id] = dict.fromkeys(rankings)
-            fused[hit.id] += weight * value
-            ranks[hit.id][branch] = position + 1
-            raw[hit.id][branch] = hit.score
-    order = sorted(fused, key=fused.__getitem__, reverse=True)
-    if limit is not None:
-        order = order[:limit]
-    return [FusedHit(id=i, score=fused[i], ranks=ranks[i], scores=raw[i]) for i in order]
+        for point_id, value in zip(first, normalised, strict=True):
+            fused[point_id] = fused.get(point_id, 0.0) + weight * value
+    # Stable (ties in first-seen order), and ranks and raw scores only for what is kept.
+    if limit is None:
+        order = sorted(fused, key=fused.__getitem__, reverse=True)
+    else:
+        order = heapq.nlargest(limit, fused, key=fused.__getitem__)
+    return [
+        FusedHit(
+            id=i,
+            score=fused[i],
+            ranks={b: first[i] + 1 if i in first else None for b, first in first_rank.items()},
+            scores={
+                b: rankings[b][first[i]].score if i in first else None
+                for b, first in first_rank.items()
+            },
+        )
+        for i in order
+    ]

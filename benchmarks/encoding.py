@@ -8,8 +8,8 @@ subprocess, so that every peak RSS (``ru_maxrss``) belongs to one path alone:
   autocast);
 * ``splade-fp32`` / ``splade-bf16``: ``SpladeEncoder`` on PyTorch (chunked pooling;
   bf16 = bf16 screening with fp32 refinement);
-* ``dense-onnx`` / ``splade-onnx``: the same encoders on ONNX Runtime, fp32 (the default
-  where ``onnxruntime`` is installed); ``-onnx-int8``: with int8 weights (opt-in).
+* ``dense-onnx`` / ``splade-onnx``: the same encoders on ONNX Runtime, fp32;
+  ``-onnx-int8``: int8 (the default where ``onnxruntime`` is installed).
 
 Each path encodes the whole subsample in one call, after loading the model and a
 warm-up call; load time is not counted. ``--runs`` repeats every path (CPU timings

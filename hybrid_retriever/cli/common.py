@@ -97,7 +97,8 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--precision",
         choices=[p.value for p in Precision],
-        help="encoder precision (default: auto = bf16 where the hardware has it; README 'Speed')",
+        help="encoder precision (default: auto = int8 under ONNX Runtime, bf16 documents "
+        "where the hardware has it under PyTorch; fp32 = the reference; README 'Speed')",
     )
     group.add_argument(
         "--backend",

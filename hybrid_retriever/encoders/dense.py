@@ -12,6 +12,7 @@ from hybrid_retriever.encoders.backend import EncoderBackend, as_backend, resolv
 from hybrid_retriever.encoders.base import DenseEncoder, LazyModel
 from hybrid_retriever.encoders.budget import batch_size_within, token_heads
 from hybrid_retriever.encoders.loading import load_sentence_transformers_model
+from hybrid_retriever.encoders.onnx_model import OnnxModel, OnnxSlot
 from hybrid_retriever.encoders.precision import (
     Precision,
     as_precision,
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from hybrid_retriever.encoders.onnx_model import OnnxModel
 
 #: AUTO: bf16 where the device multiplies it natively. Measured on SciFact with
 #: all-MiniLM-L6-v2 (benchmarks/precision_quality.py, AVX512-BF16 CPU): nDCG@10 0.6498
@@ -77,10 +77,15 @@ class SentenceTransformerEncoder(DenseEncoder):
         self._backend = resolve_backend(
             self._requested_backend, device=device, precision=self._precision
         )
-        self._onnx_cache_dir = onnx_cache_dir
         self._model: LazyModel[SentenceTransformer] = LazyModel(self._load)
-        # In a 1-tuple: None (PyTorch runs it) is a loaded value too.
-        self._onnx: LazyModel[tuple[OnnxModel | None]] = LazyModel(lambda: (self._load_onnx(),))
+        self._onnx = OnnxSlot(
+            model,
+            kind="dense",
+            backend=self._backend,
+            requested=self._requested_backend,
+            cache_dir=onnx_cache_dir,
+            unsupported="a BERT model with mean pooling",
+        )
 
     def __repr__(self) -> str:
         return f"SentenceTransformerEncoder(model={self._model_name!r})"
@@ -92,32 +97,17 @@ class SentenceTransformerEncoder(DenseEncoder):
             SentenceTransformer, self._model_name, kind="dense", device=self._device
         )
 
-    def _load_onnx(self) -> OnnxModel | None:
-        """The ONNX model, or None when PyTorch runs this encoder."""
-        from hybrid_retriever.encoders.onnx_model import load_onnx_model
-
-        return load_onnx_model(
-            self._model_name,
-            kind="dense",
-            backend=self._backend,
-            requested=self._requested_backend,
-            cache_dir=self._onnx_cache_dir,
-            unsupported="a BERT model with mean pooling",
-        )
-
     def _onnx_model(self) -> OnnxModel | None:
-        return self._onnx.get()[0]
+        return self._onnx.model()
 
     def token_counter(self) -> tuple[Any, int] | None:
-        """``(token counter, max tokens)`` for ``truncation.py``'s tally under ONNX (no
-        PyTorch model loaded for it); None under PyTorch, where the model says."""
-        onnx = self._onnx_model()
-        return None if onnx is None else (onnx.token_counter(), onnx.max_length)
+        """See :meth:`OnnxSlot.token_counter`."""
+        return self._onnx.token_counter()
 
     @property
     def backend(self) -> EncoderBackend:
         """The runtime that encodes (TORCH or ONNX*; exports the model on first use)."""
-        return EncoderBackend.TORCH if self._onnx_model() is None else self._backend
+        return self._onnx.backend
 
     @property
     def name(self) -> str:

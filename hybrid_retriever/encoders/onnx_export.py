@@ -314,8 +314,9 @@ def _trace(module: torch.nn.Module, tokenizer: Any, path: Path) -> None:
         )
 
 
-def _quantize(path: Path) -> None:
-    """int8 weights for every matrix product, activations quantised per call.
+def _quantize(path: Path, *, also: tuple[str, ...] = ()) -> None:
+    """int8 weights for every matrix product (and the ``also`` operator types), activations
+    quantised per call.
 
     Weights per output channel (a scale per column keeps the small columns' precision),
     symmetric, in [-64, 64] (``reduce_range``): unsigned 8-bit activations times such
@@ -334,7 +335,7 @@ def _quantize(path: Path) -> None:
         weight_type=QuantType.QInt8,
         per_channel=True,
         reduce_range=True,
-        op_types_to_quantize=["MatMul"],
+        op_types_to_quantize=["MatMul", *also],
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
     )
     quantized.replace(path)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hybrid_retriever.encoders.backend import EncoderBackend
+from hybrid_retriever.encoders.base import LazyModel
 from hybrid_retriever.encoders.budget import token_heads
 from hybrid_retriever.encoders.onnx_export import (
     MODEL_FILE,
@@ -167,6 +168,56 @@ def load_onnx_model(
         f"The {kind} model {model_name!r} is not one the ONNX export handles ({unsupported}). "
         "Pass backend='torch'."
     )
+
+
+class OnnxSlot:
+    """An encoder's ONNX side, the same for both encoders: the backend it resolved to, and
+    the exported model, loaded on first use (None when PyTorch runs the encoder)."""
+
+    def __init__(
+        self,
+        model_name: str,
+        *,
+        kind: Kind,
+        backend: EncoderBackend,
+        requested: EncoderBackend,
+        cache_dir: str | os.PathLike[str] | None,
+        unsupported: str,
+    ) -> None:
+        self._backend = backend
+
+        def load() -> tuple[OnnxModel | None]:
+            # In a 1-tuple: None (PyTorch runs it) is a loaded value too.
+            model = load_onnx_model(
+                model_name,
+                kind=kind,
+                backend=backend,
+                requested=requested,
+                cache_dir=cache_dir,
+                unsupported=unsupported,
+            )
+            return (model,)
+
+        self._lazy: LazyModel[tuple[OnnxModel | None]] = LazyModel(load)
+
+    @property
+    def loaded(self) -> bool:
+        return self._lazy.loaded
+
+    def model(self) -> OnnxModel | None:
+        """The exported model (exported and loaded on first use), or None under PyTorch."""
+        return self._lazy.get()[0]
+
+    @property
+    def backend(self) -> EncoderBackend:
+        """The runtime that encodes: TORCH, or the ONNX backend resolved."""
+        return EncoderBackend.TORCH if self.model() is None else self._backend
+
+    def token_counter(self) -> tuple[TokenCounter, int] | None:
+        """``(token counter, max tokens)`` for ``truncation.py``'s tally under ONNX (no
+        PyTorch model loaded for it); None under PyTorch, where the model says."""
+        model = self.model()
+        return None if model is None else (model.token_counter(), model.max_length)
 
 
 class TokenCounter:

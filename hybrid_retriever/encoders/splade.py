@@ -24,6 +24,7 @@ from hybrid_retriever.encoders.backend import EncoderBackend, as_backend, resolv
 from hybrid_retriever.encoders.base import LazyModel, SparseEncoder
 from hybrid_retriever.encoders.budget import batch_size_within, token_heads
 from hybrid_retriever.encoders.loading import load_sentence_transformers_model
+from hybrid_retriever.encoders.onnx_model import OnnxModel, OnnxSlot
 from hybrid_retriever.encoders.precision import (
     Precision,
     as_precision,
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
     import torch
     from sentence_transformers import SparseEncoder as SentenceTransformersSparseEncoder
 
-    from hybrid_retriever.encoders.onnx_model import OnnxModel
 
 #: AUTO: bf16 screening never changes document vectors (see ``SpladeEncoder``), so
 #: take its speed wherever the hardware has native bf16.
@@ -118,10 +118,15 @@ class SpladeEncoder(SparseEncoder):
         self._backend = resolve_backend(
             self._requested_backend, device=device, precision=self._precision
         )
-        self._onnx_cache_dir = onnx_cache_dir
         self._model: LazyModel[SentenceTransformersSparseEncoder] = LazyModel(self._load)
-        # In a 1-tuple: None (PyTorch runs it) is a loaded value too.
-        self._onnx: LazyModel[tuple[OnnxModel | None]] = LazyModel(lambda: (self._load_onnx(),))
+        self._onnx = OnnxSlot(
+            model,
+            kind="sparse",
+            backend=self._backend,
+            requested=self._requested_backend,
+            cache_dir=onnx_cache_dir,
+            unsupported="a BERT masked-LM with SPLADE max pooling",
+        )
 
     def __repr__(self) -> str:
         return f"SpladeEncoder(model={self._model_name!r})"
@@ -135,32 +140,17 @@ class SpladeEncoder(SparseEncoder):
         _require_masked_lm(model, self._model_name)
         return model
 
-    def _load_onnx(self) -> OnnxModel | None:
-        """The ONNX model, or None when PyTorch runs this encoder."""
-        from hybrid_retriever.encoders.onnx_model import load_onnx_model
-
-        return load_onnx_model(
-            self._model_name,
-            kind="sparse",
-            backend=self._backend,
-            requested=self._requested_backend,
-            cache_dir=self._onnx_cache_dir,
-            unsupported="a BERT masked-LM with SPLADE max pooling",
-        )
-
     def _onnx_model(self) -> OnnxModel | None:
-        return self._onnx.get()[0]
+        return self._onnx.model()
 
     def token_counter(self) -> tuple[Any, int] | None:
-        """``(token counter, max tokens)`` for ``truncation.py``'s tally under ONNX (no
-        PyTorch model loaded for it); None under PyTorch, where the model says."""
-        onnx = self._onnx_model()
-        return None if onnx is None else (onnx.token_counter(), onnx.max_length)
+        """See :meth:`OnnxSlot.token_counter`."""
+        return self._onnx.token_counter()
 
     @property
     def backend(self) -> EncoderBackend:
         """The runtime that encodes (TORCH or ONNX*; exports the model on first use)."""
-        return EncoderBackend.TORCH if self._onnx_model() is None else self._backend
+        return self._onnx.backend
 
     @property
     def name(self) -> str:

@@ -27,6 +27,7 @@ Needs ``pip install -e ".[peers]"``.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -198,6 +199,14 @@ def build_bm25_ensemble(documents: list[Any]) -> Any:
     )
 
 
+#: What each system imports beyond the package itself (the ``peers`` extra): checked before
+#: any system runs, so that a missing one stops the run at once, not after the others.
+NEEDS: dict[str, tuple[str, ...]] = {
+    "hybrid-retriever": (),
+    "langchain-qdrant": ("langchain_qdrant",),
+    "bm25-ensemble": ("langchain_community", "langchain_classic", "rank_bm25", "langchain_qdrant"),
+}
+
 SYSTEMS: dict[str, System] = {
     "hybrid-retriever": System(
         "hybrid_retriever (Qdrant Edge)",
@@ -348,6 +357,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     unknown = sorted(set(systems) - set(SYSTEMS))
     if unknown:
         parser.error(f"unknown systems {unknown}; choose among {list(SYSTEMS)}")
+    missing = sorted({m for s in systems for m in NEEDS[s] if importlib.util.find_spec(m) is None})
+    if missing:
+        parser.error(f"missing modules {missing}: pip install -e '.[peers]'")
     env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
     with tempfile.TemporaryDirectory(prefix="peers-") as scratch:
         data = args.data

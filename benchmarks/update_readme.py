@@ -233,6 +233,37 @@ def fusion_block(report: Mapping[str, Any]) -> str:
     return (ROOT / "benchmarks" / "results" / "fusion_study.md").read_text(encoding="utf-8").strip()
 
 
+def backend_quality_block(report: Mapping[str, Any]) -> str:
+    """Per corpus: nDCG@10 per backend row (backend_quality.py), and the last minus the first."""
+    corpora = report["corpora"]
+    names = list(next(iter(corpora.values())))
+    first, last = names[0], names[-1]
+
+    def cell(values: Mapping[str, float]) -> str:
+        return f"{values['hybrid']:.4f} ({values['dense']:.4f}, {values['sparse']:.4f})"
+
+    rows = [
+        [name, *(cell(by[n]) for n in names), f"{by[last]['hybrid'] - by[first]['hybrid']:+.4f}"]
+        for name, by in corpora.items()
+    ]
+    means = []
+    for n in names:
+        per_corpus = [by[n] for by in corpora.values()]
+        means.append({k: sum(v[k] for v in per_corpus) / len(per_corpus) for k in per_corpus[0]})
+    change = means[-1]["hybrid"] - means[0]["hybrid"]
+    rows.append(["mean", *(cell(m) for m in means), f"{change:+.4f}"])
+    table = _table(
+        [
+            "corpus",
+            *(f"{n}: hybrid (dense, sparse)" for n in names),
+            f"hybrid, {last} minus {first}",
+        ],
+        ["---", *["---:"] * (len(names) + 1)],
+        rows,
+    )
+    return f"{table}\n\nnDCG@10, test splits, {report['search']}; {_machine_line(report)}"
+
+
 BLOCKS: dict[str, tuple[str, Callable[[Mapping[str, Any]], str]]] = {
     "scifact": ("scifact_eval.json", scifact_block),
     "peers": ("peers.json", peers_block),
@@ -242,6 +273,7 @@ BLOCKS: dict[str, tuple[str, Callable[[Mapping[str, Any]], str]]] = {
     "query_profile": ("query_profile.json", query_profile_block),
     "precision": ("precision_quality.json", precision_block),
     "fusion": ("fusion_study.json", fusion_block),
+    "backend_quality": ("backend_quality.json", backend_quality_block),
 }
 
 

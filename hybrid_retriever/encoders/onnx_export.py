@@ -280,8 +280,7 @@ def _sparse_graph(model: Any) -> tuple[torch.nn.Module | None, dict[str, Any]]:
 def _eager_attention(model: Any) -> None:
     """Trace the plain attention (scores, additive mask, softmax), not PyTorch's SDPA
     path: SDPA exports a NaN guard (``IsNaN`` + ``Where`` over every layer's scores)
-    that took an eighth of a document batch's time, and hides the pattern that ONNX
-    Runtime fuses. The arithmetic is the same."""
+    that took an eighth of a dense document batch's time. The arithmetic is the same."""
     model.set_attn_implementation("eager")
 
 

@@ -7,7 +7,8 @@ session's thread count when it is made:
   query's products are too small to gain from a second thread, and a fixed count
   keeps a query's vector a function of its text alone on a given machine (as in
   ``encoders/threads.py``); no spinning so that an idle retriever burns no CPU.
-* documents: all the process's cores; fp32 in length-sorted batches so that padding
+* documents: all the process's cores, spinning between operators (an ingestion keeps
+  them busy); fp32 in length-sorted batches so that padding
   stays small (int8 one text at a time, see :meth:`OnnxModel.encode_documents`), and
   capped in padded tokens: SPLADE graphs materialise a batch's
   [documents, tokens, vocabulary] logits inside ONNX Runtime
@@ -61,7 +62,7 @@ class OnnxModel:
         self.tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(int(self.spec["max_length"]))
-        self._query_session = _session(folder / MODEL_FILE, threads=1)
+        self._query_session = _session(folder / MODEL_FILE, threads=1, spinning=False)
         self._input_names = [i.name for i in self._query_session.get_inputs()]
         self._document_session: onnxruntime.InferenceSession | None = None
         self._lock = threading.Lock()
@@ -136,7 +137,9 @@ class OnnxModel:
     def _documents(self) -> onnxruntime.InferenceSession:
         with self._lock:
             if self._document_session is None:
-                self._document_session = _session(self.folder / MODEL_FILE, threads=_cores())
+                self._document_session = _session(
+                    self.folder / MODEL_FILE, threads=_cores(), spinning=True
+                )
             return self._document_session
 
 
@@ -260,7 +263,10 @@ def _cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _session(path: Path, *, threads: int) -> onnxruntime.InferenceSession:
+def _session(path: Path, *, threads: int, spinning: bool) -> onnxruntime.InferenceSession:
+    """``spinning``: idle intra-op threads spin a moment before they sleep, which saves
+    their wake-ups between a run's operators (8% more documents per second, one int8
+    SciFact document per run on 2 cores) at the price of that moment's CPU."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -268,6 +274,6 @@ def _session(path: Path, *, threads: int) -> onnxruntime.InferenceSession:
     options.inter_op_num_threads = 1
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     options.log_severity_level = 3  # warnings about unused initializers are noise here
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

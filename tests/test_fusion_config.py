@@ -55,12 +55,12 @@ def test_search_without_weights_leaves_the_default_to_each_query() -> None:
 
 def test_default_config_weighs_each_query_by_its_length() -> None:
     # Hand-computed: min-max gives dense a=1, b=0.5, c=0 and sparse c=1, d=2/11, a=0.
-    # "c d" (2 words): dense share 0.5 + 0.0375 * log2(2/10) = 0.4129, so c (0.587) > a (0.413).
-    # 200 words: 0.5 + 0.0375 * log2(20) = 0.6621, so a (0.662) > c (0.338).
+    # "c d" (2 words): dense share 0.5 + 0.05 * log2(2/10) = 0.3839, so c (0.616) > a (0.384).
+    # 200 words: 0.5 + 0.05 * log2(20) = 0.7161, so a (0.716) > b (0.358) > c (0.284).
     short = DEFAULT_FUSION_CONFIG.fuse(RANKINGS, query=SHORT, limit=3)
     long = DEFAULT_FUSION_CONFIG.fuse(RANKINGS, query=LONG, limit=3)
     assert [h.id for h in short] == ["c", "a", "b"]
-    assert [h.id for h in long] == ["a", "c", "b"]
+    assert [h.id for h in long] == ["a", "b", "c"]
     for query, hits in ((SHORT, short), (LONG, long)):
         weights = query_length_weights(query)
         assert hits == fuse(RANKINGS, method=DEFAULT_FUSION, weights=weights, limit=3)
@@ -123,7 +123,7 @@ def test_default_config_sets_only_the_method() -> None:
     assert FusionConfig("rrf", rrf_k=20).describe() == "rrf rrf_k=20 prefetch_k=100"
     assert FusionConfig().describe() == (
         f"{DEFAULT_FUSION.value} weights=by query length (dense 0.5 at 10 words, "
-        "+0.0375 per doubling, 0.3-0.8) prefetch_k=100"
+        "+0.05 per doubling, 0.3-0.8) prefetch_k=100"
     )
 
 

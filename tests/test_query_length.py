@@ -1,6 +1,6 @@
 """The default weights: the dense share grows with the query's length (``fusion/query_length.py``).
 
-Values are computed by hand from ``dense = clip(0.5 + 0.0375 * log2(words / 10), 0.3, 0.8)``.
+Values are computed by hand from ``dense = clip(0.5 + 0.05 * log2(words / 10), 0.3, 0.8)``.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ def words(n: int) -> str:
     ("n", "dense"),
     [
         (10, 0.5),
-        (20, 0.5375),
-        (40, 0.575),
-        (5, 0.4625),
-        (1, 0.5 - 0.0375 * math.log2(10)),  # 0.37543
-        (2560, 0.8),  # 8 doublings: 0.5 + 0.3, the ceiling
+        (20, 0.55),
+        (40, 0.6),
+        (5, 0.45),
+        (1, 0.5 - 0.05 * math.log2(10)),  # 0.33390
+        (640, 0.8),  # 6 doublings: 0.5 + 0.3, the ceiling
         (5000, 0.8),  # clipped
     ],
 )
@@ -46,7 +46,7 @@ def test_parameters_move_the_rule() -> None:
         {"dense": 0.7, "sparse": 0.3}
     )
     assert query_length_weights(words(1), slope=1.0)["dense"] == 0.3  # the floor
-    assert query_length_weights(words(80), pivot_words=20)["dense"] == pytest.approx(0.575)
+    assert query_length_weights(words(80), pivot_words=20)["dense"] == pytest.approx(0.6)
 
 
 @pytest.mark.parametrize(

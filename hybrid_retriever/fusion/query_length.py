@@ -7,7 +7,13 @@ README's fusion section). Per query, with ``n`` its number of words::
     sparse = 1 - dense
 
 With the defaults, a 10-word query fuses the branches as equals; each doubling of its
-length moves 0.0375 of the weight to dense (0.41 at 2 words, 0.59 at 50, 0.66 at 200).
+length moves 0.05 of the weight to dense (0.38 at 2 words, 0.62 at 50, 0.72 at 200).
+
+The slope was 0.0375 while the default encoders ran in fp32 (the fusion study's own
+choice on its fp32 encodings). With the int8 encoders the same protocol, applied to the
+int8 and fp32 encodings of the suite together (``benchmarks/backend_quality.py
+--fusion``), chooses 0.05: 0.0375 left CISI, whose queries are long, 0.010 below dense
+alone under int8.
 
 Why length: a short keyword query is a lexical query, where the SPLADE branch is at its
 best; a long natural-language query (a paragraph, an argument) is matched better by
@@ -29,7 +35,7 @@ from hybrid_retriever.errors import InvalidParameterError
 
 BASE = 0.5
 """Dense share at ``PIVOT_WORDS`` words."""
-SLOPE = 0.0375
+SLOPE = 0.05
 """Dense share added per doubling of the query's length."""
 PIVOT_WORDS = 10
 FLOOR = 0.3

@@ -52,7 +52,7 @@ DEPTH = 100
 BRANCHES = ("dense", "sparse")
 
 
-def encoded(folder: Path, cache: Path, backend: str) -> dict[str, Any]:
+def encoded(folder: Path, cache: Path, backend: str) -> dict[Any, Any]:
     """Document and query vectors of one corpus under one backend (cached), and ids."""
     import scipy.sparse as sp
 
@@ -66,11 +66,11 @@ def encoded(folder: Path, cache: Path, backend: str) -> dict[str, Any]:
         }
         ids_path.write_text(json.dumps(ids))
     ids = json.loads(ids_path.read_text())
-    encoders = {
+    encoders: dict[str, Any] = {
         "dense": SentenceTransformerEncoder(backend=backend),
         "sparse": SpladeEncoder(backend=backend),
     }
-    vectors: dict[str, Any] = {"ids": ids}
+    vectors: dict[Any, Any] = {"ids": ids}
     for role in ("docs", "queries"):
         texts: list[str] | None = None
         for branch, encoder in encoders.items():
@@ -94,6 +94,11 @@ def encoded(folder: Path, cache: Path, backend: str) -> dict[str, Any]:
             else:
                 vectors[role, branch] = sp.load_npz(path).astype(np.float64)
     return vectors
+
+
+def _side(vectors: dict[Any, Any], role: str) -> dict[str, Any]:
+    """The dense and sparse vectors of ``role`` ("docs" or "queries")."""
+    return {b: vectors[role, b] for b in BRANCHES}
 
 
 def _texts(folder: Path, ids: dict[str, list[str]], role: str) -> list[str]:
@@ -182,16 +187,13 @@ def main() -> None:
         ref = encoded(folder, cache, args.reference)
         cand = encoded(folder, cache, args.candidate)
 
-        def side(vectors: dict[str, Any], role: str) -> dict[str, Any]:
-            return {b: vectors[role, b] for b in BRANCHES}
-
         ids = ref["ids"]
         lists = {
-            args.reference: branch_lists(ids, side(ref, "queries"), side(ref, "docs")),
+            args.reference: branch_lists(ids, _side(ref, "queries"), _side(ref, "docs")),
             f"{args.candidate} queries on {args.reference} documents": branch_lists(
-                ids, side(cand, "queries"), side(ref, "docs")
+                ids, _side(cand, "queries"), _side(ref, "docs")
             ),
-            args.candidate: branch_lists(ids, side(cand, "queries"), side(cand, "docs")),
+            args.candidate: branch_lists(ids, _side(cand, "queries"), _side(cand, "docs")),
         }
         report["corpora"][folder.name] = {row: scores(folder, ls) for row, ls in lists.items()}
         for backend in (args.reference, args.candidate):

@@ -29,7 +29,6 @@ import json
 import platform
 import shutil
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -45,7 +44,11 @@ def prepare(folder: Path, data: Path, *, embeddings_int8: bool) -> None:
     from hybrid_retriever.evaluation import beir_corpus, beir_qrels, beir_queries
 
     folder.mkdir(parents=True, exist_ok=True)
-    for kind, name in (("dense", "all-MiniLM-L6-v2"), ("sparse", "splade-tiny")):
+    models: list[tuple[onnx_export.Kind, str]] = [
+        ("dense", "all-MiniLM-L6-v2"),
+        ("sparse", "splade-tiny"),
+    ]
+    for kind, name in models:
         target = folder / kind
         target.mkdir(exist_ok=True)
         source = onnx_export.exported_model(name, kind=kind, int8=not embeddings_int8)
@@ -197,4 +200,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -8,7 +8,7 @@ wherever ``onnxruntime`` is installed (``pip install 'hybrid-retriever[onnx]'``)
 PyTorch stays the fallback.
 
 int8 costs no quality over the whole suite (README "Speed": hybrid nDCG@10 per corpus
-from -0.004 to +0.009 of fp32's, the mean +0.002), and it is portable: the weights are
+from -0.002 to +0.011 of fp32's, the mean +0.0025), and it is portable: the weights are
 quantised so that no integer kernel can overflow (``onnx_export._quantize``), so every
 CPU family computes the same integer products. Measured: bit-identical vectors on an
 AMD EPYC (AVX-512 VNNI) and an Intel Xeon with AMX.

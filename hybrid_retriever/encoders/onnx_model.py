@@ -143,36 +143,6 @@ class OnnxModel:
             return self._document_session
 
 
-def load_onnx_model(
-    model_name: str,
-    *,
-    kind: Kind,
-    backend: EncoderBackend,
-    requested: EncoderBackend,
-    cache_dir: str | os.PathLike[str] | None,
-    unsupported: str,
-) -> OnnxModel | None:
-    """The exported model an encoder runs, or None when PyTorch runs it: the backend is
-    TORCH, or AUTO met a model the export does not handle. An explicit ONNX choice on
-    such a model raises ``ModelLoadError`` (``unsupported`` says what the export handles)."""
-    if backend is EncoderBackend.TORCH:
-        return None
-    folder = exported_model(
-        model_name,
-        kind=kind,
-        int8=backend is EncoderBackend.ONNX_INT8,
-        cache_dir=cache_dir,
-    )
-    if folder is not None:
-        return OnnxModel(folder)
-    if requested is EncoderBackend.AUTO:
-        return None
-    raise ModelLoadError(
-        f"The {kind} model {model_name!r} is not one the ONNX export handles ({unsupported}). "
-        "Pass backend='torch'."
-    )
-
-
 class OnnxSlot:
     """An encoder's ONNX side, the same for both encoders: the backend it resolved to, and
     the exported model, loaded on first use (None when PyTorch runs the encoder)."""
@@ -187,21 +157,14 @@ class OnnxSlot:
         cache_dir: str | os.PathLike[str] | None,
         unsupported: str,
     ) -> None:
+        self._model_name = model_name
+        self._kind: Kind = kind
         self._backend = backend
-
-        def load() -> tuple[OnnxModel | None]:
-            # In a 1-tuple: None (PyTorch runs it) is a loaded value too.
-            model = load_onnx_model(
-                model_name,
-                kind=kind,
-                backend=backend,
-                requested=requested,
-                cache_dir=cache_dir,
-                unsupported=unsupported,
-            )
-            return (model,)
-
-        self._lazy: LazyModel[tuple[OnnxModel | None]] = LazyModel(load)
+        self._requested = requested
+        self._cache_dir = cache_dir
+        self._unsupported = unsupported
+        # In a 1-tuple: None (PyTorch runs it) is a loaded value too.
+        self._lazy: LazyModel[tuple[OnnxModel | None]] = LazyModel(lambda: (self._load(),))
 
     @property
     def loaded(self) -> bool:
@@ -221,6 +184,27 @@ class OnnxSlot:
         PyTorch model loaded for it); None under PyTorch, where the model says."""
         model = self.model()
         return None if model is None else (model.token_counter(), model.max_length)
+
+    def _load(self) -> OnnxModel | None:
+        """None when PyTorch runs the encoder: the backend is TORCH, or AUTO met a model
+        the export does not handle. An explicit ONNX choice on such a model raises
+        ``ModelLoadError`` (``unsupported`` says what the export handles)."""
+        if self._backend is EncoderBackend.TORCH:
+            return None
+        folder = exported_model(
+            self._model_name,
+            kind=self._kind,
+            int8=self._backend is EncoderBackend.ONNX_INT8,
+            cache_dir=self._cache_dir,
+        )
+        if folder is not None:
+            return OnnxModel(folder)
+        if self._requested is EncoderBackend.AUTO:
+            return None
+        raise ModelLoadError(
+            f"The {self._kind} model {self._model_name!r} is not one the ONNX export handles "
+            f"({self._unsupported}). Pass backend='torch'."
+        )
 
 
 class TokenCounter:
@@ -265,8 +249,8 @@ def _cores() -> int:
 
 def _session(path: Path, *, threads: int, spinning: bool) -> onnxruntime.InferenceSession:
     """``spinning``: idle intra-op threads spin a moment before they sleep, which saves
-    their wake-ups between a run's operators (8% more documents per second, one int8
-    SciFact document per run on 2 cores) at the price of that moment's CPU."""
+    their wake-ups between a run's operators (about 10% more int8 SciFact documents per
+    second on 2 cores) at the price of that moment's CPU."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()

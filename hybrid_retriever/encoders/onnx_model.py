@@ -8,12 +8,11 @@ session's thread count when it is made:
   keeps a query's vector a function of its text alone on a given machine (as in
   ``encoders/threads.py``); no spinning so that an idle retriever burns no CPU.
 * documents: all the process's cores, spinning between operators (an ingestion keeps
-  them busy); fp32 in length-sorted batches so that padding
-  stays small (int8 one text at a time, see :meth:`OnnxModel.encode_documents`), and
-  capped in padded tokens: SPLADE graphs materialise a batch's
-  [documents, tokens, vocabulary] logits inside ONNX Runtime
-  (:data:`SPARSE_BATCH_TOKENS`), and the arena keeps the largest batch's activations
-  (:data:`DENSE_BATCH_TOKENS`).
+  them busy). int8 runs one text at a time (see :meth:`OnnxModel.encode_documents`);
+  fp32 runs length-sorted batches, so that padding stays small, capped in padded
+  tokens: SPLADE graphs materialise a batch's [documents, tokens, vocabulary] logits
+  inside ONNX Runtime (:data:`SPARSE_BATCH_TOKENS`), and the arena keeps the largest
+  batch's activations (:data:`DENSE_BATCH_TOKENS`).
 """
 
 from __future__ import annotations

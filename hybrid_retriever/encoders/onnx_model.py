@@ -97,9 +97,9 @@ class OnnxModel:
 
         int8 graphs run one text at a time: they quantise activations with one scale per
         run, so in a batch a document's vector would depend on its neighbours (and their
-        padding). Alone it depends on its text only, as a query's does, and int8 is no
-        slower so (SciFact, 2 cores: 59 dense and 88 SPLADE docs/s, against 56 and 92
-        in batches of 32).
+        padding). Alone it depends on its text only, as a query's does, at a small cost
+        (``benchmarks/onnx_probes.py batching``: 53 against 55 dense and 79 against 82
+        SPLADE docs/s in batches of 32, SciFact, 2 cores).
         """
         if self.spec.get("int8"):
             batch_size = 1
@@ -248,8 +248,9 @@ def _cores() -> int:
 
 def _session(path: Path, *, threads: int, spinning: bool) -> onnxruntime.InferenceSession:
     """``spinning``: idle intra-op threads spin a moment before they sleep, which saves
-    their wake-ups between a run's operators (about 10% more int8 SciFact documents per
-    second on 2 cores) at the price of that moment's CPU."""
+    their wake-ups between a run's operators (``benchmarks/onnx_probes.py spinning``: up to
+    17% more int8 SciFact documents per second on 2 cores) at the price of that moment's
+    CPU."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()

@@ -465,4 +465,6 @@ async def test_ainvoke_leaves_the_event_loop_free(
         await asyncio.gather(*(retriever.ainvoke(q) for q in queries[offset : offset + 8]))
     stop.set()
     await task
-    assert ticks > len(queries)
+    # Blocking: about one tick per gathered batch (2). Not a count per query: int8
+    # queries are fast enough that 16 of them can take fewer than 16 ticks.
+    assert ticks > 2 * 2

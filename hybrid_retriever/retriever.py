@@ -327,11 +327,7 @@ class HybridRetriever(BaseRetriever):
         self, text: str, results: Mapping[str, Sequence[ScoredPoint]], options: SearchOptions
     ) -> list[FusedHit]:
         """Fuse one query's branch results; branches not searched report no ranks."""
-        rankings = {
-            branch: [BranchHit(id=p.id, score=p.score) for p in results.get(branch, [])]
-            for branch in BRANCHES
-        }
-        return self._fuse_hits(text, rankings, options)
+        return self._fuse_hits(text, results, options)
 
     def _fuse_hits(
         self, text: str, rankings: Mapping[str, Sequence[BranchHit]], options: SearchOptions

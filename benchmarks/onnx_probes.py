@@ -4,16 +4,21 @@ Each probe alternates its variants in one process, so that the machine's drift (
 project's VM varied by a third over minutes) hits both alike:
 
 * ``spinning``: int8 documents per second with the document session's threads spinning
-  or sleeping between operators (200 SciFact documents per encoder), then
-  ``add_documents`` of 600 on Qdrant Edge both ways;
-* ``batching``: int8 documents one per run (the library's way) or in batches of 32;
+  or sleeping between operators (200 SciFact documents per encoder, taking turns 50 at
+  a time), then ``add_documents`` of 600 on Qdrant Edge both ways;
+* ``batching``: int8 documents one per run (the library's way) or in batches of 32,
+  taking turns 50 at a time;
 * ``side-by-side``: both encoders' documents one after the other on all cores, or at
-  once on one core each;
+  once on one core each, taking turns 50 documents at a time;
 * ``contention``: the dense int8 query pass alone, and while the SPLADE query pass
-  runs on the other core.
+  runs on the other core;
+* ``alternating``: both encoders' documents, all of one then all of the other, or a
+  document at a time through both (as ``add_documents`` of one document does), with the
+  document sessions' threads stopping their spin when a run ends (the library's way) or
+  spinning on; the four take turns, 50 documents at a time.
 
     python benchmarks/onnx_probes.py --data ../shared/data/scifact \
-        spinning batching side-by-side contention
+        spinning batching side-by-side contention alternating
 
 Not part of CI.
 """
@@ -39,13 +44,18 @@ ROUNDS = 2
 
 
 @contextmanager
-def sessions(*, spinning: bool | None = None, cores: int | None = None) -> Iterator[None]:
+def sessions(
+    *, spinning: bool | None = None, cores: int | None = None, spin_after_run: bool = False
+) -> Iterator[None]:
     """New encoders made inside get document sessions that spin (or not) on ``cores``."""
     original_session, original_cores = onnx_model._session, onnx_model._cores
 
     def session(path: Path, *, threads: int, spinning: bool) -> Any:
         return original_session(
-            path, threads=threads, spinning=spinning if wanted is None else wanted
+            path,
+            threads=threads,
+            spinning=spinning if wanted is None else wanted,
+            spin_after_run=spin_after_run,
         )
 
     wanted = spinning
@@ -65,14 +75,13 @@ def docs_per_second(encode: Callable[[], Any], count: int) -> float:
 
 
 def spinning(texts: list[str], documents: list[Any]) -> None:
-    for _ in range(ROUNDS):
-        for spin in (True, False):
-            with sessions(spinning=spin):
-                for encoder in (SentenceTransformerEncoder(), SpladeEncoder()):
-                    encoder.encode_documents(texts[:16])
-                    encode = functools.partial(encoder.encode_documents, texts)
-                    rate = docs_per_second(encode, len(texts))
-                    print(f"spinning={spin} {type(encoder).__name__}: {rate:.1f} docs/s")
+    variants: dict[str, Callable[[list[str]], Any]] = {}
+    for spin in (True, False):
+        with sessions(spinning=spin):
+            for encoder in (SentenceTransformerEncoder(), SpladeEncoder()):
+                encoder.encode_documents(texts[:16])
+                variants[f"spinning={spin} {type(encoder).__name__}"] = encoder.encode_documents
+    take_turns(variants, texts)
     for _ in range(ROUNDS):
         for spin in (True, False):
             with sessions(spinning=spin), tempfile.TemporaryDirectory() as folder:
@@ -91,13 +100,22 @@ def batching(texts: list[str]) -> None:
         if model is None or not model.spec.get("int8"):
             raise SystemExit("the default encoders are not ONNX int8 here")
         model.encode_documents(texts[:16], batch_size=1)
-        encode = functools.partial(model.encode_documents, texts, batch_size=32)
-        for _ in range(ROUNDS):
-            for label, int8 in (("one per run", True), ("batches of 32", False)):
-                model.spec["int8"] = int8  # False: the batched path, as fp32 runs
-                rate = docs_per_second(encode, len(texts))
-                print(f"{type(encoder).__name__} {label}: {rate:.1f} docs/s")
-        model.spec["int8"] = True
+
+        def encode(block: list[str], *, int8: bool, model: Any = model) -> None:
+            model.spec["int8"] = int8  # False: the batched path, as fp32 runs
+            try:
+                model.encode_documents(block, batch_size=32)
+            finally:
+                model.spec["int8"] = True
+
+        name = type(encoder).__name__
+        take_turns(
+            {
+                f"{name} one per run": functools.partial(encode, int8=True),
+                f"{name} batches of 32": functools.partial(encode, int8=False),
+            },
+            texts,
+        )
 
 
 def _both(dense: Any, sparse: Any, texts: list[str], *, at_once: bool) -> None:
@@ -112,14 +130,29 @@ def _both(dense: Any, sparse: Any, texts: list[str], *, at_once: bool) -> None:
 
 
 def side_by_side(texts: list[str]) -> None:
+    variants = {}
+    for at_once in (False, True):
+        with sessions(cores=1 if at_once else None):
+            dense, sparse = SentenceTransformerEncoder(), SpladeEncoder()
+            _both(dense, sparse, texts[:8], at_once=False)  # warm up
+        label = "at once, one core each" if at_once else "one after the other"
+        variants[label] = functools.partial(_both, dense, sparse, at_once=at_once)
+    take_turns(variants, texts)
+
+
+def take_turns(variants: dict[str, Callable[[list[str]], Any]], texts: list[str]) -> None:
+    """Per round, the variants take turns a block of 50 texts at a time, so that the
+    machine's drift hits all of them alike; then each one's docs/s over all blocks."""
     for _ in range(ROUNDS):
-        for at_once in (False, True):
-            with sessions(cores=1 if at_once else None):
-                dense, sparse = SentenceTransformerEncoder(), SpladeEncoder()
-                _both(dense, sparse, texts[:8], at_once=False)  # warm up
-                encode = functools.partial(_both, dense, sparse, texts, at_once=at_once)
-                label = "at once, one core each" if at_once else "one after the other"
-                print(f"{label}: {docs_per_second(encode, len(texts)):.1f} docs/s")
+        seconds = dict.fromkeys(variants, 0.0)
+        for start in range(0, len(texts), 50):
+            block = texts[start : start + 50]
+            for label, encode in variants.items():
+                began = time.perf_counter()
+                encode(block)
+                seconds[label] += time.perf_counter() - began
+        for label, total in seconds.items():
+            print(f"{label}: {len(texts) / total:.1f} docs/s", flush=True)
 
 
 def _busy(sparse: Any, queries: list[str], stop: threading.Event) -> None:
@@ -151,11 +184,40 @@ def contention(queries: list[str]) -> None:
         worker.join()
 
 
+def _through_both(dense: Any, sparse: Any, texts: list[str], *, one_at_a_time: bool) -> None:
+    if not one_at_a_time:
+        dense.encode_documents(texts)
+        sparse.encode_documents(texts)
+        return
+    for text in texts:
+        dense.encode_documents([text])
+        sparse.encode_documents([text])
+
+
+def alternating(texts: list[str]) -> None:
+    variants = {}
+    for spin_after_run in (False, True):
+        with sessions(spin_after_run=spin_after_run):
+            dense, sparse = SentenceTransformerEncoder(), SpladeEncoder()
+            _through_both(dense, sparse, texts[:8], one_at_a_time=False)  # warm up
+        for one_at_a_time in (False, True):
+            label = (
+                f"threads {'spinning on' if spin_after_run else 'stop spinning'} after a run, "
+                f"{'a document at a time' if one_at_a_time else 'all of each encoder'}"
+            )
+            variants[label] = functools.partial(
+                _through_both, dense, sparse, one_at_a_time=one_at_a_time
+            )
+    take_turns(variants, texts)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/scifact"))
     parser.add_argument(
-        "probes", nargs="+", choices=["spinning", "batching", "side-by-side", "contention"]
+        "probes",
+        nargs="+",
+        choices=["spinning", "batching", "side-by-side", "contention", "alternating"],
     )
     args = parser.parse_args()
     documents = list(beir_corpus(args.data))
@@ -170,6 +232,8 @@ def main() -> None:
             batching(texts)
         elif probe == "side-by-side":
             side_by_side(texts)
+        elif probe == "alternating":
+            alternating(texts)
         else:
             contention(queries)
 

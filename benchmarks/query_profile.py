@@ -6,7 +6,9 @@ queries, one at a time, with the query cache off, times:
 tokenisation, each encoder's session run / forward pass, each encoder's whole
 ``encode_query``, both one after the other and side by side (the thread hand-off),
 the Qdrant search of both branches, fusion, the payload fetch and the Documents,
-and ``invoke`` end to end (p50 and p95). Medians in ms. Not part of CI.
+and ``invoke`` end to end (p50 and p95). Medians in ms. ``--rounds``: the whole
+profile again, ``--pause`` seconds apart, since this VM's speed drifts over minutes.
+Not part of CI.
 
     python benchmarks/query_profile.py --data ../shared/data/scifact \
         --index /tmp/scifact-index --backends onnx,torch \
@@ -147,16 +149,27 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--index", type=Path, help="index folder, kept (default: a temporary one)")
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="profile the backends this many times over"
+    )
+    parser.add_argument(
+        "--pause", type=float, default=0.0, help="seconds between rounds (the VM drifts)"
+    )
     args = parser.parse_args()
     qrels = beir_qrels(args.data, "test")
     queries = [text for qid, text in beir_queries(args.data).items() if qid in qrels]
     report: dict[str, Any] = {"runs": []}
     with tempfile.TemporaryDirectory(prefix="query-profile-") as scratch:
         index = args.index if args.index is not None else Path(scratch) / "index"
-        for backend in args.backends.split(","):
-            run = profile(backend.strip(), args.data, queries, args.k, index)
-            print(json.dumps(run, indent=2), flush=True)
-            report["runs"].append(run)
+        for round_number in range(1, args.rounds + 1):
+            if round_number > 1:
+                time.sleep(args.pause)
+            for backend in args.backends.split(","):
+                run = profile(backend.strip(), args.data, queries, args.k, index)
+                run["round"] = round_number
+                run["finished"] = time.strftime("%H:%M:%S")
+                print(json.dumps(run, indent=2), flush=True)
+                report["runs"].append(run)
     report.update(
         dataset=args.data.resolve().name,
         load_average=os.getloadavg(),

@@ -11,6 +11,8 @@ Blocks, each from a JSON file under ``benchmarks/results/`` written by a command
 * ``encoding``: ``encoding.json``, from ``benchmarks/encoding.py``;
 * ``query_encoding``: ``query_encoding.json``, from ``benchmarks/query_encoding.py``;
 * ``query_profile``: ``query_profile.json``, from ``benchmarks/query_profile.py``;
+* ``query_profile_int8``: ``query_profile_int8.json``, the same script, int8 over rounds;
+* ``floor``: ``floor.json``, from ``benchmarks/floor.py``;
 * ``precision``: ``precision_quality.json``, from ``benchmarks/precision_quality.py``;
 * ``fusion``: ``fusion_study.md`` as written by ``benchmarks/fusion_study.py``.
 
@@ -151,8 +153,15 @@ def query_profile_block(report: Mapping[str, Any]) -> str:
             found = run["steps_ms"].get(step)
             cells.append(f"{found['p50']:.2f} / {found['p95']:.2f}" if found else "")
         rows.append(cells)
+    rounds = max(run.get("round", 1) for run in runs)
+
+    def column(run: Mapping[str, Any]) -> str:
+        return run["backend"] + (
+            f", round {run['round']} ({run['finished']})" if rounds > 1 else ""
+        )
+
     table = _table(
-        ["step (ms, p50 / p95)", *(run["backend"] for run in runs)],
+        ["step (ms, p50 / p95)", *(column(run) for run in runs)],
         ["---", *["---:"] * len(runs)],
         rows,
     )
@@ -161,6 +170,40 @@ def query_profile_block(report: Mapping[str, Any]) -> str:
         f"{table}\n\n{runs[0]['queries']} {report['dataset']} test queries, one at a time, "
         f"query cache off, k={runs[0]['k']}; load average at the end {load}; "
         f"{_machine_line(report)}"
+    )
+
+
+def floor_block(report: Mapping[str, Any]) -> str:
+    """Each encoder pass against its int8 products alone, per round (floor.py)."""
+    rows = []
+    for kind in ("dense", "sparse"):
+        run = report[kind]
+        docs, queries = run["docs_per_s"], run["query_ms_p50"]
+        rows.append(
+            [
+                f"{run['model']} ({run['products']} products)",
+                " / ".join(f"{v:.1f}" for v in docs["model"]),
+                " / ".join(f"{v:.1f}" for v in docs["products"]),
+                " / ".join(f"{v:.2f}" for v in queries["model"]),
+                " / ".join(f"{v:.2f}" for v in queries["products"]),
+            ]
+        )
+    table = _table(
+        [
+            "encoder",
+            "documents/s: model",
+            "products alone",
+            "query p50 ms: model",
+            "products alone",
+        ],
+        ["---", "---:", "---:", "---:", "---:"],
+        rows,
+    )
+    return (
+        f"{table}\n\nOne figure per round; {report['documents']} {report['dataset']} documents "
+        f"(one per run, all cores), {report['queries']} test queries (one per run, one "
+        f"thread). Both passes' products alone, best round: "
+        f"{report['both_passes_products_docs_per_s']} documents/s; {_machine_line(report)}"
     )
 
 
@@ -271,6 +314,8 @@ BLOCKS: dict[str, tuple[str, Callable[[Mapping[str, Any]], str]]] = {
     "encoding": ("encoding.json", encoding_block),
     "query_encoding": ("query_encoding.json", query_encoding_block),
     "query_profile": ("query_profile.json", query_profile_block),
+    "query_profile_int8": ("query_profile_int8.json", query_profile_block),
+    "floor": ("floor.json", floor_block),
     "precision": ("precision_quality.json", precision_block),
     "fusion": ("fusion_study.json", fusion_block),
     "backend_quality": ("backend_quality.json", backend_quality_block),

@@ -194,6 +194,23 @@ def test_documents_keep_their_order_and_do_not_depend_on_the_batch(
     assert sparse_encoder.encode_documents([]) == []
 
 
+def test_document_threads_spin_between_operators_but_not_after_a_run(
+    dense_encoder: SentenceTransformerEncoder, sparse_encoder: SpladeEncoder
+) -> None:
+    """Threads left spinning after one encoder's run took the cores from the other's next
+    one: documents added one at a time ran at half speed (onnx_probes.py alternating)."""
+    for encoder in (dense_encoder, sparse_encoder):
+        model = encoder._onnx_model()
+        assert model is not None
+        encoder.encode_documents(["a document, to make the document session"])
+        documents = model._documents().get_session_options()
+        assert documents.get_session_config_entry("session.intra_op.allow_spinning") == "1"
+        assert documents.get_session_config_entry("session.force_spinning_stop") == "1"
+        queries = model._query_session.get_session_options()
+        assert queries.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+        assert queries.intra_op_num_threads == 1
+
+
 def test_decode_names_vocabulary_terms(sparse_encoder: SpladeEncoder) -> None:
     vector = sparse_encoder.encode_query("insulin resistance in diabetes")
     words = [token for token, _ in sparse_encoder.decode(vector, top_k=5)]

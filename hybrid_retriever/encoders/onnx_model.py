@@ -8,11 +8,11 @@ session's thread count when it is made:
   keeps a query's vector a function of its text alone on a given machine (as in
   ``encoders/threads.py``); no spinning so that an idle retriever burns no CPU.
 * documents: all the process's cores, spinning between operators (an ingestion keeps
-  them busy). int8 runs one text at a time (see :meth:`OnnxModel.encode_documents`);
-  fp32 runs length-sorted batches, so that padding stays small, capped in padded
-  tokens: SPLADE graphs materialise a batch's [documents, tokens, vocabulary] logits
-  inside ONNX Runtime (:data:`SPARSE_BATCH_TOKENS`), and the arena keeps the largest
-  batch's activations (:data:`DENSE_BATCH_TOKENS`).
+  them busy), not after the run. int8 runs one text at a time (see
+  :meth:`OnnxModel.encode_documents`); fp32 runs length-sorted batches, so that padding
+  stays small, capped in padded tokens: SPLADE graphs materialise a batch's [documents,
+  tokens, vocabulary] logits inside ONNX Runtime (:data:`SPARSE_BATCH_TOKENS`), and the
+  arena keeps the largest batch's activations (:data:`DENSE_BATCH_TOKENS`).
 """
 
 from __future__ import annotations
@@ -97,9 +97,10 @@ class OnnxModel:
 
         int8 graphs run one text at a time: they quantise activations with one scale per
         run, so in a batch a document's vector would depend on its neighbours (and their
-        padding). Alone it depends on its text only, as a query's does, at a small cost
-        (``benchmarks/onnx_probes.py batching``: 53 against 55 dense and 79 against 82
-        SPLADE docs/s in batches of 32, SciFact, 2 cores).
+        padding). Alone it depends on its text only, as a query's does, at no measurable
+        cost (``benchmarks/onnx_probes.py batching``: 67.5 and 67.3 dense docs/s against
+        56.9 and 57.4 in batches of 32, SPLADE 96.1 and 98.7 against 99.2 and 100.0;
+        SciFact, 2 cores).
         """
         if self.spec.get("int8"):
             batch_size = 1
@@ -246,11 +247,17 @@ def _cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _session(path: Path, *, threads: int, spinning: bool) -> onnxruntime.InferenceSession:
+def _session(
+    path: Path, *, threads: int, spinning: bool, spin_after_run: bool = False
+) -> onnxruntime.InferenceSession:
     """``spinning``: idle intra-op threads spin a moment before they sleep, which saves
-    their wake-ups between a run's operators (``benchmarks/onnx_probes.py spinning``: up to
-    17% more int8 SciFact documents per second on 2 cores) at the price of that moment's
-    CPU."""
+    their wake-ups between a run's operators (``benchmarks/onnx_probes.py spinning``: 6-12%
+    more int8 SciFact documents per second on 2 cores) at the price of that moment's CPU.
+    They stop when the run ends (``session.force_spinning_stop``): threads still
+    spinning after one encoder's run took the cores from the other encoder's next run,
+    and documents sent through both encoders one at a time ran at half speed
+    (``onnx_probes.py alternating``: 18.1 and 18.0 docs/s, against 36.6 and 35.4 now).
+    ``spin_after_run=True`` keeps them spinning, for that probe's comparison only."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -259,5 +266,7 @@ def _session(path: Path, *, threads: int, spinning: bool) -> onnxruntime.Inferen
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    if spinning and not spin_after_run:
+        options.add_session_config_entry("session.force_spinning_stop", "1")
     options.log_severity_level = 3  # warnings about unused initializers are noise here
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

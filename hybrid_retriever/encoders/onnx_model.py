@@ -256,8 +256,8 @@ def _session(
     They stop when the run ends (``session.force_spinning_stop``): threads still
     spinning after one encoder's run took the cores from the other encoder's next run,
     and documents sent through both encoders one at a time ran at half speed
-    (``onnx_probes.py alternating``: 18.1 and 18.0 docs/s, against 36.6 and 35.4 now).
-    ``spin_after_run=True`` keeps them spinning, for that probe's comparison only."""
+    (``onnx_probes.py alternating``: 18.1 and 18.0 docs/s, against 36.6 and 35.4 with
+    the stop). ``spin_after_run=True`` keeps them spinning, for that probe only."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()

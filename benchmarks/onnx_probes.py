@@ -42,6 +42,9 @@ from hybrid_retriever.evaluation import beir_corpus, beir_qrels, beir_queries
 
 ROUNDS = 2
 
+#: Texts per turn of each variant in :func:`take_turns`.
+BLOCK = 50
+
 
 @contextmanager
 def sessions(
@@ -141,12 +144,12 @@ def side_by_side(texts: list[str]) -> None:
 
 
 def take_turns(variants: dict[str, Callable[[list[str]], Any]], texts: list[str]) -> None:
-    """Per round, the variants take turns a block of 50 texts at a time, so that the
+    """Per round, the variants take turns a :data:`BLOCK` of texts at a time, so that the
     machine's drift hits all of them alike; then each one's docs/s over all blocks."""
     for _ in range(ROUNDS):
         seconds = dict.fromkeys(variants, 0.0)
-        for start in range(0, len(texts), 50):
-            block = texts[start : start + 50]
+        for start in range(0, len(texts), BLOCK):
+            block = texts[start : start + BLOCK]
             for label, encode in variants.items():
                 began = time.perf_counter()
                 encode(block)
@@ -184,14 +187,10 @@ def contention(queries: list[str]) -> None:
         worker.join()
 
 
-def _through_both(dense: Any, sparse: Any, texts: list[str], *, one_at_a_time: bool) -> None:
-    if not one_at_a_time:
-        dense.encode_documents(texts)
-        sparse.encode_documents(texts)
-        return
+def _one_at_a_time(dense: Any, sparse: Any, texts: list[str]) -> None:
+    """Each document through both encoders before the next, as ``add_documents([doc])``."""
     for text in texts:
-        dense.encode_documents([text])
-        sparse.encode_documents([text])
+        _both(dense, sparse, [text], at_once=False)
 
 
 def alternating(texts: list[str]) -> None:
@@ -199,15 +198,14 @@ def alternating(texts: list[str]) -> None:
     for spin_after_run in (False, True):
         with sessions(spin_after_run=spin_after_run):
             dense, sparse = SentenceTransformerEncoder(), SpladeEncoder()
-            _through_both(dense, sparse, texts[:8], one_at_a_time=False)  # warm up
-        for one_at_a_time in (False, True):
-            label = (
-                f"threads {'spinning on' if spin_after_run else 'stop spinning'} after a run, "
-                f"{'a document at a time' if one_at_a_time else 'all of each encoder'}"
-            )
-            variants[label] = functools.partial(
-                _through_both, dense, sparse, one_at_a_time=one_at_a_time
-            )
+            _both(dense, sparse, texts[:8], at_once=False)  # warm up
+        threads = f"threads {'spinning on' if spin_after_run else 'stop spinning'} after a run"
+        variants[f"{threads}, all of each encoder"] = functools.partial(
+            _both, dense, sparse, at_once=False
+        )
+        variants[f"{threads}, a document at a time"] = functools.partial(
+            _one_at_a_time, dense, sparse
+        )
     take_turns(variants, texts)
 
 

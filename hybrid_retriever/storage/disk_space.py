@@ -22,8 +22,13 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from hybrid_retriever.errors import StorageError
+from hybrid_retriever.vectors import SparseVector
+
+if TYPE_CHECKING:
+    from hybrid_retriever.storage.base import Vector
 
 WAL_SEGMENT_BYTES = 32 * 1024 * 1024
 """Size of one Qdrant Edge WAL segment (``wal/open-N``), which Edge maps as it fills."""
@@ -61,12 +66,11 @@ def allocated_bytes(folder: Path) -> int:
     return total
 
 
-def raw_point_bytes(vectors: Iterable[object], payload: object) -> int:
+def raw_point_bytes(vectors: Iterable[Vector], payload: Any) -> int:
     """The raw size of one point: 4 bytes a dense value, 8 a sparse entry, its JSON payload."""
     size = len(json.dumps(payload, default=str, ensure_ascii=False).encode("utf-8"))
     for vector in vectors:
-        indices = getattr(vector, "indices", None)
-        size += 8 * len(indices) if indices is not None else 4 * len(vector)  # type: ignore[arg-type]
+        size += 8 * len(vector.indices) if isinstance(vector, SparseVector) else 4 * len(vector)
     return size
 
 

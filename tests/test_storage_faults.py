@@ -75,7 +75,8 @@ def worker(command: str, path: str, engine: str) -> None:
     """Run one storage step and report on stdout, one JSON line per event.
 
     ``fill``: create the collection and write batches until the storage refuses, printing
-    each acknowledged batch. ``open``: reopen and search. A ``StorageError`` is printed
+    each acknowledged batch. ``open``: reopen and search. ``steps``: write, fill the disk
+    with a ballast file, then try every kind of write and a search. A ``StorageError`` is printed
     and the process exits 0: the error is the expected outcome, the exit code proves the
     process survived it.
     """
@@ -89,6 +90,12 @@ def worker(command: str, path: str, engine: str) -> None:
                 numbers = range(batch * BATCH, (batch + 1) * BATCH)
                 storage.upsert(COLLECTION, [point(n) for n in numbers])
                 _report(acknowledged=numbers.stop)
+        elif command == "steps":
+            storage.create_collection(SPEC)
+            storage.upsert(COLLECTION, [point(n) for n in range(300)])
+            fill_up(Path(path).parent)
+            _try_every_write(storage)
+            _report(nearest_to_7=nearest(storage, 7))
         else:
             _report(count=storage.count(COLLECTION), nearest_to_0=nearest(storage, 0))
     except StorageError as exc:
@@ -99,6 +106,23 @@ def worker(command: str, path: str, engine: str) -> None:
                 storage.close()
             except StorageError as exc:
                 _report(storage_error_on_close=str(exc))
+
+
+def _try_every_write(storage: StorageBackend) -> None:
+    steps: dict[str, Callable[[], None]] = {
+        "create_collection": lambda: storage.create_collection(
+            CollectionSpec("second", "dense", DIMENSIONS, Distance.COSINE, "sparse")
+        ),
+        "upsert": lambda: storage.upsert(COLLECTION, [point(n) for n in range(300, 400)]),
+        "delete": lambda: storage.delete(COLLECTION, [point_id(n) for n in range(10)]),
+        "optimize": lambda: storage.optimize(COLLECTION),
+    }
+    for name, step in steps.items():
+        try:
+            step()
+            _report(step=name, outcome="done")
+        except StorageError as exc:
+            _report(step=name, outcome="StorageError", message=str(exc))
 
 
 def _report(**event: Any) -> None:
@@ -236,6 +260,37 @@ def test_opening_on_a_full_disk_is_a_storage_error_or_works(
     try:
         assert storage.count(COLLECTION) == 200
         assert nearest(storage, 199) == point_id(199)
+    finally:
+        storage.close()
+
+
+def test_every_edge_write_on_a_full_disk_is_refused_before_it_starts(
+    small_disk: Callable[[int], Path],
+) -> None:
+    """create_collection, upsert, delete and optimize each map or grow Edge's files."""
+    disk = small_disk(48)
+    data = disk / "data"
+
+    returncode, events, stderr = run_worker("steps", str(data), "edge")
+
+    assert returncode == 0, (
+        f"a write on a full disk killed the process (exit {returncode}):\n{stderr}"
+    )
+    outcomes = {e["step"]: e["outcome"] for e in events if "step" in e}
+    assert outcomes == dict.fromkeys(
+        ["create_collection", "upsert", "delete", "optimize"], "StorageError"
+    ), events
+    for event in events:
+        if "step" in event:
+            assert str(data) in event["message"] and "are free" in event["message"], event
+    assert {"nearest_to_7": point_id(7)} in events  # reading still works on a full disk
+    (disk / "ballast").unlink()
+    grow(disk)
+    storage = open_storage(path=data, engine="edge", collection=COLLECTION)
+    try:
+        assert storage.count(COLLECTION) == 300
+        assert storage.get_layout("second") is None
+        assert nearest(storage, 0) == point_id(0)  # the refused delete removed nothing
     finally:
         storage.close()
 

@@ -284,10 +284,17 @@ class EdgeStorage(StorageBackend):
     def close(self) -> None:
         with self._lock:
             shards, self._shards = self._shards, {}
-            for shard in shards.values():
-                shard.close()
+            failure: StorageError | None = None
+            for collection, shard in shards.items():
+                try:  # closing flushes; on a full disk that can fail: close the others anyway
+                    with _edge_errors(self, collection):
+                        shard.close()
+                except StorageError as exc:
+                    failure = failure or exc
             if self._temporary is not None:
                 self._temporary.cleanup()
+            if failure is not None:
+                raise failure
 
 
 _DELETE_RECORD_BYTES = 64

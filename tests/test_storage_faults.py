@@ -15,6 +15,7 @@ import json
 import math
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -26,6 +27,7 @@ import pytest
 
 from hybrid_retriever.collection import CollectionSpec, Distance
 from hybrid_retriever.errors import StorageError
+from hybrid_retriever.storage import disk_space
 from hybrid_retriever.storage.base import BranchQuery, StorageBackend, StoredPoint
 from hybrid_retriever.storage.connect import open_storage
 from hybrid_retriever.vectors import SparseVector
@@ -201,6 +203,34 @@ def assert_refused_in_time(returncode: int, events: list[dict[str, Any]], stderr
 
 
 # -- disk full ------------------------------------------------------------------------------
+
+
+def test_the_free_space_check_names_the_folder_the_sizes_and_the_fix(tmp_path: Path) -> None:
+    """The check itself, on any machine (no tmpfs): refuse exactly when space is short."""
+    free = disk_space.free_bytes(tmp_path)
+    disk_space.require_free_space(tmp_path, free // 2, action="write 1 point")
+    with pytest.raises(StorageError) as refused:
+        disk_space.require_free_space(tmp_path, free + (1 << 30), action="write 3 points")
+    message = str(refused.value)
+    assert str(tmp_path) in message and "write 3 points" in message
+    assert f"{free + (1 << 30):,} bytes" in message and "are free" in message
+    assert "Free space on that disk" in message and "intact" in message
+    # A folder not created yet is measured on the disk that will hold it.
+    assert disk_space.free_bytes(tmp_path / "not" / "yet") > 0
+
+
+@pytest.mark.parametrize(
+    ("failure", "full"),
+    [
+        (OSError(errno.ENOSPC, "No space left on device"), True),
+        (sqlite3.OperationalError("database or disk is full"), True),
+        (Exception("Service internal error: No space left on device (os error 28)"), True),
+        (sqlite3.OperationalError("database is locked"), False),
+        (OSError(errno.EACCES, "Permission denied"), False),
+    ],
+)
+def test_disk_full_failures_are_recognised(failure: Exception, full: bool) -> None:
+    assert disk_space.is_disk_full(failure) is full
 
 
 @pytest.mark.parametrize(("engine", "size_mib"), [("edge", 56), ("qdrant-client", 24)])

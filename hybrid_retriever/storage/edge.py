@@ -16,6 +16,10 @@ Things Edge does differently from a server, and how this backend handles them:
   calls :meth:`EdgeStorage.optimize` when it finishes;
 * a folder can be opened by one shard at a time (a second open fails), so shards
   are opened once and shared by everything that uses this storage object;
+* Edge maps sparse files and fills their pages as it writes; on a full disk the
+  kernel answers with SIGBUS, which kills the process. So every call that may grow
+  the files (open, which replays the log, create, upsert, delete, optimize) first
+  checks the free space it needs (``disk_space``) and raises ``StorageError`` instead;
 * the bindings hold the GIL during native calls and have no async API, so async
   methods run in a worker thread; a call blocks the event loop only for the
   native search itself (about a millisecond), never for encoding.

@@ -601,7 +601,10 @@ def _assemble(data: dict[str, Any]) -> dict[str, Any]:
                 f"Pass either storage= or connection arguments ({', '.join(connection)}), not both."
             )
     else:
-        data["storage"] = open_storage(**connection)
+        collection = data.get(
+            "collection_name", HybridRetriever.model_fields["collection_name"].default
+        )
+        data["storage"] = open_storage(**connection, collection=collection)
     data["dense_encoder"] = as_dense_encoder(data.get("dense_encoder", DEFAULT_DENSE_MODEL))
     data["sparse_encoder"] = as_sparse_encoder(data.get("sparse_encoder", DEFAULT_SPARSE_MODEL))
     return data

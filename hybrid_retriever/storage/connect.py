@@ -5,18 +5,22 @@ The rules, in order:
 * a ready ``client=`` / ``async_client=`` is used through qdrant-client;
 * ``url=`` (or an http(s) ``location=``) is a Qdrant server or cluster, through qdrant-client;
 * otherwise the data is embedded in the process: Qdrant Edge by default, in ``path=``
-  or, with no path (or ``location=":memory:"``), in a temporary folder. A ``path``
-  that already holds a qdrant-client embedded database is opened with qdrant-client,
-  so existing data keeps working. ``engine=`` overrides the choice.
+  or, with no path (or ``location=":memory:"``), in a temporary folder. In a ``path``
+  the engine is chosen per collection: the one that holds the named collection opens
+  it (Edge keeps ``path/<name>/edge_config.json``, qdrant-client ``meta.json`` and
+  ``path/collection/<name>/``), so one folder can hold both kinds. A new collection
+  goes to qdrant-client only in a folder that holds qdrant-client collections and no
+  Edge ones, so existing data keeps working. ``engine=`` overrides the choice.
 """
 
 from __future__ import annotations
 
+import json
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hybrid_retriever.errors import InvalidParameterError
+from hybrid_retriever.errors import InvalidParameterError, StorageError
 from hybrid_retriever.storage.base import StorageBackend
 
 if TYPE_CHECKING:
@@ -61,8 +65,13 @@ def open_storage(
     cluster: ClusterOptions | None = None,
     shard_key: str | int | None = None,
     read_consistency: int | str | None = None,
+    collection: str | None = None,
 ) -> StorageBackend:
-    """The storage backend the arguments describe (see the module docstring)."""
+    """The storage backend the arguments describe (see the module docstring).
+
+    ``collection`` is the collection the caller will use; in a ``path`` it decides the
+    engine. None: the folder's engine (as for a new collection).
+    """
     from hybrid_retriever.storage.qdrant import QdrantClientStorage
 
     distributed: dict[str, Any] = {
@@ -96,11 +105,7 @@ def open_storage(
             **distributed,
         )
     if chosen is None:
-        chosen = (
-            Engine.QDRANT_CLIENT
-            if path is not None and _is_qdrant_client_folder(Path(path))
-            else Engine.EDGE
-        )
+        chosen = Engine.EDGE if path is None else detect_engine(Path(path), collection)
     if cluster is not None or shard_key is not None:
         raise InvalidParameterError(
             "cluster= and shard_key= describe a Qdrant server or cluster; an embedded "
@@ -134,6 +139,48 @@ def _refuse_edge(engine: Engine | None, why: str) -> None:
         )
 
 
-def _is_qdrant_client_folder(path: Path) -> bool:
-    """qdrant-client's embedded mode keeps ``meta.json`` and ``collection/`` at its root."""
-    return (path / "meta.json").is_file() and (path / "collection").is_dir()
+def detect_engine(path: Path, collection: str | None) -> Engine:
+    """The engine that holds ``collection`` in ``path``; for a new one, the folder's engine.
+
+    Decided per collection, not per folder: a qdrant-client collection written beside
+    Edge ones must not hide them (opening one would say it does not exist).
+    """
+    client_collections = _qdrant_client_collections(path)
+    if collection is not None:
+        in_edge = _is_edge_collection(path / collection)
+        in_client = client_collections is not None and collection in client_collections
+        if in_edge and in_client:
+            raise StorageError(
+                f"The folder {str(path)!r} holds a collection {collection!r} of both engines: "
+                f"Qdrant Edge in {str(path / collection)!r} and qdrant-client in "
+                f"{str(path / 'collection' / collection)!r}. Pass engine='edge' or "
+                "engine='qdrant-client' to say which one to open."
+            )
+        if in_edge:
+            return Engine.EDGE
+        if in_client:
+            return Engine.QDRANT_CLIENT
+    holds_edge = path.is_dir() and any(_is_edge_collection(child) for child in path.iterdir())
+    is_client_folder = client_collections is not None
+    return Engine.QDRANT_CLIENT if is_client_folder and not holds_edge else Engine.EDGE
+
+
+def _is_edge_collection(folder: Path) -> bool:
+    """An Edge shard keeps its vector configuration in ``<collection>/edge_config.json``."""
+    from hybrid_retriever.storage.edge import CONFIG_FILE
+
+    return (folder / CONFIG_FILE).is_file()
+
+
+def _qdrant_client_collections(path: Path) -> set[str] | None:
+    """The collections qdrant-client's embedded mode lists in ``meta.json``; None when
+    ``path`` is not such a database (it keeps ``meta.json`` and ``collection/``)."""
+    meta = path / "meta.json"
+    if not (meta.is_file() and (path / "collection").is_dir()):
+        return None
+    try:
+        collections = json.loads(meta.read_text(encoding="utf-8")).get("collections") or {}
+    except (OSError, ValueError, AttributeError):
+        # Unreadable: qdrant-client will report it; its collection folders still say what it holds.
+        return {child.name for child in (path / "collection").iterdir() if child.is_dir()}
+    return set(collections)

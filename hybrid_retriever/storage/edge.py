@@ -16,6 +16,10 @@ Things Edge does differently from a server, and how this backend handles them:
   calls :meth:`EdgeStorage.optimize` when it finishes;
 * a folder can be opened by one shard at a time (a second open fails), so shards
   are opened once and shared by everything that uses this storage object;
+* Edge maps sparse files and fills their pages as it writes; on a full disk the
+  kernel answers with SIGBUS, which kills the process. So every call that may grow
+  the files (open, which replays the log, create, upsert, delete, optimize) first
+  checks the free space it needs (``disk_space``) and raises ``StorageError`` instead;
 * the bindings hold the GIL during native calls and have no async API, so async
   methods run in a worker thread; a call blocks the event loop only for the
   native search itself (about a millisecond), never for encoding.
@@ -50,6 +54,16 @@ from hybrid_retriever.storage.base import (
     Vector,
     payload_points,
 )
+from hybrid_retriever.storage.disk_space import (
+    OPTIMIZE_GROWTH,
+    SAFETY_MARGIN_BYTES,
+    UPSERT_GROWTH,
+    allocated_bytes,
+    disk_full_error,
+    is_disk_full,
+    raw_point_bytes,
+    require_free_space,
+)
 from hybrid_retriever.storage.edge_filters import to_edge_filter
 from hybrid_retriever.vectors import SparseVector
 
@@ -74,7 +88,12 @@ class EdgeStorage(StorageBackend):
         self._root = Path(path)
         if self._root.exists() and not self._root.is_dir():
             raise StorageError(f"Edge path {str(self._root)!r} exists and is not a folder.")
-        self._root.mkdir(parents=True, exist_ok=True)
+        try:
+            self._root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise disk_full_error(repr(str(self._root)), exc) from exc
+            raise StorageError(f"Cannot create the Edge folder {str(self._root)!r}: {exc}") from exc
         self._shards: dict[str, Any] = {}
         self._lock = threading.RLock()
 
@@ -110,6 +129,12 @@ class EdgeStorage(StorageBackend):
                 )
             from qdrant_edge import EdgeShard
 
+            # Loading replays the WAL into the mapped segments: at most the WAL's size.
+            require_free_space(
+                folder,
+                SAFETY_MARGIN_BYTES + allocated_bytes(folder / "wal"),
+                action=f"open collection {collection!r} (Qdrant Edge replays its log on open)",
+            )
             with _edge_errors(self, collection):
                 shard = EdgeShard.load(str(folder))
             self._shards[collection] = shard
@@ -158,6 +183,9 @@ class EdgeStorage(StorageBackend):
         with self._lock:
             if (folder / CONFIG_FILE).is_file():
                 raise CollectionExistsError(spec.name)
+            require_free_space(
+                self._root, SAFETY_MARGIN_BYTES, action=f"create collection {spec.name!r}"
+            )
             with _edge_errors(self, spec.name):
                 self._shards[spec.name] = EdgeShard.create(str(folder), config)
 
@@ -174,14 +202,26 @@ class EdgeStorage(StorageBackend):
                 for p in points
             ]
         )
-        with self._lock, _edge_errors(self, collection):
-            self._shard(collection).update(operation)
+        needed = SAFETY_MARGIN_BYTES + UPSERT_GROWTH * sum(
+            raw_point_bytes(p.vectors.values(), p.payload) for p in points
+        )
+        with self._lock:
+            shard = self._shard(collection)
+            require_free_space(
+                self._folder(collection), needed, action=f"write {len(points)} points"
+            )
+            with _edge_errors(self, collection):
+                shard.update(operation)
 
     def delete(self, collection: str, ids: Sequence[str]) -> None:
         from qdrant_edge import UpdateOperation
 
-        with self._lock, _edge_errors(self, collection):
-            self._shard(collection).update(UpdateOperation.delete_points(list(ids)))
+        needed = SAFETY_MARGIN_BYTES + UPSERT_GROWTH * _DELETE_RECORD_BYTES * len(ids)
+        with self._lock:
+            shard = self._shard(collection)
+            require_free_space(self._folder(collection), needed, action=f"delete {len(ids)} points")
+            with _edge_errors(self, collection):
+                shard.update(UpdateOperation.delete_points(list(ids)))
 
     def retrieve(self, collection: str, ids: Sequence[str]) -> list[StoredPoint]:
         with self._lock, _edge_errors(self, collection):
@@ -233,18 +273,36 @@ class EdgeStorage(StorageBackend):
 
     def optimize(self, collection: str) -> None:
         """Flush to disk and build the search indexes (Edge has no background optimizer)."""
-        with self._lock, _edge_errors(self, collection):
+        with self._lock:
             shard = self._shard(collection)
-            shard.flush()
-            shard.optimize()
+            segments = self._folder(collection) / "segments"
+            require_free_space(
+                self._folder(collection),
+                SAFETY_MARGIN_BYTES + OPTIMIZE_GROWTH * allocated_bytes(segments),
+                action=f"build the search indexes of collection {collection!r}",
+            )
+            with _edge_errors(self, collection):
+                shard.flush()
+                shard.optimize()
 
     def close(self) -> None:
         with self._lock:
             shards, self._shards = self._shards, {}
-            for shard in shards.values():
-                shard.close()
+            failure: StorageError | None = None
+            for collection, shard in shards.items():
+                try:  # closing flushes; on a full disk that can fail: close the others anyway
+                    with _edge_errors(self, collection):
+                        shard.close()
+                except StorageError as exc:
+                    failure = failure or exc
             if self._temporary is not None:
                 self._temporary.cleanup()
+            if failure is not None:
+                raise failure
+
+
+_DELETE_RECORD_BYTES = 64
+"""A generous size for one id in a delete's WAL record."""
 
 
 def _edge_vector(vector: Vector) -> Any:
@@ -263,6 +321,8 @@ def _edge_errors(storage: EdgeStorage, collection: str) -> Iterator[None]:
     except (CollectionNotFoundError, CollectionExistsError, InvalidParameterError):
         raise
     except Exception as exc:
+        if is_disk_full(exc):
+            raise disk_full_error(f"collection {collection!r} in {storage!r}", exc) from exc
         message = str(exc)
         if "WouldBlock" in message or "Can't init WAL" in message:
             raise StorageError(

@@ -37,6 +37,7 @@ from hybrid_retriever.storage.base import (
     Vector,
     payload_points,
 )
+from hybrid_retriever.storage.disk_space import disk_full_error, is_disk_full
 from hybrid_retriever.vectors import SparseVector
 
 if TYPE_CHECKING:
@@ -467,8 +468,11 @@ def _engine_errors(
     """Turn qdrant-client's exceptions into the package's, with a hint how to fix them.
 
     The engine's own message is passed through :func:`_scrub`, since a transport error
-    can quote the URL it failed on, credentials included.
+    can quote the URL it failed on, credentials included. Embedded mode on disk stores
+    points in SQLite, so a full disk arrives as ``sqlite3.OperationalError`` or ``OSError``.
     """
+    import sqlite3
+
     from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
     try:
@@ -498,6 +502,13 @@ def _engine_errors(
         ) from exc
     except RuntimeError as exc:  # e.g. an on-disk folder already opened by another client
         raise StorageError(f"Could not open Qdrant at {description}: {_scrub(str(exc))}") from exc
+    except (sqlite3.Error, OSError) as exc:
+        if is_disk_full(exc):
+            raise disk_full_error(f"Qdrant at {description}", exc) from exc
+        raise StorageError(
+            f"Qdrant at {description} could not read or write its files: {_scrub(str(exc))}. "
+            "Check that the folder exists, is writable and is not used by another program."
+        ) from exc
 
 
 def _scrub(message: str) -> str:

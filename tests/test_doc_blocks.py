@@ -140,6 +140,15 @@ def test_the_tune_then_search_sequence_is_run() -> None:
     assert any("--fusion-config fusion.json" in b.code for b in shell)
 
 
+def test_the_readmes_links_point_at_files_that_exist() -> None:
+    """mkdocs checks the pages' links; the README is outside the site, so check it here."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\((?!https?://|#)([^)#\s]+)", text)
+    assert targets
+    missing = [t for t in targets if not (ROOT / t).exists()]
+    assert not missing, f"README.md links to missing files: {missing}"
+
+
 @pytest.mark.parametrize(
     "block", [b for b in ALL_BLOCKS if b.skip is not None], ids=lambda b: b.where
 )

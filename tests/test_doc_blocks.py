@@ -140,6 +140,18 @@ def test_the_tune_then_search_sequence_is_run() -> None:
     assert any("--fusion-config fusion.json" in b.code for b in shell)
 
 
+def test_the_api_page_documents_every_export() -> None:
+    """docs/api.md renders each public name from its docstrings; a new export needs a line."""
+    import hybrid_retriever
+
+    page = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^::: hybrid_retriever\.(\w+)$", page, flags=re.M))
+    errors = {n for n in hybrid_retriever.__all__ if n.endswith("Error")}
+    missing = set(hybrid_retriever.__all__) - documented - errors
+    assert not missing, f"add '::: hybrid_retriever.NAME' to docs/api.md for: {sorted(missing)}"
+    assert "errors" in documented  # the exception types, from their module
+
+
 def test_the_readmes_links_point_at_files_that_exist() -> None:
     """mkdocs checks the pages' links; the README is outside the site, so check it here."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -1,23 +1,29 @@
-"""Put the benchmark results into README.md, between their markers.
+"""Put the benchmark results into the documentation pages (docs/), between their markers.
 
     python benchmarks/update_readme.py           # rewrite the blocks whose JSON exists
-    python benchmarks/update_readme.py --check   # exit 1 if README.md is out of date
+    python benchmarks/update_readme.py --check   # exit 1 if a page is out of date
 
-Blocks, each from a JSON file under ``benchmarks/results/`` written by a command:
+Blocks, each from a JSON file under ``benchmarks/results/`` written by a command, each in
+one page of ``docs/`` (:data:`BLOCKS`):
 
-* ``scifact``: ``scifact_eval.json``, from ``hybrid-retriever eval ... --json``;
-* ``peers``: ``peers.json``, from ``benchmarks/peers.py``;
-* ``scale``: ``scale.json``, from ``benchmarks/scale.py``;
-* ``encoding``: ``encoding.json``, from ``benchmarks/encoding.py``;
-* ``query_encoding``: ``query_encoding.json``, from ``benchmarks/query_encoding.py``;
-* ``query_profile``: ``query_profile.json``, from ``benchmarks/query_profile.py``;
-* ``query_profile_int8``: ``query_profile_int8.json``, the same script, int8 over rounds;
-* ``floor``: ``floor.json``, from ``benchmarks/floor.py``;
-* ``precision``: ``precision_quality.json``, from ``benchmarks/precision_quality.py``;
-* ``fusion``: ``fusion_study.md`` as written by ``benchmarks/fusion_study.py``.
+* ``scifact`` (``quality.md``): ``scifact_eval.json``, from ``hybrid-retriever eval ... --json``;
+* ``peers`` (``peers.md``): ``peers.json``, from ``benchmarks/peers.py``;
+* ``scale`` (``speed.md``): ``scale.json``, from ``benchmarks/scale.py``;
+* ``encoding`` (``speed.md``): ``encoding.json``, from ``benchmarks/encoding.py``;
+* ``query_encoding`` (``speed.md``): ``query_encoding.json``, from ``benchmarks/query_encoding.py``;
+* ``query_profile`` (``speed.md``): ``query_profile.json``, from ``benchmarks/query_profile.py``;
+* ``query_profile_int8`` (``speed.md``): ``query_profile_int8.json``, the same script, int8
+  over rounds;
+* ``floor`` (``speed.md``): ``floor.json``, from ``benchmarks/floor.py``;
+* ``precision`` (``speed.md``): ``precision_quality.json``, from
+  ``benchmarks/precision_quality.py``;
+* ``backend_quality`` (``speed.md``): ``backend_quality.json``, from
+  ``benchmarks/backend_quality.py``;
+* ``fusion`` (``fusion.md``): ``fusion_study.md`` as written by ``benchmarks/fusion_study.py``.
 
 Everything between a marker and its ``<!-- /results:NAME -->`` is replaced; the rest
-of the README is untouched. Standard library only, so it runs anywhere.
+of the page is untouched. (The name is historical: the blocks lived in README.md before
+the documentation moved to docs/.) Standard library only, so it runs anywhere.
 """
 
 from __future__ import annotations
@@ -307,19 +313,20 @@ def backend_quality_block(report: Mapping[str, Any]) -> str:
     return f"{table}\n\nnDCG@10, test splits, {report['search']}; {_machine_line(report)}"
 
 
-BLOCKS: dict[str, tuple[str, Callable[[Mapping[str, Any]], str]]] = {
-    "scifact": ("scifact_eval.json", scifact_block),
-    "peers": ("peers.json", peers_block),
-    "scale": ("scale.json", scale_block),
-    "encoding": ("encoding.json", encoding_block),
-    "query_encoding": ("query_encoding.json", query_encoding_block),
-    "query_profile": ("query_profile.json", query_profile_block),
-    "query_profile_int8": ("query_profile_int8.json", query_profile_block),
-    "floor": ("floor.json", floor_block),
-    "precision": ("precision_quality.json", precision_block),
-    "fusion": ("fusion_study.json", fusion_block),
-    "backend_quality": ("backend_quality.json", backend_quality_block),
+BLOCKS: dict[str, tuple[str, str, Callable[[Mapping[str, Any]], str]]] = {
+    "scifact": ("quality.md", "scifact_eval.json", scifact_block),
+    "peers": ("peers.md", "peers.json", peers_block),
+    "scale": ("speed.md", "scale.json", scale_block),
+    "encoding": ("speed.md", "encoding.json", encoding_block),
+    "query_encoding": ("speed.md", "query_encoding.json", query_encoding_block),
+    "query_profile": ("speed.md", "query_profile.json", query_profile_block),
+    "query_profile_int8": ("speed.md", "query_profile_int8.json", query_profile_block),
+    "floor": ("speed.md", "floor.json", floor_block),
+    "precision": ("speed.md", "precision_quality.json", precision_block),
+    "fusion": ("fusion.md", "fusion_study.json", fusion_block),
+    "backend_quality": ("speed.md", "backend_quality.json", backend_quality_block),
 }
+"""Block name: (the page under docs/ that holds it, its JSON under results/, its renderer)."""
 
 
 def replace_block(text: str, name: str, body: str) -> str:
@@ -335,35 +342,39 @@ def replace_block(text: str, name: str, body: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    parser.add_argument("--docs", type=Path, default=ROOT / "docs", help="the pages' folder")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--check", action="store_true", help="only report whether it is stale")
     args = parser.parse_args(argv)
 
-    original = args.readme.read_text(encoding="utf-8")
-    text = original
-    for name, (file_name, render) in BLOCKS.items():
+    originals: dict[Path, str] = {}
+    texts: dict[Path, str] = {}
+    for name, (page_name, file_name, render) in BLOCKS.items():
+        page = args.docs / page_name
+        if page not in texts:
+            originals[page] = texts[page] = page.read_text(encoding="utf-8")
         source = args.results / file_name
         if not source.is_file():
             print(f"skip {name}: no {source}", file=sys.stderr)
             continue
         try:
-            text = replace_block(text, name, render(json.loads(source.read_text())))
+            texts[page] = replace_block(texts[page], name, render(json.loads(source.read_text())))
         except KeyError:
             print(
-                f"skip {name}: {args.readme} has no '<!-- results:{name} -->' ... "
+                f"skip {name}: {page} has no '<!-- results:{name} -->' ... "
                 f"'<!-- /results:{name} -->' markers; add them where the table belongs.",
                 file=sys.stderr,
             )
+    stale = [page for page in texts if texts[page] != originals[page]]
     if args.check:
-        stale = text != original
-        print(f"{args.readme} is {'out of date' if stale else 'up to date'}")
+        for page in texts:
+            print(f"{page} is {'out of date' if page in stale else 'up to date'}")
         return 1 if stale else 0
-    if text != original:
-        args.readme.write_text(text, encoding="utf-8")
-        print(f"updated {args.readme}")
-    else:
-        print(f"{args.readme} already up to date")
+    for page in stale:
+        page.write_text(texts[page], encoding="utf-8")
+        print(f"updated {page}")
+    if not stale:
+        print("every page already up to date")
     return 0
 
 

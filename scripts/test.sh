@@ -9,4 +9,6 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 ruff check .
 ruff format --check .
 mypy
+# The documentation site, with strict link, anchor and reference checks (into site/).
+NO_MKDOCS_2_WARNING=1 mkdocs build --strict --quiet
 python -m pytest -q "$@"

@@ -70,6 +70,7 @@ from hybrid_retriever.search_options import (
 )
 from hybrid_retriever.storage.base import BranchQuery, ScoredPoint, StorageBackend, Vector
 from hybrid_retriever.storage.connect import CONNECTION_ARGUMENTS, open_storage
+from hybrid_retriever.stored_calibration import warn_if_calibrated
 from hybrid_retriever.vector_checks import check_query_vector
 
 
@@ -246,6 +247,8 @@ class HybridRetriever(BaseRetriever):
         """:meth:`_search` for the event loop: the same steps, CPU work in worker threads."""
         if not self._verified:
             self._verify_collection(await self.storage.aget_layout(self.collection_name))
+            if self.weights is None:
+                await asyncio.to_thread(warn_if_calibrated, self.storage, self.collection_name)
         vectors = await asyncio.to_thread(self._encode_queries, texts, options)
         requests = self._branch_queries(vectors, len(texts), options)
         results = await self.storage.asearch(
@@ -453,6 +456,8 @@ class HybridRetriever(BaseRetriever):
         """Before the first search: the collection exists and fits the encoders."""
         if not self._verified:
             self._verify_collection(self.storage.get_layout(self.collection_name))
+            if self.weights is None:  # as the calibration was: only without weights
+                warn_if_calibrated(self.storage, self.collection_name)
 
     def _indexer(self) -> Indexer:
         return Indexer(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -325,3 +326,86 @@ def test_deep_metadata_is_refused_not_a_recursion_error(
         retriever.add_documents([Document(page_content="t", metadata=_nested(65))])
     retriever.add_documents([Document(id="ok", page_content="t", metadata=_nested(64))])
     assert retriever.get_by_ids(["ok"])[0].metadata == _nested(64)
+
+
+# -- collections that carry the removed calibration ----------------------------------------------
+
+OLD_CALIBRATION = {  # StoredCalibration.to_json() as hybrid_retriever wrote it in Nov 2026
+    "points": 2,
+    "dense_encoder": "all-MiniLM-L6-v2",
+    "sparse_encoder": "splade-tiny",
+    "calibration": {
+        "known_item_mrr@10": {"dense": 0.5, "sparse": 0.9},
+        "weights": {"dense": 0.2358, "sparse": 0.7642},
+        "queries": 20,
+    },
+    "skipped": None,
+}
+
+
+def _store_old_calibration(retriever: HybridRetriever, record: dict[str, Any]) -> None:
+    """Where the calibration release stored it: a file beside the Edge shard, or the
+    collection's metadata."""
+    import json
+
+    from hybrid_retriever.storage.edge import EdgeStorage
+
+    storage: Any = retriever.storage
+    if isinstance(storage, EdgeStorage):
+        path = storage.root / retriever.collection_name / "hybrid_retriever.json"
+        path.write_text(json.dumps({"hybrid_retriever.calibration": record}), encoding="utf-8")
+    else:
+        storage.client.update_collection(
+            retriever.collection_name, metadata={"hybrid_retriever.calibration": record}
+        )
+
+
+@pytest.mark.parametrize("search", ["invoke", "ainvoke"])
+def test_a_stored_calibration_is_not_ignored_without_a_word(
+    make_retriever: MakeRetriever, engine: str, tmp_path: Any, search: str
+) -> None:
+    """Before: the weights were silently ignored and rankings changed."""
+    from hybrid_retriever.stored_calibration import StoredCalibrationWarning
+
+    writer = make_retriever(path=str(tmp_path), engine=engine)
+    writer.add_texts(GOOD, show_progress=False)
+    _store_old_calibration(writer, OLD_CALIBRATION)
+    writer.close()
+    reader = make_retriever(path=str(tmp_path), engine=engine)
+
+    def run(query: str) -> list[Document]:
+        if search == "ainvoke":
+            return asyncio.run(reader.ainvoke(query))
+        return reader.invoke(query)
+
+    with pytest.warns(StoredCalibrationWarning) as caught:
+        run("bread")
+    message = str(caught[0].message)
+    assert "{'dense': 0.236, 'sparse': 0.764}" in message and 'fusion="adaptive"' in message
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StoredCalibrationWarning)
+        run("bread again")  # once per retriever
+    reader.close()
+    as_before = {"fusion": "adaptive", "weights": {"dense": 0.236, "sparse": 0.764}}
+    again = make_retriever(path=str(tmp_path), engine=engine, **as_before)
+    with warnings.catch_warnings():  # weights set: what the calibration never overrode
+        warnings.simplefilter("error", StoredCalibrationWarning)
+        assert again.invoke("bread", k=1)[0].page_content == GOOD[0]
+
+
+def test_no_warning_without_calibrated_weights(
+    make_retriever: MakeRetriever, engine: str, tmp_path: Any
+) -> None:
+    from hybrid_retriever.stored_calibration import StoredCalibrationWarning
+
+    writer = make_retriever(path=str(tmp_path), engine=engine, collection_name="plain")
+    writer.add_texts(GOOD, show_progress=False)
+    skipped = make_retriever(path=str(tmp_path), engine=engine, collection_name="skipped")
+    skipped.add_texts(GOOD, show_progress=False)
+    _store_old_calibration(skipped, {**OLD_CALIBRATION, "calibration": None, "skipped": "few"})
+    writer.close()
+    skipped.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StoredCalibrationWarning)
+        for name in ("plain", "skipped"):
+            make_retriever(path=str(tmp_path), engine=engine, collection_name=name).invoke("x")

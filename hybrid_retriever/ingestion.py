@@ -161,7 +161,9 @@ class Indexer:
                     "one fixed size."
                 )
         where = [(d.position, d.document_id) for d in documents]
-        check_document_vectors(dense, branch=DENSE, encoder=self.dense_encoder.name, documents=where)
+        check_document_vectors(
+            dense, branch=DENSE, encoder=self.dense_encoder.name, documents=where
+        )
         check_document_vectors(
             sparse, branch=SPARSE, encoder=self.sparse_encoder.name, documents=where
         )

@@ -105,9 +105,7 @@ def test_a_broken_dense_document_vector_is_refused(
 ) -> None:
     """Before: Edge stored it (the document could never be found by dense search) and
     qdrant-client failed with its own error."""
-    retriever = make_retriever(
-        engine=engine, dense_encoder=BrokenEmbeddings(dense_encoder, kind)
-    )
+    retriever = make_retriever(engine=engine, dense_encoder=BrokenEmbeddings(dense_encoder, kind))
     retriever.add_texts(GOOD, ids=["bread", "planets"], show_progress=False)
     with pytest.raises(InvalidDocumentError) as raised:
         retriever.add_texts(
@@ -276,7 +274,9 @@ def test_langchain_and_connection_arguments_still_work(tmp_path: Any) -> None:
 # -- metadata comes back as given, or is refused -------------------------------------------------
 
 METADATA_ERRORS = [
-    pytest.param({"x": 2**70}, r"metadata\['x'\] is the integer 1180591620717411303424", id="2**70"),
+    pytest.param(
+        {"x": 2**70}, r"metadata\['x'\] is the integer 1180591620717411303424", id="2**70"
+    ),
     pytest.param({"x": 2**63}, r"metadata\['x'\] is the integer", id="2**63"),
     pytest.param({"x": -(2**63) - 1}, r"metadata\['x'\] is the integer", id="-2**63-1"),
     pytest.param({"a": [1, {"b": 2**64}]}, r"metadata\['a'\]\[1\]\['b'\]", id="nested-big-int"),

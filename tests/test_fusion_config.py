@@ -9,7 +9,7 @@ import pytest
 
 from hybrid_retriever.errors import InvalidParameterError
 from hybrid_retriever.fusion.config import DEFAULT_FUSION_CONFIG, FusionConfig
-from hybrid_retriever.fusion.methods import DEFAULT_FUSION, FusionMethod, default_weights, fuse
+from hybrid_retriever.fusion.methods import DEFAULT_FUSION, FusionMethod, default_weights
 from hybrid_retriever.fusion.query_length import query_length_weights
 from hybrid_retriever.fusion.rrf import BranchHit
 from hybrid_retriever.search_options import resolve_search_options

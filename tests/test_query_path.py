@@ -6,7 +6,7 @@ import asyncio
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -462,16 +462,17 @@ async def test_ainvoke_leaves_the_event_loop_free(
     loop_thread = threading.current_thread().name
     engine_calls_on_loop: list[str] = []
     storage = retriever.storage
-    for name in ("get_layout", "search", "retrieve", "count"):
 
-        def spy(
-            *args: Any, _method: Any = getattr(storage, name), _name: str = name, **kwargs: Any
-        ) -> Any:
+    def spy(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        def called(*args: Any, **kwargs: Any) -> Any:
             if threading.current_thread().name == loop_thread:
-                engine_calls_on_loop.append(_name)
-            return _method(*args, **kwargs)
+                engine_calls_on_loop.append(name)
+            return method(*args, **kwargs)
 
-        setattr(storage, name, spy)
+        return called
+
+    for name in ("get_layout", "search", "retrieve", "count"):
+        setattr(storage, name, spy(name, getattr(storage, name)))
     retriever._verified = False  # the first search checks the collection again
     for counter in (dense, sparse):
         counter.threads.clear()

@@ -32,7 +32,7 @@ class StoredCalibrationWarning(UserWarning):
 def stored_calibration(storage: StorageBackend, collection: str) -> tuple[dict[str, Any], str]:
     """The calibration record a collection carries (empty if none), and how to remove it."""
     from hybrid_retriever.storage.edge import EdgeStorage
-    from hybrid_retriever.storage.qdrant import QdrantClientStorage
+    from hybrid_retriever.storage.qdrant import QdrantClientStorage  # both lazy: heavy
 
     if isinstance(storage, EdgeStorage):
         path = storage.root / collection / EDGE_METADATA_FILE

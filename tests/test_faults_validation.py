@@ -124,7 +124,9 @@ def test_a_non_finite_sparse_document_vector_is_refused(
     retriever = make_retriever(engine=engine, sparse_encoder=BrokenSparse(sparse_encoder))
     with pytest.raises(InvalidDocumentError, match=r"position 0 .*'BrokenSparse'.*nan"):
         retriever.add_texts([f"{POISON} text"], ids=["bad"], show_progress=False)
-    assert retriever.get_by_ids(["bad"]) == []
+    with pytest.raises(InvalidDocumentError, match=r"position 1 .*'BrokenSparse'.*nan"):
+        asyncio.run(retriever.aadd_texts(["fine", f"{POISON} text"], show_progress=False))
+    assert retriever.get_by_ids(["bad"]) == [] and retriever.count() == 0
 
 
 def test_a_document_with_no_sparse_terms_is_stored_and_found_by_dense(

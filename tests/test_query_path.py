@@ -451,7 +451,7 @@ async def test_ainvoke_leaves_the_event_loop_free(
     including the first search's collection check) runs off the loop's thread: exact,
     whatever the machine's load. And the loop keeps ticking: its longest stall stays a
     small part of the run. A query path that encodes on the loop stalls it for a whole
-    gathered batch (8 queries' encoding), half of the run here.
+    gathered batch (16 queries' encoding), half of the run here.
     """
     dense, sparse = CountingDense(dense_encoder), CountingSparse(sparse_encoder)
     retriever = make_retriever(
@@ -476,7 +476,7 @@ async def test_ainvoke_leaves_the_event_loop_free(
     retriever._verified = False  # the first search checks the collection again
     for counter in (dense, sparse):
         counter.threads.clear()
-    queries = [f"{q} {i}" for i in range(4) for q in QUERIES]  # 16 distinct texts
+    queries = [f"{q} {i}" for i in range(8) for q in QUERIES]  # 32 distinct texts
     stop = asyncio.Event()
     stalls: list[float] = []
 
@@ -491,8 +491,8 @@ async def test_ainvoke_leaves_the_event_loop_free(
     task = asyncio.create_task(ticker())
     await asyncio.sleep(0)
     started = time.perf_counter()
-    for offset in (0, 8):
-        await asyncio.gather(*(retriever.ainvoke(q) for q in queries[offset : offset + 8]))
+    for offset in (0, 16):
+        await asyncio.gather(*(retriever.ainvoke(q) for q in queries[offset : offset + 16]))
     elapsed = time.perf_counter() - started
     stop.set()
     await task

@@ -43,6 +43,11 @@ RESERVED_METADATA_KEYS = frozenset({"_id", "_score", "_ranks", "_scores"})
 
 _INT64_MAX = 2**63 - 1
 
+MAX_METADATA_DEPTH = 64
+"""Containers (dicts and lists) metadata may nest, the top-level dict included. Deeper
+is refused with a clear error instead of a RecursionError somewhere in an engine or in
+JSON encoding, and no filter can name a path that long anyway."""
+
 
 @dataclass(frozen=True, slots=True)
 class PreparedDocument:
@@ -53,6 +58,8 @@ class PreparedDocument:
     payload: dict[str, Any]
     document_id: str
     """What results will return as ``Document.id``: the caller's id, else the point id."""
+    position: int
+    """Where it came in the caller's input, for errors found after validation."""
     replaces: str | None = None
     """Where a UUID id was stored before ids were kept (its uuid5 hash): that copy is
     removed once this one is written, so upgrading never leaves a duplicate."""
@@ -117,6 +124,7 @@ def prepare_document(text: Any, metadata: Any, doc_id: Any, *, position: int) ->
         text=text,
         payload=payload,
         document_id=pid if doc_id is None else str(doc_id),
+        position=position,
         replaces=_hashed_id(doc_id) if doc_id is not None and _as_uuid(doc_id) else None,
     )
 
@@ -166,9 +174,20 @@ def _as_uuid(value: str | int) -> str | None:
         return None
 
 
-def _check_json(value: Any, path: str) -> None:
-    """Refuse what JSON cannot round-trip, naming the exact key, so nothing is silently altered."""
-    if value is None or isinstance(value, str | bool | int):
+def _check_json(value: Any, path: str, depth: int = 0) -> None:
+    """Refuse what the engines cannot store exactly, naming the exact key, so nothing is
+    silently altered: what JSON cannot hold, integers beyond 64 bits (Qdrant Edge turns
+    them into floats, qdrant-client keeps them: refused on both, so both agree) and
+    nesting deeper than :data:`MAX_METADATA_DEPTH`."""
+    if value is None or isinstance(value, str | bool):
+        return
+    if isinstance(value, int):
+        if not -_INT64_MAX - 1 <= value <= _INT64_MAX:
+            raise InvalidDocumentError(
+                f"{path} is the integer {value}, outside the signed 64-bit range that Qdrant "
+                f"stores exactly (-2**63 to 2**63 - 1); it would come back altered. Store it "
+                f"as a string (str(value)) and convert it back after reading."
+            )
         return
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -176,6 +195,12 @@ def _check_json(value: Any, path: str) -> None:
                 f"{path} is {value}, which JSON cannot store. Use None or a finite number."
             )
         return
+    if isinstance(value, Mapping | list | tuple) and depth >= MAX_METADATA_DEPTH:
+        raise InvalidDocumentError(
+            f"{path} is nested more than {MAX_METADATA_DEPTH} levels deep; flatten the "
+            "metadata (for example join the keys of a path into one key) or store the deep "
+            "part as a JSON string."
+        )
     if isinstance(value, Mapping):
         for key, item in value.items():
             if not isinstance(key, str):
@@ -183,11 +208,11 @@ def _check_json(value: Any, path: str) -> None:
                     f"{path} has a key {key!r} of type {type(key).__name__}; "
                     "metadata keys must be strings."
                 )
-            _check_json(item, f"{path}[{key!r}]")
+            _check_json(item, f"{path}[{key!r}]", depth + 1)
         return
     if isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            _check_json(item, f"{path}[{index}]")
+            _check_json(item, f"{path}[{index}]", depth + 1)
         return
     raise InvalidDocumentError(
         f"{path} is a {type(value).__name__}, which cannot be stored as JSON. Convert it first "

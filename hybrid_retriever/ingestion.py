@@ -27,8 +27,10 @@ from hybrid_retriever.errors import (
     DuplicateIdError,
     InvalidParameterError,
 )
+from hybrid_retriever.search_options import DENSE, SPARSE
 from hybrid_retriever.storage.base import CollectionExistsError, StorageBackend, StoredPoint
 from hybrid_retriever.truncation import TruncationTally
+from hybrid_retriever.vector_checks import check_document_vectors
 
 DEFAULT_BATCH_SIZE = 256
 """Documents per encode-and-write step: big enough that length-sorting inside the
@@ -158,6 +160,13 @@ class Indexer:
                     f"expects {self.spec.dense_size}. The encoder must return vectors of "
                     "one fixed size."
                 )
+        where = [(d.position, d.document_id) for d in documents]
+        check_document_vectors(
+            dense, branch=DENSE, encoder=self.dense_encoder.name, documents=where
+        )
+        check_document_vectors(
+            sparse, branch=SPARSE, encoder=self.sparse_encoder.name, documents=where
+        )
         return [
             StoredPoint(
                 id=doc.point_id,

@@ -3,7 +3,8 @@
 Chat apps and evaluation loops ask the same questions again and again; encoding
 a query costs milliseconds of CPU, a dictionary lookup microseconds. The cache
 is keyed by branch and exact query text, so it never returns a vector of another
-model or another text. Vectors are immutable values, safe to share.
+model or another text. Vectors are immutable values, safe to share. The retriever checks
+each vector (``vector_checks.py``) before it puts it here, so a broken one is never served.
 """
 
 from __future__ import annotations

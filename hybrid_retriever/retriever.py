@@ -31,6 +31,7 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables.config import RunnableConfig, get_config_list
 from pydantic import ConfigDict, PrivateAttr
 
+from hybrid_retriever.arguments import check_arguments
 from hybrid_retriever.collection import (
     CONTENT_KEY,
     METADATA_KEY,
@@ -69,6 +70,8 @@ from hybrid_retriever.search_options import (
 )
 from hybrid_retriever.storage.base import BranchQuery, ScoredPoint, StorageBackend, Vector
 from hybrid_retriever.storage.connect import CONNECTION_ARGUMENTS, open_storage
+from hybrid_retriever.stored_calibration import warn_if_calibrated
+from hybrid_retriever.vector_checks import check_query_vector
 
 
 class HybridRetriever(BaseRetriever):
@@ -132,6 +135,7 @@ class HybridRetriever(BaseRetriever):
     _pool: ThreadPoolExecutor | None = PrivateAttr(default=None)
 
     def __init__(self, **data: Any) -> None:
+        check_arguments(data, type(self).argument_names(), where=type(self).__name__)
         data = _assemble(data)
         # Validate here rather than in pydantic validators, so that callers get the
         # package's own exception types instead of a pydantic ValidationError.
@@ -150,6 +154,13 @@ class HybridRetriever(BaseRetriever):
     # -- construction ------------------------------------------------------------------------
 
     @classmethod
+    def argument_names(cls) -> frozenset[str]:
+        """Every keyword the constructor reads: the fields (LangChain's own, such as
+        ``tags`` and ``metadata``, included), the connection arguments and ``fusion_config``.
+        Any other is an error rather than silently ignored (``arguments.py``)."""
+        return frozenset(cls.model_fields) | frozenset(CONNECTION_ARGUMENTS) | {"fusion_config"}
+
+    @classmethod
     def from_documents(
         cls,
         documents: Iterable[Document],
@@ -160,6 +171,9 @@ class HybridRetriever(BaseRetriever):
         **kwargs: Any,
     ) -> HybridRetriever:
         """Build a retriever (same keyword arguments as the constructor) and index ``documents``."""
+        check_arguments(
+            kwargs, cls.argument_names() | _WRITE_ARGUMENTS, where=f"{cls.__name__}.from_documents"
+        )
         retriever = cls(**kwargs)
         retriever.add_documents(
             documents, ids=ids, batch_size=batch_size, show_progress=show_progress
@@ -178,6 +192,11 @@ class HybridRetriever(BaseRetriever):
         **kwargs: Any,
     ) -> HybridRetriever:
         """Build a retriever (same keyword arguments as the constructor) and index ``texts``."""
+        check_arguments(
+            kwargs,
+            cls.argument_names() | _WRITE_ARGUMENTS | {"metadatas"},
+            where=f"{cls.__name__}.from_texts",
+        )
         return cls.from_documents(
             documents_from_texts(texts, metadatas),
             ids=ids,
@@ -228,6 +247,8 @@ class HybridRetriever(BaseRetriever):
         """:meth:`_search` for the event loop: the same steps, CPU work in worker threads."""
         if not self._verified:
             self._verify_collection(await self.storage.aget_layout(self.collection_name))
+            if self.weights is None:
+                await asyncio.to_thread(warn_if_calibrated, self.storage, self.collection_name)
         vectors = await asyncio.to_thread(self._encode_queries, texts, options)
         requests = self._branch_queries(vectors, len(texts), options)
         results = await self.storage.asearch(
@@ -296,6 +317,11 @@ class HybridRetriever(BaseRetriever):
             encoded = {DENSE: dense, SPARSE: sparse}
         else:
             encoded = {branch: encode_missing(branch) for branch in missing}
+        names = {DENSE: self.dense_encoder.name, SPARSE: self.sparse_encoder.name}
+        for branch, todo in missing.items():
+            for text, vector in zip(todo, encoded[branch], strict=True):
+                # Checked before caching, so a bad vector is never served again.
+                check_query_vector(vector, branch=branch, encoder=names[branch], query=text)
         for branch, todo in missing.items():
             for text, vector in zip(todo, encoded[branch], strict=True):
                 cache.put(branch, text, vector)
@@ -430,6 +456,8 @@ class HybridRetriever(BaseRetriever):
         """Before the first search: the collection exists and fits the encoders."""
         if not self._verified:
             self._verify_collection(self.storage.get_layout(self.collection_name))
+            if self.weights is None:  # as the calibration was: only without weights
+                warn_if_calibrated(self.storage, self.collection_name)
 
     def _indexer(self) -> Indexer:
         return Indexer(
@@ -580,6 +608,9 @@ class _BatchPlan:
         for position, result in zip(self.positions, found, strict=True):
             self.outcomes[position] = result
 
+
+_WRITE_ARGUMENTS = frozenset({"ids", "batch_size", "show_progress"})
+"""The keywords of ``from_documents`` / ``from_texts`` besides the constructor's."""
 
 _POOL_LOCK = threading.Lock()
 """Guards the lazy creation of each retriever's encoding thread (rare, so one lock for all)."""

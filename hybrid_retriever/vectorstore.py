@@ -18,6 +18,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 from typing_extensions import Self
 
+from hybrid_retriever.arguments import check_arguments
 from hybrid_retriever.documents import RESERVED_METADATA_KEYS
 from hybrid_retriever.errors import CollectionNotFoundError, InvalidParameterError
 from hybrid_retriever.ingestion import DEFAULT_BATCH_SIZE
@@ -45,6 +46,9 @@ class HybridVectorStore(VectorStore):
                 f"Pass either retriever= or the retriever's arguments ({', '.join(kwargs)}), "
                 "not both."
             )
+        check_arguments(
+            kwargs, HybridRetriever.argument_names() | {"retriever"}, where=type(self).__name__
+        )
         self.retriever = retriever if retriever is not None else HybridRetriever(**kwargs)
 
     def __repr__(self) -> str:
@@ -74,6 +78,7 @@ class HybridVectorStore(VectorStore):
     ) -> Self:
         """A store (``kwargs`` as for :class:`HybridRetriever`) holding ``texts``.
         ``embedding``, if given, is the dense encoder."""
+        check_arguments(kwargs, _store_arguments(), where=f"{cls.__name__}.from_texts")
         if embedding is not None:
             kwargs["dense_encoder"] = embedding
         store = cls(**kwargs)
@@ -87,6 +92,7 @@ class HybridVectorStore(VectorStore):
         cls, documents: list[Document], embedding: Embeddings | None = None, **kwargs: Any
     ) -> Self:
         """A store (``kwargs`` as for :class:`HybridRetriever`) holding ``documents``."""
+        check_arguments(kwargs, _store_arguments(), where=f"{cls.__name__}.from_documents")
         write = {key: kwargs.pop(key) for key in _WRITE_OPTIONS | {"ids"} if key in kwargs}
         if embedding is not None:
             kwargs["dense_encoder"] = embedding
@@ -209,6 +215,11 @@ class HybridVectorStore(VectorStore):
         except CollectionNotFoundError:
             return []
         return [_as_added(doc) for doc in found]
+
+
+def _store_arguments() -> frozenset[str]:
+    """The keywords the constructor and ``from_texts`` / ``from_documents`` read."""
+    return HybridRetriever.argument_names() | _WRITE_OPTIONS | {"retriever", "ids", "metadatas"}
 
 
 def _write_options(kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import pytest
 
 from hybrid_retriever.errors import InvalidParameterError
 from hybrid_retriever.fusion.config import DEFAULT_FUSION_CONFIG, FusionConfig
-from hybrid_retriever.fusion.methods import DEFAULT_FUSION, FusionMethod, default_weights, fuse
+from hybrid_retriever.fusion.methods import DEFAULT_FUSION, FusionMethod, default_weights
 from hybrid_retriever.fusion.query_length import query_length_weights
 from hybrid_retriever.fusion.rrf import BranchHit
 from hybrid_retriever.search_options import resolve_search_options
@@ -53,18 +53,28 @@ def test_search_without_weights_leaves_the_default_to_each_query() -> None:
     assert _options(weights={"dense": 1.0, "sparse": 2.0}) == {"dense": 1.0, "sparse": 2.0}
 
 
-def test_default_config_weighs_each_query_by_its_length() -> None:
-    # Hand-computed: min-max gives dense a=1, b=0.5, c=0 and sparse c=1, d=2/11, a=0.
-    # "c d" (2 words): dense share 0.5 + 0.05 * log2(2/10) = 0.3839, so c (0.616) > a (0.384).
-    # 200 words: 0.5 + 0.05 * log2(20) = 0.7161, so a (0.716) > b (0.358) > c (0.284).
-    short = DEFAULT_FUSION_CONFIG.fuse(RANKINGS, query=SHORT, limit=3)
-    long = DEFAULT_FUSION_CONFIG.fuse(RANKINGS, query=LONG, limit=3)
-    assert [h.id for h in short] == ["c", "a", "b"]
-    assert [h.id for h in long] == ["a", "b", "c"]
-    for query, hits in ((SHORT, short), (LONG, long)):
-        weights = query_length_weights(query)
-        assert hits == fuse(RANKINGS, method=DEFAULT_FUSION, weights=weights, limit=3)
-        assert FusionConfig().fuse(RANKINGS, query=query, limit=3) == hits
+# Hand-computed from the paper formulas, independent of the package's constants: convex
+# fusion of min-max normalised scores (dense a=1, b=0.5, c=0; sparse c=1, d=2/11, a=0),
+# with the dense share 0.5 + 0.05 * log2(words / 10), clipped to [0.3, 0.8]:
+#   "c d" (2 words): dense 0.5 + 0.05 * log2(0.2) = 0.383904, sparse 0.616096;
+#   200 words: dense 0.5 + 0.05 * log2(20) = 0.716096, sparse 0.283904;
+#   1000 words: 0.5 + 0.05 * log2(100) = 0.832 is above the ceiling: dense 0.8, sparse 0.2.
+DEFAULT_FUSED = [
+    pytest.param(SHORT, [("c", 0.616096), ("a", 0.383904), ("b", 0.191952)], id="2-words"),
+    pytest.param(LONG, [("a", 0.716096), ("b", 0.358048), ("c", 0.283904)], id="200-words"),
+    pytest.param(" ".join(["w"] * 1000), [("a", 0.8), ("b", 0.4), ("c", 0.2)], id="ceiling"),
+]
+
+
+@pytest.mark.parametrize(("query", "expected"), DEFAULT_FUSED)
+def test_default_config_weighs_each_query_by_its_length(
+    query: str, expected: list[tuple[str, float]]
+) -> None:
+    """Fails if the default method, the length rule or its constants change."""
+    for config in (DEFAULT_FUSION_CONFIG, FusionConfig()):
+        hits = config.fuse(RANKINGS, query=query, limit=3)
+        assert [h.id for h in hits] == [doc for doc, _ in expected]
+        assert [h.score for h in hits] == pytest.approx([s for _, s in expected], abs=1e-6)
 
 
 def test_default_config_needs_the_query() -> None:

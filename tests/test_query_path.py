@@ -6,7 +6,7 @@ import asyncio
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -440,31 +440,63 @@ def test_empty_batch_returns_empty(
 
 
 async def test_ainvoke_leaves_the_event_loop_free(
-    make_retriever: Any, documents: list[Document]
+    make_retriever: Any,
+    dense_encoder: SentenceTransformerEncoder,
+    sparse_encoder: SpladeEncoder,
+    documents: list[Document],
 ) -> None:
-    """While queries encode and search, other tasks on the loop keep running.
+    """While queries encode and search, the event loop stays free.
 
-    A blocking implementation lets the ticker run about once per gathered batch (2 here);
-    one that works in threads lets it tick many times per query.
+    Two checks. Every slow step of the query path (each encoder, every engine call,
+    including the first search's collection check) runs off the loop's thread: exact,
+    whatever the machine's load. And the loop keeps ticking: its longest stall stays a
+    small part of the run. A query path that encodes on the loop stalls it for a whole
+    gathered batch (16 queries' encoding), half of the run here.
     """
-    retriever = make_retriever(engine="edge", query_cache_size=0)
+    dense, sparse = CountingDense(dense_encoder), CountingSparse(sparse_encoder)
+    retriever = make_retriever(
+        engine="edge", query_cache_size=0, dense_encoder=dense, sparse_encoder=sparse
+    )
     await retriever.aadd_documents(documents, show_progress=False)
     await retriever.ainvoke("warm-up")
-    queries = [f"{q} {i}" for i in range(4) for q in QUERIES]  # 16 distinct texts
-    ticks = 0
+    loop_thread = threading.current_thread().name
+    engine_calls_on_loop: list[str] = []
+    storage = retriever.storage
+
+    def spy(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        def called(*args: Any, **kwargs: Any) -> Any:
+            if threading.current_thread().name == loop_thread:
+                engine_calls_on_loop.append(name)
+            return method(*args, **kwargs)
+
+        return called
+
+    for name in ("get_layout", "search", "retrieve", "count"):
+        setattr(storage, name, spy(name, getattr(storage, name)))
+    retriever._verified = False  # the first search checks the collection again
+    for counter in (dense, sparse):
+        counter.threads.clear()
+    queries = [f"{q} {i}" for i in range(8) for q in QUERIES]  # 32 distinct texts
     stop = asyncio.Event()
+    stalls: list[float] = []
 
     async def ticker() -> None:
-        nonlocal ticks
+        last = time.perf_counter()
         while not stop.is_set():
             await asyncio.sleep(0.001)
-            ticks += 1
+            now = time.perf_counter()
+            stalls.append(now - last)
+            last = now
 
     task = asyncio.create_task(ticker())
-    for offset in (0, 8):
-        await asyncio.gather(*(retriever.ainvoke(q) for q in queries[offset : offset + 8]))
+    await asyncio.sleep(0)
+    started = time.perf_counter()
+    for offset in (0, 16):
+        await asyncio.gather(*(retriever.ainvoke(q) for q in queries[offset : offset + 16]))
+    elapsed = time.perf_counter() - started
     stop.set()
     await task
-    # Blocking: about one tick per gathered batch (2). Not a count per query: int8
-    # queries are fast enough that 16 of them can take fewer than 16 ticks.
-    assert ticks > 2 * 2
+    assert len(dense.threads) == len(sparse.threads) == len(queries)
+    assert loop_thread not in dense.threads + sparse.threads
+    assert engine_calls_on_loop == []
+    assert max(stalls) < elapsed / 4, (max(stalls), elapsed, len(stalls))

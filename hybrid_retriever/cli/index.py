@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hybrid_retriever.cli.common import (
     DEFAULT_PATH,
@@ -18,6 +18,9 @@ from hybrid_retriever.cli.common import (
 )
 from hybrid_retriever.ingestion import DEFAULT_BATCH_SIZE
 from hybrid_retriever.sources import SourceKind, open_source
+
+if TYPE_CHECKING:
+    from langchain_core.documents import Document
 
 SOURCE_HELP = """\
 sources:
@@ -91,8 +94,9 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
 
 def run(args: argparse.Namespace) -> int:
     source = open_source(args.source)
-    # Every record is read once before any model loads: --strict stops at the first bad
-    # one, otherwise the bad ones are counted now and written down as they are met.
+    # Every record is read and checked once before any model loads, by the checks the
+    # write path makes: --strict stops at the first bad one, otherwise the bad ones are
+    # counted now and written down as they are met, and nothing stops the run half way.
     if args.strict:
         total, bad = source.scan(), 0
     else:
@@ -116,14 +120,22 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         warm_up(retriever)
-        documents = iter(source) if args.strict else rejects.keep_documents(source.entries())
         chunker = None
         if source.kind is not SourceKind.BEIR and not args.no_chunking:
             from hybrid_retriever.chunking import Chunker
 
             chunker = Chunker.for_encoders(retriever.dense_encoder, retriever.sparse_encoder)
-        if chunker is not None:
-            documents = chunker.split_all(documents)
+        split = None if chunker is None else chunker.split
+        documents: Iterator[Document]
+        if args.strict:
+            if split is not None:
+                # Chunk ids ("<id>#<n>") may meet another record's id: checked in full too,
+                # so that --strict still writes nothing when a record is refused.
+                for _ in source.strict(split):
+                    pass
+            documents = source.strict(split)
+        else:
+            documents = rejects.keep_documents(source.checked(split))
         stats = index_resumable(
             retriever,
             documents,

@@ -74,7 +74,8 @@ class RejectsFile:
     def write(self, rejected: Rejected) -> None:
         if self._handle is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = self.path.open("w", encoding="utf-8")
+            # backslashreplace: a reason quoting a lone surrogate must not stop the run.
+            self._handle = self.path.open("w", encoding="utf-8", errors="backslashreplace")
         self._handle.write(json.dumps(rejected.to_json(), ensure_ascii=False) + "\n")
         self._handle.flush()  # a crash later must not lose what was already rejected
         self.count += 1

@@ -7,18 +7,23 @@
   and ``metadata`` (an object). Any other top-level key is kept as metadata too, so
   ``{"text": ..., "topic": "cooking"}`` can be filtered on ``metadata.topic``;
 * a **folder of** ``.txt`` / ``.md`` **files** (searched recursively, in sorted order) or one
-  such file: the file's text, with its path relative to the folder as id.
+  such file: the file's text, with its path relative to the folder as id, and as
+  metadata :data:`SOURCE_KEY` (that path) and :data:`FOLDER_KEY` (its folder), to filter on.
 
 Every document's own id is kept in its metadata under :data:`DOC_ID_KEY` (the point id
 is a uuid5 of it, see :mod:`hybrid_retriever.documents`), so results and evaluation
 runs can name documents the way the source does.
 
-Sources are streamed, never loaded whole. :meth:`Source.scan` is a cheap first pass
-that counts the documents and validates every record, so that a malformed line
-near the end of a large file is reported before hours of encoding, not after.
-:meth:`Source.entries` is the lenient reading: a record that cannot be indexed comes
-out as a :class:`Rejected` (where, why, the line as read) instead of stopping the
-stream, so a long job can go on and still account for every record.
+Sources are streamed, never loaded whole. JSON lines are read as bytes and split at
+``\n`` only, so that line numbers are an editor's (CRLF files too) and each line is
+decoded on its own: one bad byte concerns one line, not the file. Each record is
+checked by :func:`validated`, which is the write path's own check
+(:func:`hybrid_retriever.documents.prepare_document`), and :meth:`Source.checked` adds
+the one check that spans records, an id met before on a different record; so a source
+that passes the cheap first pass (:meth:`Source.scan`, :meth:`Source.survey`) never stops
+a run half way. The lenient reading gives a record that cannot be indexed as a
+:class:`Rejected` (where, why, the line as read) instead of stopping the stream, so a long
+job can go on and still account for every record.
 
 Files may start with a UTF-8 byte-order mark and end lines with CRLF, as files
 written on Windows do; both are read as plain UTF-8 lines.
@@ -83,7 +88,7 @@ def open_text(path: Path, *, newline: str | None = None) -> IO[str]:
     return path.open(encoding="utf-8-sig", newline=newline)
 
 
-def _open_bytes(path: Path) -> IO[bytes]:
+def _open_bytes(path: Path) -> gzip.GzipFile | IO[bytes]:
     """A binary handle, transparently gunzipped for ``.gz`` files."""
     if path.suffix == ".gz":
         return gzip.open(path, "rb")
@@ -113,7 +118,7 @@ def physical_lines(path: Path) -> Iterator[tuple[int, bytes]]:
 
 
 class _RefusedJson(ValueError):
-    """Valid to Python's ``json`` but not JSON, or not storable as read (see :func:`parse_record`)."""
+    """Accepted by Python's ``json`` but not JSON, or not storable as read."""
 
 
 def _refuse_constant(name: str) -> Any:
@@ -137,11 +142,13 @@ def _object_without_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any
     record = dict(pairs)
     if len(record) != len(pairs):
         seen: set[str] = set()
-        repeated = next(key for key, _ in pairs if key in seen or seen.add(key))  # type: ignore[func-returns-value]
-        raise _RefusedJson(
-            f"the key {repeated!r} appears twice in one object (readers disagree on which "
-            "one counts); keep one"
-        )
+        for key, _ in pairs:
+            if key in seen:
+                raise _RefusedJson(
+                    f"the key {key!r} appears twice in one object (readers disagree on which "
+                    "one counts); keep one"
+                )
+            seen.add(key)
     return record
 
 
@@ -194,9 +201,7 @@ def parse_record(raw: bytes, where: str) -> dict[str, Any] | InvalidDocumentErro
             object_pairs_hook=_object_without_repeated_keys,
         )
     except json.JSONDecodeError as exc:
-        return InvalidDocumentError(
-            f"{where}: not valid JSON ({exc.msg} at column {exc.colno})."
-        )
+        return InvalidDocumentError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}).")
     except _RefusedJson as exc:
         return InvalidDocumentError(f"{where}: {exc}.")
     except RecursionError:
@@ -204,9 +209,7 @@ def parse_record(raw: bytes, where: str) -> dict[str, Any] | InvalidDocumentErro
             f"{where}: nested too deeply to read; metadata this deep cannot be stored either."
         )
     if not isinstance(record, dict):
-        return InvalidDocumentError(
-            f"{where}: expected a JSON object, got {_json_type(record)}."
-        )
+        return InvalidDocumentError(f"{where}: expected a JSON object, got {_json_type(record)}.")
     if "\\u" in text and (bad := _lone_surrogate(record)) is not None:
         return InvalidDocumentError(
             f"{where}: {bad} holds a lone surrogate escape (\\ud800 to \\udfff without its "
@@ -379,7 +382,7 @@ class IdRegister:
             if earlier is not None and earlier[0] != fingerprint:
                 raise DuplicateIdError(
                     f"{where}: id {document.id!r} is already the id of a different record "
-                    f"({earlier[1]}); ids are compared as text (7 and \"7\" are one id). "
+                    f'({earlier[1]}); ids are compared as text (7 and "7" are one id). '
                     "Give each record its own id; the first one is indexed."
                 )
             fingerprints.append((ready.point_id, fingerprint))
@@ -538,7 +541,9 @@ class Source:
         one that cannot be indexed raises (empty text files are skipped, not counted)."""
         return sum(1 for _ in self.strict())
 
-    def strict(self, split: Callable[[Document], list[Document]] | None = None) -> Iterator[Document]:
+    def strict(
+        self, split: Callable[[Document], list[Document]] | None = None
+    ) -> Iterator[Document]:
         """:meth:`checked`, raising at the first record that cannot be indexed (its error
         names the file and line); empty text files are passed by."""
         for entry in self.checked(split):

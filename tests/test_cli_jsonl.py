@@ -91,7 +91,7 @@ def test_a_bad_line_is_rejected_alone_with_its_line_number(
         r["text"] for r in GOOD
     ]
     assert open_source(path).survey() == (4, 1)
-    with pytest.raises(InvalidDocumentError, match=rf"notes\.jsonl(\.gz)?:5: "):
+    with pytest.raises(InvalidDocumentError, match=r"notes\.jsonl(\.gz)?:5: "):
         open_source(path).scan()
     json.dumps(rejected.to_json(), ensure_ascii=False).encode("utf-8")  # writable as is
 
@@ -247,7 +247,13 @@ def ran(work: Path, corpus: Corpus) -> Iterator[dict[str, Ran]]:
         futures = {name: pool.submit(run, *args, cwd=work) for name, args in commands.items()}
         results = {name: future.result() for name, future in futures.items()}
     results["strict"] = run(
-        "index", corpus.path, "--collection", "strict", "--path", work / "strict", "--strict",
+        "index",
+        corpus.path,
+        "--collection",
+        "strict",
+        "--path",
+        work / "strict",
+        "--strict",
         cwd=work,
     )
     search = ("search", "--path", work / "q", "--json", "--k", "50", "--collection")

@@ -325,7 +325,11 @@ def test_a_folder_of_text_files_uses_relative_paths_as_ids(tmp_path: Path) -> No
     assert source.kind is SourceKind.TEXT
     assert [d.id for d in documents] == ["a.txt", "b.md", "sub/c.TXT"]  # blank, empty skipped
     assert documents[1].page_content == "# Bread\nYeast makes dough rise."
-    assert documents[2].metadata == {DOC_ID_KEY: "sub/c.TXT", "source": "sub/c.TXT", "folder": "sub"}
+    assert documents[2].metadata == {
+        DOC_ID_KEY: "sub/c.TXT",
+        "source": "sub/c.TXT",
+        "folder": "sub",
+    }
     assert source.scan() == 3  # files are read and checked to count them: blank.txt is not
 
     single = open_source(root / "b.md")

@@ -179,12 +179,16 @@ def _is_unicode(text: str) -> bool:
     return True
 
 
-def parse_record(raw: bytes, where: str) -> dict[str, Any] | InvalidDocumentError:
+def parse_record(
+    raw: bytes, where: str, *, strict_json: bool = True
+) -> dict[str, Any] | InvalidDocumentError:
     """One JSON-lines line as an object, or the error saying why it is not one.
 
-    Stricter than ``json.loads``, which accepts what no other JSON reader does or what
-    cannot be stored as read: ``NaN`` / ``Infinity`` literals, numbers that overflow to
-    infinity, a key repeated in one object, and lone surrogate escapes (``"\\ud800"``).
+    With ``strict_json``, stricter than ``json.loads``, which accepts what no other JSON
+    reader does or what cannot be stored as read: ``NaN`` / ``Infinity`` literals, numbers
+    that overflow to infinity, a key repeated in one object, and lone surrogate escapes
+    (``"\\ud800"``). Without, as ``json.loads`` reads it: BEIR files are read as BEIR's
+    own loader reads them (their fields that are stored are checked afterwards).
     """
     try:
         text = raw.decode("utf-8")
@@ -193,13 +197,13 @@ def parse_record(raw: bytes, where: str) -> dict[str, Any] | InvalidDocumentErro
             f"{where}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at byte {exc.start + 1} "
             "of the line); save the file as UTF-8 or fix this line."
         )
+    strictly: dict[str, Any] = {
+        "parse_constant": _refuse_constant,
+        "parse_float": _finite_float,
+        "object_pairs_hook": _object_without_repeated_keys,
+    }
     try:
-        record = json.loads(
-            text,
-            parse_constant=_refuse_constant,
-            parse_float=_finite_float,
-            object_pairs_hook=_object_without_repeated_keys,
-        )
+        record = json.loads(text, **(strictly if strict_json else {}))
     except json.JSONDecodeError as exc:
         return InvalidDocumentError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}).")
     except _RefusedJson as exc:
@@ -210,7 +214,7 @@ def parse_record(raw: bytes, where: str) -> dict[str, Any] | InvalidDocumentErro
         )
     if not isinstance(record, dict):
         return InvalidDocumentError(f"{where}: expected a JSON object, got {_json_type(record)}.")
-    if "\\u" in text and (bad := _lone_surrogate(record)) is not None:
+    if strict_json and "\\u" in text and (bad := _lone_surrogate(record)) is not None:
         return InvalidDocumentError(
             f"{where}: {bad} holds a lone surrogate escape (\\ud800 to \\udfff without its "
             "pair), which is not Unicode text and cannot be stored; fix or drop it."
@@ -223,15 +227,18 @@ def _json_type(value: Any) -> str:
     return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
-def jsonl_lines(path: Path) -> Iterator[tuple[int, str, dict[str, Any] | InvalidDocumentError]]:
+def jsonl_lines(
+    path: Path, *, strict_json: bool = False
+) -> Iterator[tuple[int, str, dict[str, Any] | InvalidDocumentError]]:
     """``(line number, line, object or the error saying why it is not one)`` per non-blank
     line, numbered as an editor numbers lines. Each line is decoded on its own, so a line
     that is not UTF-8 is one error (its text then shows the bad bytes as ``\\xNN``); a
-    file that cannot be read at all (broken gzip) still raises."""
+    file that cannot be read at all (broken gzip) still raises. ``strict_json``: see
+    :func:`parse_record`."""
     for line_number, raw in physical_lines(path):
         if not raw.strip():
             continue
-        record = parse_record(raw, f"{path}:{line_number}")
+        record = parse_record(raw, f"{path}:{line_number}", strict_json=strict_json)
         yield line_number, raw.decode("utf-8", errors="backslashreplace"), record
 
 
@@ -489,7 +496,10 @@ class Source:
                     yield SourceRecord(where, None, None, document)
             return
         convert = beir_document if self.kind is SourceKind.BEIR else jsonl_document
-        for line_number, line, record in jsonl_lines(self.path):
+        # A JSON-lines file is stored as read (every key is metadata): strict JSON. A BEIR
+        # corpus is read as BEIR reads it; only its _id, title and text are used.
+        strict_json = self.kind is SourceKind.JSONL
+        for line_number, line, record in jsonl_lines(self.path, strict_json=strict_json):
             where = f"{self.path}:{line_number}"
             if isinstance(record, InvalidDocumentError):
                 rejected = Rejected(record, where, line, line_number=line_number)

@@ -133,6 +133,36 @@ def test_a_first_line_with_a_byte_order_mark_is_line_1(tmp_path: Path) -> None:
     assert isinstance(rejected, Rejected) and rejected.line_number == 2
 
 
+def test_a_beir_corpus_is_read_as_beir_reads_it_and_checked_where_stored(tmp_path: Path) -> None:
+    folder = tmp_path / "beir"
+    folder.mkdir()
+    write_lines(
+        folder / "corpus.jsonl",
+        [
+            b'{"_id": "d1", "text": "Bread.", "metadata": {"score": NaN}}',  # not stored: kept
+            b'{"_id": "d2", "text": "caf\\udc00"}',  # the text is stored: refused
+            b'{"_id": "d3", "title": "T", "text": "Planets."}',
+        ],
+    )
+    entries = list(open_source(folder).entries())
+    assert [getattr(e, "id", None) for e in entries] == ["d1", None, "d3"]
+    assert isinstance(entries[1], Rejected) and entries[1].line_number == 2
+    assert "lone surrogate" in entries[1].reason and entries[1].reason.startswith(
+        f"{folder / 'corpus.jsonl'}:2: the document"
+    )
+
+
+def test_a_broken_gzip_file_is_refused_whole_naming_the_last_line_read(tmp_path: Path) -> None:
+    lines = [json.dumps({"id": f"d{i}", "text": f"note {i} " * 20}).encode() for i in range(400)]
+    whole = gzip.compress(b"\n".join(lines))
+    path = tmp_path / "cut.jsonl.gz"
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(
+        InvalidDocumentError, match=r"cut\.jsonl\.gz: cannot be read after line \d+"
+    ):
+        open_source(path).survey()  # before anything is written
+
+
 def test_a_folder_of_text_files_carries_source_and_folder(tmp_path: Path) -> None:
     root = tmp_path / "notes"
     (root / "guides" / "deep").mkdir(parents=True)

@@ -182,8 +182,9 @@ def test_index_splits_long_text_files_and_accounts_for_empty_ones(
     ran: dict[str, Ran], work: Path
 ) -> None:
     out = ok(ran["texts"]).stdout
-    passages = int(out.split("3 documents as ")[1].split()[0])
-    assert passages > 3  # long.md became several chunks, short.txt stayed whole
+    # blank.txt is rejected, not counted among the documents (it was before)
+    passages = int(out.split("2 documents as ")[1].split()[0])
+    assert passages > 2  # long.md became several chunks, short.txt stayed whole
     assert "Rejected 1 record" in out
     (blank,) = [json.loads(x) for x in (work / "rejects-texts.jsonl").read_text().splitlines()]
     assert blank["id"] == "blank.txt" and blank["empty"]

@@ -290,7 +290,7 @@ def test_jsonl_records_keep_ids_titles_and_metadata(tmp_path: Path) -> None:
     ("line", "message"),
     [
         ('{"text": "ok"', r"notes\.jsonl:2: not valid JSON"),
-        ('["a", "list"]', r"notes\.jsonl:2: expected a JSON object, got list"),
+        ('["a", "list"]', r"notes\.jsonl:2: expected a JSON object, got array"),
         ('{"title": "no text"}', r"notes\.jsonl:2: the record needs a non-empty 'text'"),
         ('{"text": "   "}', r"notes\.jsonl:2: the record needs a non-empty 'text'"),
         ('{"text": "x", "metadata": [1]}', r"notes\.jsonl:2: 'metadata' is a list"),
@@ -325,8 +325,12 @@ def test_a_folder_of_text_files_uses_relative_paths_as_ids(tmp_path: Path) -> No
     assert source.kind is SourceKind.TEXT
     assert [d.id for d in documents] == ["a.txt", "b.md", "sub/c.TXT"]  # blank, empty skipped
     assert documents[1].page_content == "# Bread\nYeast makes dough rise."
-    assert documents[2].metadata == {DOC_ID_KEY: "sub/c.TXT"}
-    assert source.scan() == 4  # files are not read to count them: blank.txt is counted
+    assert documents[2].metadata == {
+        DOC_ID_KEY: "sub/c.TXT",
+        "source": "sub/c.TXT",
+        "folder": "sub",
+    }
+    assert source.scan() == 3  # files are read and checked to count them: blank.txt is not
 
     single = open_source(root / "b.md")
     assert [d.id for d in single] == ["b.md"]

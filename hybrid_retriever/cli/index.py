@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hybrid_retriever.cli.common import (
     DEFAULT_PATH,
@@ -19,6 +19,9 @@ from hybrid_retriever.cli.common import (
 from hybrid_retriever.ingestion import DEFAULT_BATCH_SIZE
 from hybrid_retriever.sources import SourceKind, open_source
 
+if TYPE_CHECKING:
+    from langchain_core.documents import Document
+
 SOURCE_HELP = """\
 sources:
   a BEIR dataset folder      corpus.jsonl or corpus.jsonl.gz inside; id = _id,
@@ -26,7 +29,9 @@ sources:
   a JSON-lines file          .jsonl, .jsonl.gz, .ndjson: one object per line with
                              "text", optional "_id" or "id", "title", "metadata" (an
                              object); other top-level keys become metadata too
-  a folder of text files     every .txt and .md file below it; id = relative path
+  a folder of text files     every .txt and .md file below it; id = relative path,
+                             metadata "source" (that path, with /) and "folder"
+                             (its folder, "" at the top): --filter folder=guides
 
 Running the same command again is safe and cheap: ids are derived from the source
 ids, documents already stored unchanged are skipped, changed ones are rewritten.
@@ -39,11 +44,20 @@ chunk's id is "<id>#<n>" and its metadata says source_id, chunk and chunk_chars
 (hybrid_retriever/chunking.py). --no-chunking indexes them whole (the encoders then
 read only their beginning). BEIR folders are indexed whole, as BEIR scores documents.
 
-Records that cannot be indexed (malformed JSON, no text, a bad id, an empty or
-non-UTF-8 text file) do not stop the run: each is written to the rejects file
-(--rejects) with its place, the reason and the line as read, and the run ends with
-their count (exit status 0). Fix them and run the same command again. With
---strict, any such record stops the run before a model loads (exit status 1).
+JSON lines are read one line at a time, and each line is checked as the write
+path checks it before any model loads: a line that is not UTF-8, not a JSON object,
+has NaN or Infinity, a lone surrogate escape (\\ud800), a key twice, no text,
+wrong types or reserved metadata keys, or reuses the id of a different record
+(7 and "7" are one id; the first one is indexed), does not stop the run. Nor does an
+empty or non-UTF-8 text file. Each goes to the rejects file (--rejects), one JSON
+object a line: "where" (FILE:LINE, lines numbered from 1 as an editor does, CRLF
+files too), "line_number", "id", "reason", "empty" and "line" (the line as read,
+bytes that are not UTF-8 shown as \\xNN). The run ends with their count (exit
+status 0); fix them and run the same command again.
+
+With --strict, the first such record stops the run (exit status 1, the error names
+FILE:LINE and the reason) and nothing is written: every record is checked before a
+model loads, and, when records are chunked, their chunk ids once more after.
 """
 
 
@@ -75,8 +89,8 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "--strict",
         action="store_true",
-        help="refuse the whole source if any record cannot be indexed (checked before "
-        "anything is encoded)",
+        help="refuse the whole source if any record cannot be indexed: the first one "
+        "stops the run, and nothing is written (see below)",
     )
     parser.add_argument(
         "--no-chunking",
@@ -91,8 +105,9 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
 
 def run(args: argparse.Namespace) -> int:
     source = open_source(args.source)
-    # Every record is read once before any model loads: --strict stops at the first bad
-    # one, otherwise the bad ones are counted now and written down as they are met.
+    # Every record is read and checked once before any model loads, by the checks the
+    # write path makes: --strict stops at the first bad one, otherwise the bad ones are
+    # counted now and written down as they are met, and nothing stops the run half way.
     if args.strict:
         total, bad = source.scan(), 0
     else:
@@ -116,14 +131,22 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         warm_up(retriever)
-        documents = iter(source) if args.strict else rejects.keep_documents(source.entries())
         chunker = None
         if source.kind is not SourceKind.BEIR and not args.no_chunking:
             from hybrid_retriever.chunking import Chunker
 
             chunker = Chunker.for_encoders(retriever.dense_encoder, retriever.sparse_encoder)
-        if chunker is not None:
-            documents = chunker.split_all(documents)
+        split = None if chunker is None else chunker.split
+        documents: Iterator[Document]
+        if args.strict:
+            if split is not None:
+                # Chunk ids ("<id>#<n>") may meet another record's id: checked in full too,
+                # so that --strict still writes nothing when a record is refused.
+                for _ in source.strict(split):
+                    pass
+            documents = source.strict(split)
+        else:
+            documents = rejects.keep_documents(source.checked(split))
         stats = index_resumable(
             retriever,
             documents,

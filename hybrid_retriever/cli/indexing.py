@@ -9,6 +9,8 @@ Documents that disappeared from the source are not deleted.
 Records that cannot be indexed do not stop ``index``: :class:`RejectsFile` writes each,
 with where it was, why, and the line as read, so that it can be fixed and indexed by
 running the same command again (``--strict`` refuses the whole source instead).
+What reaches :func:`index_resumable` has passed the write path's checks
+(:meth:`hybrid_retriever.sources.Source.checked`), so no record stops a run half way.
 """
 
 from __future__ import annotations
@@ -55,8 +57,8 @@ class IndexStats:
 
 @dataclass
 class RejectsFile:
-    """Records that cannot be indexed, one JSON object a line (``where``, ``id``, ``reason``,
-    ``empty``, ``line``). The file describes the last run: it is replaced on the first
+    """Records that cannot be indexed, one JSON object a line (``where``, ``line_number``,
+    ``id``, ``reason``, ``empty``, ``line``: see :meth:`Rejected.to_json`). The file describes the last run: it is replaced on the first
     reject, and removed when a run rejects nothing."""
 
     path: Path
@@ -74,7 +76,8 @@ class RejectsFile:
     def write(self, rejected: Rejected) -> None:
         if self._handle is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = self.path.open("w", encoding="utf-8")
+            # backslashreplace: a reason quoting a lone surrogate must not stop the run.
+            self._handle = self.path.open("w", encoding="utf-8", errors="backslashreplace")
         self._handle.write(json.dumps(rejected.to_json(), ensure_ascii=False) + "\n")
         self._handle.flush()  # a crash later must not lose what was already rejected
         self.count += 1

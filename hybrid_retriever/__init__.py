@@ -18,6 +18,7 @@ from hybrid_retriever.errors import (
     StorageError,
 )
 from hybrid_retriever.fusion.methods import FusionMethod
+from hybrid_retriever.model_record import ModelRecordWarning
 from hybrid_retriever.retriever import HybridRetriever
 from hybrid_retriever.storage.base import StorageBackend
 from hybrid_retriever.storage.connect import Engine
@@ -45,6 +46,7 @@ __all__ = [
     "InvalidQueryError",
     "LangChainEmbeddingsEncoder",
     "ModelLoadError",
+    "ModelRecordWarning",
     "Precision",
     "QdrantClientStorage",
     "SentenceTransformerEncoder",

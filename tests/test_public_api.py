@@ -24,6 +24,7 @@ def test_all_is_pinned() -> None:
         "InvalidQueryError",
         "LangChainEmbeddingsEncoder",
         "ModelLoadError",
+        "ModelRecordWarning",
         "Precision",
         "QdrantClientStorage",
         "SentenceTransformerEncoder",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from hybrid_retriever.vectors import SparseVector
 
@@ -42,6 +42,17 @@ class DenseEncoder(ABC):
         vector (``HybridRetriever`` calls ``encode_query`` once per text)."""
         return [self.encode_query(text) for text in texts]
 
+    @property
+    def runtime(self) -> str:
+        """What runs the model (e.g. ``"onnx-int8"``): recorded with a collection and named
+        in messages about it; encoders that know more override it."""
+        return type(self).__name__
+
+    def probe_vectors(self, texts: Sequence[str]) -> list[list[float]]:
+        """The document vectors of ``texts``, each encoded alone, computed once per encoder
+        and kept: the model's fingerprint (see ``hybrid_retriever.model_record``)."""
+        return _probes(self, texts, lambda text: self.encode_documents([text])[0])
+
 
 class SparseEncoder(ABC):
     """Turns text into sparse term-weight vectors (SPLADE and friends)."""
@@ -63,6 +74,34 @@ class SparseEncoder(ABC):
         """One sparse vector per query, each encoded alone: a batch must not change a
         query's vector (``HybridRetriever`` calls ``encode_query`` once per text)."""
         return [self.encode_query(text) for text in texts]
+
+    @property
+    def runtime(self) -> str:
+        """As :attr:`DenseEncoder.runtime`."""
+        return type(self).__name__
+
+    def probe_vectors(self, texts: Sequence[str]) -> list[SparseVector]:
+        """As :meth:`DenseEncoder.probe_vectors`."""
+        return _probes(self, texts, lambda text: self.encode_documents([text])[0])
+
+
+VectorT = TypeVar("VectorT")
+_PROBES_LOCK = threading.Lock()
+
+
+def _probes(
+    encoder: Any, texts: Sequence[str], encode_one: Callable[[str], VectorT]
+) -> list[VectorT]:
+    """``encode_one`` of each text, cached on ``encoder`` by the texts (a one-time cost
+    per encoder, not per query). Set lazily, so subclasses need not call ``__init__``."""
+    key = tuple(texts)
+    with _PROBES_LOCK:
+        cache: dict[tuple[str, ...], list[Any]] = encoder.__dict__.setdefault("_probe_vectors", {})
+    found = cache.get(key)
+    if found is None:
+        found = [encode_one(text) for text in key]
+        cache[key] = found
+    return found
 
 
 class LazyModel(Generic[ModelT]):

@@ -200,7 +200,7 @@ def _difference(stored: ModelEntry, current: ModelEntry, *, uses_norm: bool) -> 
         worst_norm = max(worst_norm, abs(new_norm / old_norm - 1.0))
     if worst_cosine < MIN_PROBE_COSINE:
         return (
-            f"their vectors of the same probe texts point elsewhere (cosine {worst_cosine:.2f}; "
+            f"their vectors of the same probe texts point elsewhere (cosine {worst_cosine:.3f}; "
             f"one model under any runtime gives over {MIN_PROBE_COSINE})"
         )
     if uses_norm and worst_norm > MAX_NORM_CHANGE:

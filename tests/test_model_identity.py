@@ -81,7 +81,7 @@ def forget_record(retriever: HybridRetriever) -> None:
     """Make the collection look like one written before models were recorded."""
     storage = retriever.storage
     if isinstance(storage, EdgeStorage):
-        (storage.root / "notes" / "hybrid_retriever.json").unlink()
+        (storage.root / "notes" / "hybrid_retriever.json").unlink(missing_ok=True)
     else:
         storage.client.update_collection("notes", metadata={"hybrid_retriever": None})  # type: ignore[attr-defined]
     assert storage.read_collection_record("notes") is None

@@ -18,7 +18,6 @@ from hybrid_retriever.errors import (
     StorageError,
 )
 from hybrid_retriever.fusion.methods import FusionMethod
-from hybrid_retriever.model_record import ModelRecordWarning
 from hybrid_retriever.retriever import HybridRetriever
 from hybrid_retriever.storage.base import StorageBackend
 from hybrid_retriever.storage.connect import Engine
@@ -46,7 +45,6 @@ __all__ = [
     "InvalidQueryError",
     "LangChainEmbeddingsEncoder",
     "ModelLoadError",
-    "ModelRecordWarning",
     "Precision",
     "QdrantClientStorage",
     "SentenceTransformerEncoder",

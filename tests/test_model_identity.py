@@ -20,12 +20,11 @@ from hybrid_retriever import (
     DenseEncoder,
     EdgeStorage,
     HybridRetriever,
-    ModelRecordWarning,
     SentenceTransformerEncoder,
     SpladeEncoder,
     StorageError,
 )
-from hybrid_retriever.model_record import PROBE_TEXTS
+from hybrid_retriever.model_record import PROBE_TEXTS, ModelRecordWarning
 
 MakeRetriever = Callable[..., HybridRetriever]
 

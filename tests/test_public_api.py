@@ -24,7 +24,6 @@ def test_all_is_pinned() -> None:
         "InvalidQueryError",
         "LangChainEmbeddingsEncoder",
         "ModelLoadError",
-        "ModelRecordWarning",
         "Precision",
         "QdrantClientStorage",
         "SentenceTransformerEncoder",

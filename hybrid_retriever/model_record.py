@@ -4,7 +4,7 @@ A collection's layout says only its dense vector's size and distance: another
 384-dimensional model fits it, opens, searches and writes without a word, and its
 dense results are noise. So each collection this package creates carries a record
 of the models that wrote it, one entry per named vector: the model's name, what ran
-it, and its *probe vectors*, the document vectors of a few fixed texts.
+it, and its *probe vectors*, the (query) vectors of a few fixed texts.
 
 Probe vectors rather than a hash of the weights: every encoder has them (a LangChain
 ``Embeddings`` behind an API has no weights to hash), and they change exactly when the
@@ -23,8 +23,9 @@ decide by itself: int8 and fp32 vectors of one model are interchangeable (README
 "Speed"), and the probes catch any runtime that moves vectors further than that.
 
 The check runs once per retriever (and once per write call, before anything is
-written). Probes are encoded one text per call (a batch can change int8 vectors),
-once per encoder, and cached: the query path pays nothing.
+written). Probes go through ``encode_query`` (one text per call, and the path a
+searching process has loaded anyway), once per encoder, and are cached: the query
+path pays nothing.
 """
 
 from __future__ import annotations

@@ -235,11 +235,11 @@ def test_allow_model_mismatch_opens_and_writes_with_a_warning(
 
 
 class CountingDense(DenseEncoder):
-    """The real dense encoder, counting document encodings (what the probes use)."""
+    """The real dense encoder, listing the texts it encodes as queries (probes included)."""
 
     def __init__(self, inner: SentenceTransformerEncoder) -> None:
         self.inner = inner
-        self.documents_encoded = 0
+        self.queries: list[str] = []
 
     @property
     def name(self) -> str:
@@ -250,10 +250,10 @@ class CountingDense(DenseEncoder):
         return self.inner.dimension
 
     def encode_documents(self, texts: Sequence[str]) -> list[list[float]]:
-        self.documents_encoded += len(texts)
         return self.inner.encode_documents(texts)
 
     def encode_query(self, text: str) -> list[float]:
+        self.queries.append(text)
         return self.inner.encode_query(text)
 
 
@@ -264,14 +264,16 @@ def test_the_check_costs_one_probe_pass_per_encoder_not_per_query(
 ) -> None:
     build(make_retriever, "edge", tmp_path)
     counting = CountingDense(dense_encoder)
-    first = reopen(make_retriever, "edge", tmp_path, dense_encoder=counting)
+    first = reopen(make_retriever, "edge", tmp_path, dense_encoder=counting, query_cache_size=0)
     for query in QUERIES * 3:
         first.invoke(query)
     first.close()
-    assert counting.documents_encoded == len(PROBE_TEXTS)
     second = reopen(make_retriever, "edge", tmp_path, dense_encoder=counting)
-    second.invoke(QUERIES[0])  # a second retriever on the same encoder: cached
-    assert counting.documents_encoded == len(PROBE_TEXTS)
+    second.invoke(QUERIES[0])  # a second retriever on the same encoder: probes cached
+    probes = [text for text in counting.queries if text in PROBE_TEXTS]
+    assert probes == list(PROBE_TEXTS)  # once, before the first query
+    assert counting.queries[: len(PROBE_TEXTS)] == list(PROBE_TEXTS)
+    assert len(counting.queries) > len(PROBE_TEXTS) + 1  # the queries did reach it
 
 
 def test_an_unreadable_record_is_a_storage_error_naming_the_file(

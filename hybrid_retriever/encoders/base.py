@@ -49,9 +49,10 @@ class DenseEncoder(ABC):
         return type(self).__name__
 
     def probe_vectors(self, texts: Sequence[str]) -> list[list[float]]:
-        """The document vectors of ``texts``, each encoded alone, computed once per encoder
-        and kept: the model's fingerprint (see ``hybrid_retriever.model_record``)."""
-        return _probes(self, texts, lambda text: self.encode_documents([text])[0])
+        """The query vectors of ``texts``, computed once per encoder and kept: the model's
+        fingerprint (see ``hybrid_retriever.model_record``). Query vectors, because a
+        searching process has that path loaded already, and each is encoded alone."""
+        return _probes(self, texts, self.encode_query)
 
 
 class SparseEncoder(ABC):
@@ -82,7 +83,7 @@ class SparseEncoder(ABC):
 
     def probe_vectors(self, texts: Sequence[str]) -> list[SparseVector]:
         """As :meth:`DenseEncoder.probe_vectors`."""
-        return _probes(self, texts, lambda text: self.encode_documents([text])[0])
+        return _probes(self, texts, self.encode_query)
 
 
 VectorT = TypeVar("VectorT")

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -336,16 +336,15 @@ def check_models(
     no record (written before records existed) passes with a ``ModelRecordWarning``
     (once per ``state``); a writer (``writing``) records its own models in it.
     """
-    where = f"collection {spec.name!r} in {storage!r}"
+    where = _where(storage, spec)
     record = storage.read_collection_record(spec.name)
     findings = _compare(record, spec, dense, sparse, where=where, allow_mismatch=allow_mismatch)
     if not findings.unrecorded:
         return
     record_now = writing and storage.keeps_collection_record
     if record_now:
-        storage.write_collection_record(
-            spec.name, new_record(spec, dense, sparse, keep=findings.entries)
-        )
+        record = new_record(spec, dense, sparse, keep=findings.entries)
+        record_now = _recorded(storage.write_collection_record, spec.name, record, where)
     _warn_unrecorded(findings, storage, where, recorded_now=record_now, state=state)
 
 
@@ -362,7 +361,7 @@ async def acheck_models(
     """Async :func:`check_models`: storage calls on the async client, encoding in a thread."""
     import asyncio
 
-    where = f"collection {spec.name!r} in {storage!r}"
+    where = _where(storage, spec)
     record = await storage.aread_collection_record(spec.name)
     findings = await asyncio.to_thread(
         _compare, record, spec, dense, sparse, where=where, allow_mismatch=allow_mismatch
@@ -372,7 +371,7 @@ async def acheck_models(
     record_now = writing and storage.keeps_collection_record
     if record_now:
         fresh = await asyncio.to_thread(new_record, spec, dense, sparse, keep=findings.entries)
-        await storage.awrite_collection_record(spec.name, fresh)
+        record_now = await _arecorded(storage.awrite_collection_record, spec.name, fresh, where)
     _warn_unrecorded(findings, storage, where, recorded_now=record_now, state=state)
 
 
@@ -381,7 +380,8 @@ def record_new_collection(
 ) -> None:
     """Right after creating a collection: record the models that write it."""
     if storage.keeps_collection_record:
-        storage.write_collection_record(spec.name, new_record(spec, dense, sparse))
+        record = new_record(spec, dense, sparse)
+        _recorded(storage.write_collection_record, spec.name, record, _where(storage, spec))
 
 
 async def arecord_new_collection(
@@ -392,4 +392,46 @@ async def arecord_new_collection(
 
     if storage.keeps_collection_record:
         record = await asyncio.to_thread(new_record, spec, dense, sparse)
-        await storage.awrite_collection_record(spec.name, record)
+        await _arecorded(storage.awrite_collection_record, spec.name, record, _where(storage, spec))
+
+
+def _where(storage: StorageBackend, spec: CollectionSpec) -> str:
+    return f"collection {spec.name!r} in {storage!r}"
+
+
+def _record_failed(where: str, error: StorageError) -> None:
+    """A record that cannot be written costs the check, not the write: say so, go on."""
+    warnings.warn(
+        f"Could not record the models that write {where}: {error} Until a later write records "
+        "them, opening it warns that its models are unchecked.",
+        ModelRecordWarning,
+        stacklevel=5,
+    )
+
+
+def _recorded(
+    write: Callable[[str, Mapping[str, Any]], None],
+    collection: str,
+    record: Mapping[str, Any],
+    where: str,
+) -> bool:
+    try:
+        write(collection, record)
+    except StorageError as exc:
+        _record_failed(where, exc)
+        return False
+    return True
+
+
+async def _arecorded(
+    write: Callable[[str, Mapping[str, Any]], Awaitable[None]],
+    collection: str,
+    record: Mapping[str, Any],
+    where: str,
+) -> bool:
+    try:
+        await write(collection, record)
+    except StorageError as exc:
+        _record_failed(where, exc)
+        return False
+    return True

@@ -7,6 +7,8 @@ the vocabulary of the real ones; and a LangChain ``Embeddings`` of the same size
 
 from __future__ import annotations
 
+import os
+import uuid
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -285,3 +287,43 @@ def test_an_unreadable_record_is_a_storage_error_naming_the_file(
     retriever = reopen(make_retriever, "edge", tmp_path)
     with pytest.raises(StorageError, match=r"hybrid_retriever\.json is not valid JSON.*Delete it"):
         retriever.invoke(QUERIES[0])
+
+
+class RecordRefusingEdge(EdgeStorage):
+    """Real Edge storage whose record writes fail, as on a server too old for metadata."""
+
+    def write_collection_record(self, collection: str, record: Any) -> None:
+        raise StorageError("the engine refused the collection metadata.")
+
+
+def test_a_record_that_cannot_be_written_costs_the_check_not_the_write(
+    make_retriever: MakeRetriever, tmp_path: Path
+) -> None:
+    retriever = make_retriever(storage=RecordRefusingEdge(tmp_path), collection_name="notes")
+    with pytest.warns(ModelRecordWarning, match="Could not record the models") as caught:
+        ids = retriever.add_texts(TEXTS, show_progress=False)
+    assert "the engine refused the collection metadata" in model_warnings(caught)[0]
+    assert retriever.count() == len(TEXTS)
+    assert retriever.invoke(QUERIES[0], k=1)[0].id == ids[0]
+
+
+QDRANT_URL = os.environ.get("QDRANT_URL")
+
+
+@pytest.mark.skipif(not QDRANT_URL, reason="no Qdrant server: set QDRANT_URL")
+def test_a_server_collection_keeps_its_record_in_the_collection_metadata(
+    make_retriever: MakeRetriever,
+) -> None:
+    name = f"model-record-{uuid.uuid4().hex[:8]}"
+    server = {"url": QDRANT_URL, "api_key": os.environ.get("QDRANT_API_KEY")}
+    writer = make_retriever(collection_name=name, **server)
+    try:
+        writer.add_texts(TEXTS, show_progress=False)
+        assert writer.storage.read_collection_record(name) is not None
+        reader = make_retriever(
+            collection_name=name, dense_encoder=DeterministicFakeEmbedding(size=384), **server
+        )
+        with pytest.raises(CollectionMismatchError, match="dense vector 'dense'"):
+            reader.invoke(QUERIES[0])
+    finally:
+        writer.storage.client.delete_collection(name)  # type: ignore[attr-defined]

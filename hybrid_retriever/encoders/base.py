@@ -96,8 +96,11 @@ def _probes(
     """``encode_one`` of each text, cached on ``encoder`` by the texts (a one-time cost
     per encoder, not per query). Set lazily, so subclasses need not call ``__init__``."""
     key = tuple(texts)
+    attributes = getattr(encoder, "__dict__", None)  # None: a class with __slots__, no cache
     with _PROBES_LOCK:
-        cache: dict[tuple[str, ...], list[Any]] = encoder.__dict__.setdefault("_probe_vectors", {})
+        cache: dict[tuple[str, ...], list[Any]] = (
+            {} if attributes is None else attributes.setdefault("_probe_vectors", {})
+        )
     found = cache.get(key)
     if found is None:
         found = [encode_one(text) for text in key]

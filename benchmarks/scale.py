@@ -89,6 +89,10 @@ class LookupDense(DenseEncoder):
     def encode_query(self, text: str) -> list[float]:
         return self._queries[text]
 
+    def probe_vectors(self, texts: Sequence[str]) -> list[list[float]]:
+        """The collection's model record: no model here, so the sample's first vectors."""
+        return [self._vectors.dense_of(i) for i in range(len(texts))]
+
 
 class LookupSparse(SparseEncoder):
     def __init__(self, vectors: ReplicatedVectors, queries: dict[str, SparseVector]) -> None:
@@ -103,6 +107,9 @@ class LookupSparse(SparseEncoder):
 
     def encode_query(self, text: str) -> SparseVector:
         return self._queries[text]
+
+    def probe_vectors(self, texts: Sequence[str]) -> list[SparseVector]:
+        return [self._vectors.sparse_of(i) for i in range(len(texts))]
 
 
 def encode_sample(data: Path, n_docs: int, n_queries: int, cache: Path) -> dict[str, object]:

@@ -27,6 +27,13 @@ from hybrid_retriever.errors import (
     DuplicateIdError,
     InvalidParameterError,
 )
+from hybrid_retriever.model_record import (
+    ModelCheckState,
+    acheck_models,
+    arecord_new_collection,
+    check_models,
+    record_new_collection,
+)
 from hybrid_retriever.search_options import DENSE, SPARSE
 from hybrid_retriever.storage.base import CollectionExistsError, StorageBackend, StoredPoint
 from hybrid_retriever.truncation import TruncationTally
@@ -45,6 +52,9 @@ class Indexer:
     spec: CollectionSpec
     dense_encoder: DenseEncoder
     sparse_encoder: SparseEncoder
+    allow_model_mismatch: bool = False
+    """Write even if the collection's recorded models differ (see ``model_record``)."""
+    model_state: ModelCheckState | None = None
 
     def index(
         self,
@@ -177,26 +187,53 @@ class Indexer:
         ]
 
     def _ensure_collection(self) -> None:
+        """Create the collection and record its models, or check that it fits them."""
         layout = self.storage.get_layout(self.spec.name)
         if layout is None:
             try:
                 self.storage.create_collection(self.spec)
-                return
             except CollectionExistsError:  # another writer won the race; check theirs
                 layout = self.storage.get_layout(self.spec.name)
+            else:
+                record_new_collection(
+                    self.storage, self.spec, self.dense_encoder, self.sparse_encoder
+                )
+                return
         if layout is not None:
             check_layout(self.spec, layout, encoder_name=self.dense_encoder.name)
+            check_models(
+                self.storage,
+                self.spec,
+                self.dense_encoder,
+                self.sparse_encoder,
+                allow_mismatch=self.allow_model_mismatch,
+                writing=True,
+                state=self.model_state,
+            )
 
     async def _aensure_collection(self) -> None:
         layout = await self.storage.aget_layout(self.spec.name)
         if layout is None:
             try:
                 await self.storage.acreate_collection(self.spec)
-                return
             except CollectionExistsError:
                 layout = await self.storage.aget_layout(self.spec.name)
+            else:
+                await arecord_new_collection(
+                    self.storage, self.spec, self.dense_encoder, self.sparse_encoder
+                )
+                return
         if layout is not None:
             check_layout(self.spec, layout, encoder_name=self.dense_encoder.name)
+            await acheck_models(
+                self.storage,
+                self.spec,
+                self.dense_encoder,
+                self.sparse_encoder,
+                allow_mismatch=self.allow_model_mismatch,
+                writing=True,
+                state=self.model_state,
+            )
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ from hybrid_retriever.fusion.methods import DEFAULT_FUSION, FusionMethod
 from hybrid_retriever.fusion.rrf import DEFAULT_RRF_K, BranchHit, FusedHit
 from hybrid_retriever.ingestion import DEFAULT_BATCH_SIZE, Indexer
 from hybrid_retriever.model_catalog import DEFAULT_DENSE_MODEL, DEFAULT_SPARSE_MODEL
+from hybrid_retriever.model_record import ModelCheckState, acheck_models, check_models
 from hybrid_retriever.query_cache import (
     DEFAULT_QUERY_CACHE_SIZE,
     QueryVectorCache,
@@ -129,8 +130,13 @@ class HybridRetriever(BaseRetriever):
 
     query_cache_size: int = DEFAULT_QUERY_CACHE_SIZE
     """Query vectors kept per branch in an LRU cache; 0 turns the cache off."""
+    allow_model_mismatch: bool = False
+    """Open (and write) a collection whose recorded models differ from the encoders, with a
+    warning instead of ``CollectionMismatchError``; for vectors known to be interchangeable.
+    The record keeps naming the models that built the collection."""
 
     _verified: bool = PrivateAttr(default=False)
+    _model_state: ModelCheckState = PrivateAttr(default_factory=ModelCheckState)
     _query_cache: QueryVectorCache = PrivateAttr()
     _pool: ThreadPoolExecutor | None = PrivateAttr(default=None)
 
@@ -246,9 +252,7 @@ class HybridRetriever(BaseRetriever):
     async def _asearch(self, texts: Sequence[str], options: SearchOptions) -> list[list[Document]]:
         """:meth:`_search` for the event loop: the same steps, CPU work in worker threads."""
         if not self._verified:
-            self._verify_collection(await self.storage.aget_layout(self.collection_name))
-            if self.weights is None:
-                await asyncio.to_thread(warn_if_calibrated, self.storage, self.collection_name)
+            await self._averify_collection()
         vectors = await asyncio.to_thread(self._encode_queries, texts, options)
         requests = self._branch_queries(vectors, len(texts), options)
         results = await self.storage.asearch(
@@ -442,22 +446,51 @@ class HybridRetriever(BaseRetriever):
             sparse_vector_name=self.sparse_vector_name,
         )
 
-    def _verify_collection(self, layout: Any) -> None:
+    def _checked_spec(self, layout: Any) -> CollectionSpec:
+        """The spec, once the collection's layout is known to fit it."""
         if layout is None:
             raise CollectionNotFoundError(
                 f"Collection {self.collection_name!r} does not exist in {self.storage!r}. "
                 "Index documents first (add_documents or HybridRetriever.from_documents), "
                 "or check collection_name and the location."
             )
-        check_layout(self.collection_spec(), layout, encoder_name=self.dense_encoder.name)
-        self._verified = True
+        spec = self.collection_spec()
+        check_layout(spec, layout, encoder_name=self.dense_encoder.name)
+        return spec
 
     def _check_collection_once(self) -> None:
-        """Before the first search: the collection exists and fits the encoders."""
+        """Before the first search: the collection exists, fits the encoders, and was
+        written by their models (``model_record``)."""
         if not self._verified:
-            self._verify_collection(self.storage.get_layout(self.collection_name))
+            spec = self._checked_spec(self.storage.get_layout(self.collection_name))
+            check_models(
+                self.storage,
+                spec,
+                self.dense_encoder,
+                self.sparse_encoder,
+                allow_mismatch=self.allow_model_mismatch,
+                writing=False,
+                state=self._model_state,
+            )
             if self.weights is None:  # as the calibration was: only without weights
                 warn_if_calibrated(self.storage, self.collection_name)
+            self._verified = True
+
+    async def _averify_collection(self) -> None:
+        """Async :meth:`_check_collection_once` (the caller checks ``_verified``)."""
+        spec = self._checked_spec(await self.storage.aget_layout(self.collection_name))
+        await acheck_models(
+            self.storage,
+            spec,
+            self.dense_encoder,
+            self.sparse_encoder,
+            allow_mismatch=self.allow_model_mismatch,
+            writing=False,
+            state=self._model_state,
+        )
+        if self.weights is None:  # as the calibration was: only without weights
+            await asyncio.to_thread(warn_if_calibrated, self.storage, self.collection_name)
+        self._verified = True
 
     def _indexer(self) -> Indexer:
         return Indexer(
@@ -465,6 +498,8 @@ class HybridRetriever(BaseRetriever):
             spec=self.collection_spec(),
             dense_encoder=self.dense_encoder,
             sparse_encoder=self.sparse_encoder,
+            allow_model_mismatch=self.allow_model_mismatch,
+            model_state=self._model_state,
         )
 
     # -- writing -----------------------------------------------------------------------------

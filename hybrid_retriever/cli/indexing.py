@@ -58,8 +58,9 @@ class IndexStats:
 @dataclass
 class RejectsFile:
     """Records that cannot be indexed, one JSON object a line (``where``, ``line_number``,
-    ``id``, ``reason``, ``empty``, ``line``: see :meth:`Rejected.to_json`). The file describes the last run: it is replaced on the first
-    reject, and removed when a run rejects nothing."""
+    ``id``, ``reason``, ``empty``, ``line``: see :meth:`Rejected.to_json`). The file
+    describes the last run: it is replaced on the first reject, and removed when a run
+    rejects nothing."""
 
     path: Path
     count: int = 0

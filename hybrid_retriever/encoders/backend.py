@@ -18,10 +18,15 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+from collections.abc import Callable
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from hybrid_retriever.encoders.precision import Precision
 from hybrid_retriever.errors import InvalidParameterError, ModelLoadError
+
+if TYPE_CHECKING:
+    import torch
 
 #: What to tell a user whose explicit ONNX choice cannot be honoured.
 INSTALL_HINT = "Install it with `pip install 'hybrid-retriever[onnx]'`, or pass backend='torch'."
@@ -94,3 +99,11 @@ def resolve_backend(
             "backend='torch' for bf16, or leave precision at its default."
         )
     return backend
+
+
+def runtime_label(backend: EncoderBackend, dtype: Callable[[], torch.dtype]) -> str:
+    """What runs an encoder, as recorded with a collection: the backend, with the dtype
+    under PyTorch (``dtype`` is only called then, since it may load the model)."""
+    if backend is EncoderBackend.TORCH:
+        return f"torch-{str(dtype()).removeprefix('torch.')}"
+    return str(backend.value)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from hybrid_retriever.vectors import SparseVector
 
@@ -42,6 +42,18 @@ class DenseEncoder(ABC):
         vector (``HybridRetriever`` calls ``encode_query`` once per text)."""
         return [self.encode_query(text) for text in texts]
 
+    @property
+    def runtime(self) -> str:
+        """What runs the model (e.g. ``"onnx-int8"``): recorded with a collection and named
+        in messages about it; encoders that know more override it."""
+        return type(self).__name__
+
+    def probe_vectors(self, texts: Sequence[str]) -> list[list[float]]:
+        """The query vectors of ``texts``, computed once per encoder and kept: the model's
+        fingerprint (see ``hybrid_retriever.model_record``). Query vectors, because a
+        searching process has that path loaded already, and each is encoded alone."""
+        return _probes(self, texts, self.encode_query)
+
 
 class SparseEncoder(ABC):
     """Turns text into sparse term-weight vectors (SPLADE and friends)."""
@@ -63,6 +75,37 @@ class SparseEncoder(ABC):
         """One sparse vector per query, each encoded alone: a batch must not change a
         query's vector (``HybridRetriever`` calls ``encode_query`` once per text)."""
         return [self.encode_query(text) for text in texts]
+
+    @property
+    def runtime(self) -> str:
+        """As :attr:`DenseEncoder.runtime`."""
+        return type(self).__name__
+
+    def probe_vectors(self, texts: Sequence[str]) -> list[SparseVector]:
+        """As :meth:`DenseEncoder.probe_vectors`."""
+        return _probes(self, texts, self.encode_query)
+
+
+VectorT = TypeVar("VectorT")
+_PROBES_LOCK = threading.Lock()
+
+
+def _probes(
+    encoder: Any, texts: Sequence[str], encode_one: Callable[[str], VectorT]
+) -> list[VectorT]:
+    """``encode_one`` of each text, cached on ``encoder`` by the texts (a one-time cost
+    per encoder, not per query). Set lazily, so subclasses need not call ``__init__``."""
+    key = tuple(texts)
+    attributes = getattr(encoder, "__dict__", None)  # None: a class with __slots__, no cache
+    with _PROBES_LOCK:
+        cache: dict[tuple[str, ...], list[Any]] = (
+            {} if attributes is None else attributes.setdefault("_probe_vectors", {})
+        )
+    found = cache.get(key)
+    if found is None:
+        found = [encode_one(text) for text in key]
+        cache[key] = found
+    return found
 
 
 class LazyModel(Generic[ModelT]):

@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.embeddings import Embeddings
 
-from hybrid_retriever.encoders.backend import EncoderBackend, as_backend, resolve_backend
+from hybrid_retriever.encoders.backend import (
+    EncoderBackend,
+    as_backend,
+    resolve_backend,
+    runtime_label,
+)
 from hybrid_retriever.encoders.base import DenseEncoder, LazyModel
 from hybrid_retriever.encoders.budget import batch_size_within, token_heads
 from hybrid_retriever.encoders.loading import load_sentence_transformers_model
@@ -112,6 +117,11 @@ class SentenceTransformerEncoder(DenseEncoder):
     @property
     def name(self) -> str:
         return self._model_name
+
+    @property
+    def runtime(self) -> str:
+        """The backend, with the dtype under PyTorch: e.g. ``"onnx-int8"``, ``"torch-float32"``."""
+        return runtime_label(self.backend, lambda: self.dtype)
 
     @property
     def model(self) -> SentenceTransformer:
@@ -225,6 +235,17 @@ class LangChainEmbeddingsEncoder(DenseEncoder):
     @property
     def name(self) -> str:
         return type(self._embeddings).__name__
+
+    @property
+    def runtime(self) -> str:
+        """The ``Embeddings`` class, and its model where it names one (``model`` or
+        ``model_name``, as most integrations do)."""
+        kind = type(self._embeddings)
+        model = getattr(self._embeddings, "model", None) or getattr(
+            self._embeddings, "model_name", None
+        )
+        named = f" model={model!r}" if isinstance(model, str) else ""
+        return f"LangChain {kind.__module__}.{kind.__qualname__}{named}"
 
     @property
     def dimension(self) -> int:

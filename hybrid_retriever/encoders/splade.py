@@ -20,7 +20,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from hybrid_retriever.encoders.backend import EncoderBackend, as_backend, resolve_backend
+from hybrid_retriever.encoders.backend import (
+    EncoderBackend,
+    as_backend,
+    resolve_backend,
+    runtime_label,
+)
 from hybrid_retriever.encoders.base import LazyModel, SparseEncoder
 from hybrid_retriever.encoders.budget import batch_size_within, token_heads
 from hybrid_retriever.encoders.loading import load_sentence_transformers_model
@@ -155,6 +160,11 @@ class SpladeEncoder(SparseEncoder):
     @property
     def name(self) -> str:
         return self._model_name
+
+    @property
+    def runtime(self) -> str:
+        """As ``SentenceTransformerEncoder.runtime``."""
+        return runtime_label(self.backend, lambda: self.dtype)
 
     @property
     def precision(self) -> Precision:

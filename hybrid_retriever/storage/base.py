@@ -119,6 +119,21 @@ class StorageBackend(ABC):
     ) -> list[list[ScoredPoint]]:
         """Run every branch query in one round trip; one ranked list per query."""
 
+    keeps_collection_record: ClassVar[bool] = False
+    """True where :meth:`write_collection_record` keeps the record (this package's
+    backends do); a backend without it opens collections with their models unchecked."""
+
+    def read_collection_record(self, collection: str) -> dict[str, Any] | None:
+        """The record this package keeps with ``collection`` (which models wrote its
+        vectors, see ``model_record``), or None when it has none."""
+        return None
+
+    def write_collection_record(  # noqa: B027 - optional hook
+        self, collection: str, record: Mapping[str, Any]
+    ) -> None:
+        """Keep ``record`` (JSON) with ``collection``, replacing any earlier one. It must
+        never appear as a point: not in count, search, retrieve or listings."""
+
     def optimize(self, collection: str) -> None:  # noqa: B027 - optional hook
         """Called after a bulk write: make it durable and fast to search.
 
@@ -133,6 +148,12 @@ class StorageBackend(ABC):
 
     async def acreate_collection(self, spec: CollectionSpec) -> None:
         await asyncio.to_thread(self.create_collection, spec)
+
+    async def aread_collection_record(self, collection: str) -> dict[str, Any] | None:
+        return await asyncio.to_thread(self.read_collection_record, collection)
+
+    async def awrite_collection_record(self, collection: str, record: Mapping[str, Any]) -> None:
+        await asyncio.to_thread(self.write_collection_record, collection, record)
 
     async def aupsert(self, collection: str, points: Sequence[StoredPoint]) -> None:
         await asyncio.to_thread(self.upsert, collection, points)

@@ -28,10 +28,11 @@ Things Edge does differently from a server, and how this backend handles them:
 from __future__ import annotations
 
 import json
+import os
 import re
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -71,6 +72,9 @@ if TYPE_CHECKING:
     from qdrant_client.http.models import Filter
 
 CONFIG_FILE = "edge_config.json"
+RECORD_FILE = "hybrid_retriever.json"
+"""This package's record (which models wrote the vectors), in the shard's folder: Edge
+ignores it, and it goes wherever the shard goes."""
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 
 
@@ -188,6 +192,45 @@ class EdgeStorage(StorageBackend):
             )
             with _edge_errors(self, spec.name):
                 self._shards[spec.name] = EdgeShard.create(str(folder), config)
+
+    keeps_collection_record = True
+
+    def read_collection_record(self, collection: str) -> dict[str, Any] | None:
+        path = self._folder(collection) / RECORD_FILE
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StorageError(f"Cannot read {path}: {exc}") from exc
+        try:
+            record = json.loads(text)
+        except ValueError as exc:
+            raise StorageError(
+                f"{path} is not valid JSON ({exc}). Delete it: the next write records the "
+                "models that write (make sure they are the ones the collection was built with)."
+            ) from exc
+        if not isinstance(record, dict):
+            raise StorageError(f"{path} does not hold a JSON object. Delete it, as above.")
+        return record
+
+    def write_collection_record(self, collection: str, record: Mapping[str, Any]) -> None:
+        """Write the record atomically (a whole new file renamed over the old one), so a
+        crash leaves the old record or the new one, never half of one."""
+        path = self._folder(collection) / RECORD_FILE
+        scratch = path.with_name(f".{RECORD_FILE}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            with open(scratch, "w", encoding="utf-8") as handle:
+                json.dump(record, handle, ensure_ascii=False, allow_nan=False)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(scratch, path)
+        except (OSError, ValueError) as exc:
+            scratch.unlink(missing_ok=True)
+            raise StorageError(
+                f"Cannot write the model record {path}: {exc}. Free space or fix the folder's "
+                "permissions, then write again."
+            ) from exc
 
     def upsert(self, collection: str, points: Sequence[StoredPoint]) -> None:
         from qdrant_edge import Point, UpdateOperation

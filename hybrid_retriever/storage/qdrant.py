@@ -10,7 +10,7 @@ thread-safe.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -201,6 +201,21 @@ class QdrantClientStorage(StorageBackend):
             for key in self._cluster.shard_keys:
                 self.client.create_shard_key(spec.name, key)
 
+    keeps_collection_record = True
+
+    def read_collection_record(self, collection: str) -> dict[str, Any] | None:
+        with self._locked(), _engine_errors(self._description, collection=collection):
+            return _record_of(self.client.get_collection(collection), collection)
+
+    def write_collection_record(self, collection: str, record: Mapping[str, Any]) -> None:
+        """Into the collection's metadata (Qdrant 1.16+), under :data:`RECORD_KEY`."""
+        with (
+            self._locked(),
+            _engine_errors(self._description, collection=collection),
+            _metadata_supported(),
+        ):
+            self.client.update_collection(collection, metadata={RECORD_KEY: dict(record)})
+
     def upsert(self, collection: str, points: Sequence[StoredPoint]) -> None:
         with self._locked(), _engine_errors(self._description, collection=collection):
             self.client.upsert(
@@ -284,6 +299,21 @@ class QdrantClientStorage(StorageBackend):
             )
             for key in self._cluster.shard_keys:
                 await self._async_client.create_shard_key(spec.name, key)
+
+    async def aread_collection_record(self, collection: str) -> dict[str, Any] | None:
+        if self._async_client is None:
+            return await super().aread_collection_record(collection)
+        with _engine_errors(self._description, collection=collection):
+            info = await self._async_client.get_collection(collection)
+        return _record_of(info, collection)
+
+    async def awrite_collection_record(self, collection: str, record: Mapping[str, Any]) -> None:
+        if self._async_client is None:
+            return await super().awrite_collection_record(collection, record)
+        with _engine_errors(self._description, collection=collection), _metadata_supported():
+            await self._async_client.update_collection(
+                collection, metadata={RECORD_KEY: dict(record)}
+            )
 
     async def aupsert(self, collection: str, points: Sequence[StoredPoint]) -> None:
         if self._async_client is None:
@@ -377,6 +407,36 @@ def _layout(info: models.CollectionInfo) -> CollectionLayout:
         for name, p in (params.sparse_vectors or {}).items()
     }
     return CollectionLayout(dense=dense, sparse=sparse)
+
+
+RECORD_KEY = "hybrid_retriever"
+"""The key of this package's record (see ``model_record``) in a collection's metadata."""
+
+
+def _record_of(info: models.CollectionInfo, collection: str) -> dict[str, Any] | None:
+    metadata = getattr(info.config, "metadata", None) or {}
+    record = metadata.get(RECORD_KEY)
+    if record is None or isinstance(record, dict):
+        return record
+    raise StorageError(
+        f"Collection {collection!r}'s metadata key {RECORD_KEY!r} does not hold this package's "
+        "record. Remove that key (update_collection(metadata={...: None})): the next write "
+        "records the models that write (make sure they are the ones it was built with)."
+    )
+
+
+@contextmanager
+def _metadata_supported() -> Iterator[None]:
+    """qdrant-client before 1.16 has no collection metadata: say what to upgrade."""
+    try:
+        yield
+    except TypeError as exc:
+        if "metadata" not in str(exc):
+            raise
+        raise StorageError(
+            "This qdrant-client cannot store collection metadata, where the models that wrote "
+            "a collection are recorded. Upgrade it: pip install 'qdrant-client>=1.16'."
+        ) from exc
 
 
 def _engine_vector(vector: Vector) -> Any:

@@ -7,12 +7,13 @@ and the number of results wanted. This module only names them and routes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from enum import Enum
 from typing import Any
 
 from hybrid_retriever.errors import InvalidParameterError
 from hybrid_retriever.fusion.adaptive import adaptive_fusion
+from hybrid_retriever.fusion.branches import TWO_BRANCHES
 from hybrid_retriever.fusion.convex import convex_combination
 from hybrid_retriever.fusion.dbsf import distribution_based_score_fusion
 from hybrid_retriever.fusion.query_length import query_length_weights
@@ -20,7 +21,7 @@ from hybrid_retriever.fusion.rrf import DEFAULT_RRF_K, BranchHit, FusedHit, reci
 
 
 class FusionMethod(str, Enum):
-    """How the two branches' ranked lists become one."""
+    """How the branches' ranked lists become one (any of dense, SPLADE and BM25)."""
 
     RRF = "rrf"
     """Reciprocal rank fusion, paper convention (see ``fusion.rrf``)."""
@@ -38,12 +39,17 @@ Chosen by ``benchmarks/fusion_study.py`` over six real corpora, by the best wors
 across corpora, each corpus also left out in turn (see the README)."""
 
 
-def default_weights(method: FusionMethod, query: str) -> dict[str, float] | None:
-    """The weights ``method`` uses for ``query`` when the caller sets none: for the
-    default method, a dense share that grows with the query's length
-    (:func:`~hybrid_retriever.fusion.query_length.query_length_weights`); None (equal)
-    for the others, which keep their papers' forms."""
-    return query_length_weights(query) if method is DEFAULT_FUSION else None
+def default_weights(
+    method: FusionMethod, query: str, *, branches: Iterable[str] = TWO_BRANCHES
+) -> dict[str, float] | None:
+    """The weights ``method`` uses for ``query`` over ``branches`` when the caller sets
+    none: for the default method, a dense share that grows with the query's length
+    (:func:`~hybrid_retriever.fusion.query_length.query_length_weights`, which also splits
+    the rest between SPLADE and BM25); None (equal) for the others, which keep their
+    papers' forms."""
+    if method is not DEFAULT_FUSION:
+        return None
+    return query_length_weights(query, branches=branches)
 
 
 def check_fusion(value: Any) -> FusionMethod:

@@ -23,6 +23,18 @@ within corpora and between them (CISI, median 50 words: dense 0.420, SPLADE 0.31
 equal-weight fusion 0.404). No labels, no state: the same query always gets the same
 weights, whatever the collection.
 
+With a third branch, BM25 (``branches=`` naming it), the rule still sets the dense share;
+what it leaves to words is split between the two lexical branches, ``bm25_fraction`` of it
+to BM25 (one half by default: before the study of ``docs/bm25-study-plan.md`` nothing
+favours either)::
+
+    sparse = (1 - dense) * (1 - bm25_fraction)
+    bm25   = (1 - dense) * bm25_fraction
+
+A lexical branch alone with dense takes the whole lexical share; without dense, the
+lexical branches split 1 the same way. With the two original branches the weights are
+exactly those above.
+
 Words are runs of non-space characters, so the rule reads languages written with spaces;
 the default models are English.
 """
@@ -30,8 +42,10 @@ the default models are English.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 from hybrid_retriever.errors import InvalidParameterError
+from hybrid_retriever.fusion.branches import ALL_BRANCHES, BM25, DENSE, SPARSE, TWO_BRANCHES
 
 BASE = 0.5
 """Dense share at ``PIVOT_WORDS`` words."""
@@ -41,18 +55,23 @@ PIVOT_WORDS = 10
 FLOOR = 0.3
 CEILING = 0.8
 """Neither branch is ever weighted below 0.2: the other always has a say."""
+BM25_FRACTION = 0.5
+"""BM25's part of the lexical share when both SPLADE and BM25 are searched."""
 
 
 def query_length_weights(
     query: str,
     *,
+    branches: Iterable[str] = TWO_BRANCHES,
     base: float = BASE,
     slope: float = SLOPE,
     pivot_words: int = PIVOT_WORDS,
     floor: float = FLOOR,
     ceiling: float = CEILING,
+    bm25_fraction: float = BM25_FRACTION,
 ) -> dict[str, float]:
-    """``{"dense": a, "sparse": 1 - a}`` for ``query``, ``a`` as in the module docstring.
+    """The weight of each of ``branches`` for ``query``: ``{"dense": a, "sparse": 1 - a}``
+    for the default two, ``a`` and the lexical split as in the module docstring.
 
     The keyword arguments exist for the fusion study, which measures other settings of
     the same rule; the retriever uses the defaults.
@@ -63,6 +82,35 @@ def query_length_weights(
         )
     if pivot_words < 1:
         raise InvalidParameterError(f"pivot_words must be >= 1, got {pivot_words}.")
-    words = max(1, len(query.split()))
-    dense = min(ceiling, max(floor, base + slope * math.log2(words / pivot_words)))
-    return {"dense": dense, "sparse": 1.0 - dense}
+    if not 0 <= bm25_fraction <= 1:
+        raise InvalidParameterError(f"bm25_fraction must be in [0, 1], got {bm25_fraction}.")
+    named = _check_branches(branches)
+    lexical = [b for b in (SPARSE, BM25) if b in named]
+    if DENSE not in named:
+        dense = 0.0
+    elif not lexical:
+        return {DENSE: 1.0}
+    else:
+        words = max(1, len(query.split()))
+        dense = min(ceiling, max(floor, base + slope * math.log2(words / pivot_words)))
+    rest = 1.0 - dense
+    if len(lexical) == 2:
+        shares = {SPARSE: rest * (1.0 - bm25_fraction), BM25: rest * bm25_fraction}
+    else:
+        shares = {lexical[0]: rest}
+    return {DENSE: dense, **shares} if DENSE in named else shares
+
+
+def _check_branches(branches: Iterable[str]) -> set[str]:
+    if isinstance(branches, str):
+        raise InvalidParameterError(
+            f"branches must be a collection of branch names, such as {list(TWO_BRANCHES)}, "
+            "not a str."
+        )
+    named = set(branches)
+    unknown = sorted(named - set(ALL_BRANCHES))
+    if unknown or not named:
+        raise InvalidParameterError(
+            f"branches must name one or more of {list(ALL_BRANCHES)}, got {sorted(named)}."
+        )
+    return named

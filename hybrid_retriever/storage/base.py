@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 
 Vector = list[float] | SparseVector
 
+RECORD_KEY = "hybrid_retriever"
+"""The key of this package's record (see ``model_record``) in a collection's metadata
+(Qdrant's collection metadata; on Edge, the metadata file beside the shard)."""
+
 
 @dataclass(frozen=True, slots=True)
 class StoredPoint:

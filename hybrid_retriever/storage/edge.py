@@ -46,6 +46,7 @@ from hybrid_retriever.collection import (
 )
 from hybrid_retriever.errors import CollectionNotFoundError, InvalidParameterError, StorageError
 from hybrid_retriever.storage.base import (
+    RECORD_KEY,
     BranchQuery,
     CollectionExistsError,
     Routing,
@@ -73,8 +74,9 @@ if TYPE_CHECKING:
 
 CONFIG_FILE = "edge_config.json"
 RECORD_FILE = "hybrid_retriever.json"
-"""This package's record (which models wrote the vectors), in the shard's folder: Edge
-ignores it, and it goes wherever the shard goes."""
+"""The collection's metadata, in the shard's folder (Edge keeps none of its own): this
+package's record under ``RECORD_KEY`` (which models wrote the vectors), and what older
+versions stored there. Edge ignores the file, and it goes wherever the shard goes."""
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 
 
@@ -196,32 +198,25 @@ class EdgeStorage(StorageBackend):
     keeps_collection_record = True
 
     def read_collection_record(self, collection: str) -> dict[str, Any] | None:
-        path = self._folder(collection) / RECORD_FILE
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise StorageError(f"Cannot read {path}: {exc}") from exc
-        try:
-            record = json.loads(text)
-        except ValueError as exc:
-            raise StorageError(
-                f"{path} is not valid JSON ({exc}). Delete it: the next write records the "
-                "models that write (make sure they are the ones the collection was built with)."
-            ) from exc
-        if not isinstance(record, dict):
-            raise StorageError(f"{path} does not hold a JSON object. Delete it, as above.")
-        return record
+        record = self._collection_metadata(collection).get(RECORD_KEY)
+        if record is None or isinstance(record, dict):
+            return record
+        raise StorageError(
+            f"{self._folder(collection) / RECORD_FILE}: the key {RECORD_KEY!r} does not hold a "
+            "JSON object. Delete the key: the next write records the models that write (make "
+            "sure they are the ones the collection was built with)."
+        )
 
     def write_collection_record(self, collection: str, record: Mapping[str, Any]) -> None:
-        """Write the record atomically (a whole new file renamed over the old one), so a
-        crash leaves the old record or the new one, never half of one."""
+        """Write the record under :data:`RECORD_KEY`, keeping the file's other keys, atomically
+        (a whole new file renamed over the old one): a crash leaves the old file or the new
+        one, never half of one."""
         path = self._folder(collection) / RECORD_FILE
+        metadata = {**self._collection_metadata(collection), RECORD_KEY: dict(record)}
         scratch = path.with_name(f".{RECORD_FILE}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             with open(scratch, "w", encoding="utf-8") as handle:
-                json.dump(record, handle, ensure_ascii=False, allow_nan=False)
+                json.dump(metadata, handle, ensure_ascii=False, allow_nan=False)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(scratch, path)
@@ -231,6 +226,27 @@ class EdgeStorage(StorageBackend):
                 f"Cannot write the model record {path}: {exc}. Free space or fix the folder's "
                 "permissions, then write again."
             ) from exc
+
+    def _collection_metadata(self, collection: str) -> dict[str, Any]:
+        """The collection's metadata file as a mapping, as Qdrant keeps collection metadata
+        (Edge has none): this package's record, and keys older versions wrote."""
+        path = self._folder(collection) / RECORD_FILE
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise StorageError(f"Cannot read {path}: {exc}") from exc
+        try:
+            metadata = json.loads(text)
+        except ValueError as exc:
+            raise StorageError(
+                f"{path} is not valid JSON ({exc}). Delete it: the next write records the "
+                "models that write (make sure they are the ones the collection was built with)."
+            ) from exc
+        if not isinstance(metadata, dict):
+            raise StorageError(f"{path} does not hold a JSON object. Delete it, as above.")
+        return metadata
 
     def upsert(self, collection: str, points: Sequence[StoredPoint]) -> None:
         from qdrant_edge import Point, UpdateOperation

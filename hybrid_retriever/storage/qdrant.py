@@ -28,6 +28,7 @@ from hybrid_retriever.errors import (
     StorageError,
 )
 from hybrid_retriever.storage.base import (
+    RECORD_KEY,
     BranchQuery,
     CollectionExistsError,
     Routing,
@@ -407,10 +408,6 @@ def _layout(info: models.CollectionInfo) -> CollectionLayout:
         for name, p in (params.sparse_vectors or {}).items()
     }
     return CollectionLayout(dense=dense, sparse=sparse)
-
-
-RECORD_KEY = "hybrid_retriever"
-"""The key of this package's record (see ``model_record``) in a collection's metadata."""
 
 
 def _record_of(info: models.CollectionInfo, collection: str) -> dict[str, Any] | None:

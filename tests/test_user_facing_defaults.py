@@ -4,7 +4,6 @@ first run is quiet, and the names and defaults agree across Python and the CLI."
 from __future__ import annotations
 
 import logging
-import tomllib
 import warnings
 from pathlib import Path
 
@@ -16,6 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_every_install_gets_the_int8_onnx_runtime() -> None:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     names = {d.split(">")[0].split("=")[0].split("<")[0].strip() for d in project["dependencies"]}
     assert {"onnxruntime", "onnx", "platformdirs"} <= names

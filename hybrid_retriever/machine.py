@@ -1,4 +1,5 @@
-"""What machine a measurement ran on, recorded next to every figure (eval, benchmarks)."""
+"""What machine a measurement ran on, and which runtime ran each encoder, recorded next
+to every figure (eval, benchmarks)."""
 
 from __future__ import annotations
 
@@ -28,4 +29,24 @@ def machine_info() -> dict[str, Any]:
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "platform": platform.platform(),
+    }
+
+
+def encoder_runtime(encoder: Any) -> dict[str, Any]:
+    """The model, runtime and precision of one encoder (after it has loaded): the default
+    is ONNX Runtime int8, whose vectors are the same on every CPU; PyTorch's are not."""
+    backend = getattr(encoder, "backend", None)
+    precision = getattr(encoder, "precision", None)
+    return {
+        "model": getattr(encoder, "name", type(encoder).__name__),
+        "backend": getattr(backend, "value", backend),
+        "precision": getattr(precision, "value", precision),
+    }
+
+
+def encoder_runtimes(retriever: Any) -> dict[str, dict[str, Any]]:
+    """:func:`encoder_runtime` of a retriever's two encoders, by branch."""
+    return {
+        "dense": encoder_runtime(retriever.dense_encoder),
+        "sparse": encoder_runtime(retriever.sparse_encoder),
     }

@@ -68,7 +68,11 @@ from hybrid_retriever.search_options import (
     resolve_search_options,
 )
 from hybrid_retriever.storage.base import BranchQuery, ScoredPoint, StorageBackend, Vector
-from hybrid_retriever.storage.connect import CONNECTION_ARGUMENTS, open_storage
+from hybrid_retriever.storage.connect import (
+    CONNECTION_ARGUMENTS,
+    missing_collection_message,
+    open_storage,
+)
 
 
 class HybridRetriever(BaseRetriever):
@@ -419,9 +423,7 @@ class HybridRetriever(BaseRetriever):
     def _verify_collection(self, layout: Any) -> None:
         if layout is None:
             raise CollectionNotFoundError(
-                f"Collection {self.collection_name!r} does not exist in {self.storage!r}. "
-                "Index documents first (add_documents or HybridRetriever.from_documents), "
-                "or check collection_name and the location."
+                missing_collection_message(self.storage, self.collection_name)
             )
         check_layout(self.collection_spec(), layout, encoder_name=self.dense_encoder.name)
         self._verified = True
@@ -512,14 +514,18 @@ class HybridRetriever(BaseRetriever):
             show_progress=show_progress,
         )
 
-    def delete(self, ids: Iterable[str | int]) -> None:
-        """Delete documents by their ids (the caller's, as added, or those results carry);
-        unknown ids are ignored."""
-        self.storage.delete(self.collection_name, _point_ids(ids))
+    def delete(self, ids: Iterable[str | int]) -> bool:
+        """Delete documents by their ids (the caller's, as added, or those results carry).
 
-    async def adelete(self, ids: Iterable[str | int]) -> None:
+        True once the deletion is done, as LangChain's ``VectorStore.delete``; unknown ids
+        are ignored (still True: none of them is stored afterwards). Errors raise."""
+        self.storage.delete(self.collection_name, _point_ids(ids))
+        return True
+
+    async def adelete(self, ids: Iterable[str | int]) -> bool:
         """Async :meth:`delete`."""
         await self.storage.adelete(self.collection_name, _point_ids(ids))
+        return True
 
     # -- reading by id -----------------------------------------------------------------------
 

@@ -269,7 +269,7 @@ def tune(
     baselines = {
         "dense": FusionConfig(FusionMethod.RRF, _ratio(math.inf)),
         "sparse": FusionConfig(FusionMethod.RRF, _ratio(0.0)),
-        f"default ({DEFAULT_FUSION.value})": FusionConfig(),
+        f"{DEFAULT_FUSION.value} (default)": FusionConfig(),
     }
     everything = [*configs, *baselines.values()]
     table = per_query_ndcg(

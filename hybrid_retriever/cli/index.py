@@ -8,15 +8,16 @@ from pathlib import Path
 from typing import Any
 
 from hybrid_retriever.cli.common import (
-    DEFAULT_PATH,
-    PATH_ENV,
+    LOCATION_HELP,
+    add_collection_option,
     add_location_options,
     add_model_options,
-    default_path,
+    collection_name,
     positive_int,
     retriever_arguments,
 )
 from hybrid_retriever.ingestion import DEFAULT_BATCH_SIZE
+from hybrid_retriever.quirks import plural
 from hybrid_retriever.sources import SourceKind, open_source
 
 SOURCE_HELP = """\
@@ -57,7 +58,7 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("source", type=Path, metavar="SOURCE", help="what to index (see below)")
-    parser.add_argument("--collection", required=True, metavar="NAME", help="collection name")
+    add_collection_option(parser, what="index into")
     parser.add_argument(
         "--batch-size",
         type=positive_int,
@@ -84,13 +85,14 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
         help="index long text files and JSON-lines records whole (see below)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_location_options(parser, default=f"{DEFAULT_PATH}, or ${PATH_ENV} when set")
+    add_location_options(parser, default=LOCATION_HELP)
     add_model_options(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     source = open_source(args.source)
+    args.collection = args.collection or collection_name(args.source.resolve().name)
     # Every record is read once before any model loads: --strict stops at the first bad
     # one, otherwise the bad ones are counted now and written down as they are met.
     if args.strict:
@@ -111,9 +113,7 @@ def run(args: argparse.Namespace) -> int:
     from hybrid_retriever.retriever import HybridRetriever
 
     rejects = RejectsFile(rejects_path)
-    retriever = HybridRetriever(
-        **retriever_arguments(args, collection=args.collection, default_path=Path(default_path()))
-    )
+    retriever = HybridRetriever(**retriever_arguments(args, collection=args.collection))
     try:
         warm_up(retriever)
         documents = iter(source) if args.strict else rejects.keep_documents(source.entries())
@@ -136,9 +136,9 @@ def run(args: argparse.Namespace) -> int:
         retriever.close()
         rejects.close()
     pieces = (
-        f"{total} documents as {stats.read} passages"
+        f"{plural(total, 'document')} as {plural(stats.read, 'passage')}"
         if chunker is not None
-        else f"{stats.read} documents"
+        else plural(stats.read, "document")
     )
     print(
         f"Indexed {pieces} from {args.source} ({source.kind.value}) into "

@@ -74,7 +74,8 @@ class EdgeStorage(StorageBackend):
         self._root = Path(path)
         if self._root.exists() and not self._root.is_dir():
             raise StorageError(f"Edge path {str(self._root)!r} exists and is not a folder.")
-        self._root.mkdir(parents=True, exist_ok=True)
+        # The folder is made by the first create_collection: reading from a path that
+        # does not exist must leave nothing behind.
         self._shards: dict[str, Any] = {}
         self._lock = threading.RLock()
 
@@ -103,11 +104,9 @@ class EdgeStorage(StorageBackend):
                 return shard
             folder = self._folder(collection)
             if not (folder / CONFIG_FILE).is_file():
-                raise CollectionNotFoundError(
-                    f"Collection {collection!r} does not exist in {self!r}. Index documents "
-                    "first (add_documents or HybridRetriever.from_documents), or check "
-                    "collection_name and the path."
-                )
+                from hybrid_retriever.storage.connect import missing_collection_message
+
+                raise CollectionNotFoundError(missing_collection_message(self, collection))
             from qdrant_edge import EdgeShard
 
             with _edge_errors(self, collection):
@@ -158,6 +157,7 @@ class EdgeStorage(StorageBackend):
         with self._lock:
             if (folder / CONFIG_FILE).is_file():
                 raise CollectionExistsError(spec.name)
+            self._root.mkdir(parents=True, exist_ok=True)
             with _edge_errors(self, spec.name):
                 self._shards[spec.name] = EdgeShard.create(str(folder), config)
 

@@ -25,7 +25,7 @@ from typing import Any
 from langchain_core.documents import Document
 
 from hybrid_retriever.errors import InvalidParameterError
-from hybrid_retriever.sources import DOC_ID_KEY
+from hybrid_retriever.metadata_keys import DOC_ID_KEY
 from hybrid_retriever.truncation import token_limit
 
 SOURCE_ID_KEY = "source_id"

@@ -33,10 +33,10 @@ from langchain_core.retrievers import BaseRetriever
 from hybrid_retriever.errors import HybridRetrieverError, InvalidDocumentError
 from hybrid_retriever.fusion.config import DEFAULT_FUSION_CONFIG
 from hybrid_retriever.fusion.methods import DEFAULT_FUSION, FusionMethod
+from hybrid_retriever.metadata_keys import DOC_ID_KEY
 from hybrid_retriever.quirks import SHOWN, Quirk, QuirkKind, file_quirks, listed, plural, quirk
 from hybrid_retriever.sources import (
     BEIR_CORPUS_FILES,
-    DOC_ID_KEY,
     Rejected,
     Source,
     SourceKind,

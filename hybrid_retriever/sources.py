@@ -38,9 +38,7 @@ from typing import IO, Any
 from langchain_core.documents import Document
 
 from hybrid_retriever.errors import EmptyDocumentError, HybridRetrieverError, InvalidDocumentError
-
-DOC_ID_KEY = "doc_id"
-"""Metadata key that carries the source's own document id through the collection."""
+from hybrid_retriever.metadata_keys import DOC_ID_KEY as DOC_ID_KEY  # re-exported
 
 BEIR_CORPUS_FILES = ("corpus.jsonl", "corpus.jsonl.gz")
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")

@@ -23,7 +23,7 @@ from hybrid_retriever.cli.filters import FILTER_HELP, parse_filters
 from hybrid_retriever.errors import CollectionNotFoundError
 from hybrid_retriever.evaluation import DEFAULT_RUN, DEFAULT_RUNS
 from hybrid_retriever.fusion.methods import DEFAULT_FUSION, FusionMethod
-from hybrid_retriever.sources import DOC_ID_KEY
+from hybrid_retriever.metadata_keys import DOC_ID_KEY
 
 BRANCHES = ("dense", "sparse")
 DEFAULT_K = 4

@@ -8,8 +8,22 @@ import warnings
 from pathlib import Path
 
 import pytest
+from langchain_core.documents import Document
+from langchain_text_splitters import TextSplitter
 
-from hybrid_retriever import SentenceTransformerEncoder
+from hybrid_retriever import (
+    CollectionNotFoundError,
+    HybridRetriever,
+    HybridTextSplitter,
+    HybridVectorStore,
+    InvalidParameterError,
+    SentenceTransformerEncoder,
+    SpladeEncoder,
+)
+from hybrid_retriever.advice import command_line
+from hybrid_retriever.evaluation import quiet_ranx
+from hybrid_retriever.storage.connect import LOCATION_ENV, default_location
+from hybrid_retriever.truncation import TruncationTally
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,3 +86,172 @@ def test_a_mistyped_model_name_lists_the_known_short_names(tmp_path: Path) -> No
     message = str(caught.value)
     assert "Did you mean 'all-MiniLM-L6-v2'?" in message
     assert "HF_HUB_OFFLINE" not in message
+
+
+# -- one default location; reading creates nothing; not-found says what is there -------------
+
+
+def test_one_default_location_rule(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    dense_encoder: SentenceTransformerEncoder,
+    sparse_encoder: SpladeEncoder,
+) -> None:
+    monkeypatch.delenv(LOCATION_ENV, raising=False)
+    assert default_location() is None  # Python: a temporary folder
+    assert default_location(command_line=True) == Path("qdrant_data")
+    monkeypatch.setenv(LOCATION_ENV, str(tmp_path / "data"))
+    assert default_location() == default_location(command_line=True) == tmp_path / "data"
+    # Python follows the variable too: the collection lands there, and is found again.
+    HybridRetriever.from_texts(
+        ["Yeast makes bread rise."],
+        collection_name="notes",
+        dense_encoder=dense_encoder,
+        sparse_encoder=sparse_encoder,
+        show_progress=False,
+    ).close()
+    assert (tmp_path / "data" / "notes").is_dir()
+    reopened = HybridRetriever(
+        collection_name="notes", dense_encoder=dense_encoder, sparse_encoder=sparse_encoder
+    )
+    assert reopened.count() == 1
+    reopened.close()
+
+
+def test_reading_a_missing_folder_creates_nothing(
+    tmp_path: Path, dense_encoder: SentenceTransformerEncoder, sparse_encoder: SpladeEncoder
+) -> None:
+    nope = tmp_path / "nope"
+    retriever = HybridRetriever(
+        collection_name="c", path=nope, dense_encoder=dense_encoder, sparse_encoder=sparse_encoder
+    )
+    for read in (
+        lambda: retriever.invoke("bread"),
+        retriever.count,
+        lambda: retriever.get_by_ids(["a"]),
+    ):
+        with pytest.raises(CollectionNotFoundError, match="It holds no collection"):
+            read()
+    retriever.close()
+    assert not nope.exists()
+
+
+def test_not_found_lists_the_collections_there(
+    tmp_path: Path, dense_encoder: SentenceTransformerEncoder, sparse_encoder: SpladeEncoder
+) -> None:
+    encoders = {"dense_encoder": dense_encoder, "sparse_encoder": sparse_encoder}
+    for name in ("beta", "alpha"):
+        HybridRetriever.from_texts(
+            [f"{name} text"], collection_name=name, path=tmp_path, show_progress=False, **encoders
+        ).close()
+    typo = HybridRetriever(collection_name="alpah", path=tmp_path, **encoders)
+    with pytest.raises(CollectionNotFoundError) as caught:
+        typo.invoke("text")
+    message = str(caught.value)
+    assert f"does not exist in EdgeStorage(path={str(tmp_path)!r})" in message
+    assert "Collections there: alpha, beta." in message
+    assert "HybridRetriever.from_documents" in message
+    with command_line(), pytest.raises(CollectionNotFoundError) as caught:
+        typo.count()
+    message = str(caught.value)
+    assert "Collections there: alpha, beta." in message
+    assert "hybrid-retriever index SOURCE --collection alpah" in message
+    assert "from_documents" not in message
+    typo.close()
+
+
+# -- delete answers as LangChain's VectorStore.delete -----------------------------------------
+
+
+async def test_delete_returns_true_known_or_not(
+    dense_encoder: SentenceTransformerEncoder, sparse_encoder: SpladeEncoder
+) -> None:
+    store = HybridVectorStore.from_texts(
+        ["Yeast makes bread rise.", "Planets orbit stars."],
+        ids=["bread", "planets"],
+        dense_encoder=dense_encoder,
+        sparse_encoder=sparse_encoder,
+        show_progress=False,
+    )
+    retriever = store.retriever
+    assert retriever.delete(["bread"]) is True
+    assert retriever.delete(["no-such-id"]) is True  # nothing by that id is stored afterwards
+    assert await retriever.adelete(["planets"]) is True
+    assert store.delete(["no-such-id"]) is True
+    assert retriever.count() == 0
+    retriever.close()
+
+
+# -- HybridTextSplitter -----------------------------------------------------------------------
+
+
+LONG_TEXT = " ".join(f"Sentence {i} says yeast ferments the sugars in dough." for i in range(120))
+
+
+def test_text_splitter_defaults_to_what_the_encoders_read() -> None:
+    splitter = HybridTextSplitter()
+    assert isinstance(splitter, TextSplitter)
+    # all-MiniLM-L6-v2 reads 256 tokens (SPLADE 512): 254 besides [CLS] and [SEP].
+    assert (splitter.chunk_tokens, splitter.overlap) == (254, 31)
+    chunks = splitter.split_text(LONG_TEXT)
+    assert len(chunks) > 1
+    tokenizer = SentenceTransformerEncoder().model.tokenizer
+    assert all(len(tokenizer(c, add_special_tokens=False)["input_ids"]) <= 254 for c in chunks)
+    assert splitter.split_text("Short.") == ["Short."]
+
+
+def test_text_splitter_keeps_metadata_and_ids(demo_retriever: HybridRetriever) -> None:
+    splitter = HybridTextSplitter.for_retriever(demo_retriever, chunk_tokens=40, overlap=5)
+    assert (splitter.chunk_tokens, splitter.overlap) == (40, 5)
+    long = Document(id="notes.md", page_content=LONG_TEXT, metadata={"topic": "bread"})
+    short = Document(page_content="Short.", metadata={"topic": "misc"})
+    chunks = splitter.split_documents([long, short])
+    *pieces, last = chunks
+    assert last.page_content == "Short." and last.metadata == {"topic": "misc"}
+    assert [p.id for p in pieces] == [f"notes.md#{n}" for n in range(len(pieces))]
+    for number, piece in enumerate(pieces):
+        start, end = piece.metadata["chunk_chars"]
+        assert piece.page_content == LONG_TEXT[start:end]
+        assert piece.metadata == {
+            "topic": "bread",
+            "chunk": number,
+            "chunk_chars": [start, end],
+            "doc_id": f"notes.md#{number}",
+            "source_id": "notes.md",
+        }
+    # LangChain's own entry points go through the same splitting.
+    created = splitter.create_documents([LONG_TEXT], [{"topic": "bread"}])
+    assert [d.page_content for d in created] == [p.page_content for p in pieces]
+    assert splitter.transform_documents([short]) == [short]
+
+
+def test_text_splitter_refuses_chunks_the_encoders_would_cut(
+    demo_retriever: HybridRetriever,
+) -> None:
+    with pytest.raises(InvalidParameterError, match="more than the encoders read \\(254"):
+        HybridTextSplitter.for_retriever(demo_retriever, chunk_tokens=600)
+    with pytest.raises(InvalidParameterError, match="overlap_tokens < chunk_tokens"):
+        HybridTextSplitter.for_retriever(demo_retriever, chunk_tokens=10, overlap=10)
+
+
+# -- advice for the command line; quiet ranx --------------------------------------------------
+
+
+def test_truncation_advice_follows_where_it_runs() -> None:
+    tally = TruncationTally(encoders={}, counts={"dense": 1}, limits={"dense": 256}, seen=2)
+    python = tally.message()
+    assert python is not None and "HybridTextSplitter" in python
+    assert "RecursiveCharacterTextSplitter" not in python
+    with command_line():
+        cli = tally.message()
+    assert cli is not None and "eval --chunking" in cli and "HybridTextSplitter" not in cli
+
+
+def test_ranx_numba_notes_are_hidden() -> None:
+    from numba.core.errors import NumbaTypeSafetyWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with quiet_ranx():
+            warnings.warn("unsafe cast from uint64 to int64", NumbaTypeSafetyWarning, stacklevel=1)
+    assert caught == []

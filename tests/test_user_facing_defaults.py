@@ -3,6 +3,7 @@ first run is quiet, and the names and defaults agree across Python and the CLI."
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from pathlib import Path
@@ -21,7 +22,9 @@ from hybrid_retriever import (
     SpladeEncoder,
 )
 from hybrid_retriever.advice import command_line
+from hybrid_retriever.cli import build_parser, main
 from hybrid_retriever.evaluation import quiet_ranx
+from hybrid_retriever.fusion.config import FusionConfig
 from hybrid_retriever.storage.connect import LOCATION_ENV, default_location
 from hybrid_retriever.truncation import TruncationTally
 
@@ -255,3 +258,95 @@ def test_ranx_numba_notes_are_hidden() -> None:
         with quiet_ranx():
             warnings.warn("unsafe cast from uint64 to int64", NumbaTypeSafetyWarning, stacklevel=1)
     assert caught == []
+
+
+# -- the command line: the documented sequence and its defaults ------------------------------
+
+CORPUS = {
+    "d1": "Yeast ferments sugars in bread dough and releases carbon dioxide.",
+    "d2": "A sourdough starter is wild yeast and lactic acid bacteria.",
+    "d3": "Fresh pasta is made from flour and eggs, kneaded and rolled thin.",
+    "d4": "Astronomers find planets around other stars by the dip in starlight.",
+    "d5": "A planet makes its host star wobble, which reveals it.",
+    "d6": "Comets are icy bodies that release gas near the Sun.",
+    "d7": "Type 2 diabetes develops when cells become resistant to insulin.",
+    "d8": "Aerobic exercise improves insulin sensitivity.",
+    "d9": "Adults need seven to nine hours of sleep.",
+    "d10": "Sugar browns when it is heated above 160 degrees.",
+}
+QUERIES = {
+    "q1": ("why does bread dough rise", "d1"),
+    "q2": ("how are planets around other stars detected", "d4"),
+    "q3": ("what causes type 2 diabetes", "d7"),
+}
+
+
+def write_tiny_beir(folder: Path) -> Path:
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": i, "text": t}) + "\n" for i, t in CORPUS.items())
+    )
+    (folder / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": q, "text": t}) + "\n" for q, (t, _) in QUERIES.items())
+    )
+    for split, queries in (("train", ["q1", "q2"]), ("test", ["q3"])):
+        rows = "".join(f"{q}\t{QUERIES[q][1]}\t1\n" for q in queries)
+        (folder / "qrels" / f"{split}.tsv").write_text("query-id\tcorpus-id\tscore\n" + rows)
+    return folder
+
+
+@pytest.mark.slow
+def test_tune_then_search_with_the_saved_config_as_documented(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`tune DATA --split train --out fusion.json`, then `search ... --fusion-config
+    fusion.json`: both in the default folder (./qdrant_data), collection named after DATA."""
+    data = write_tiny_beir(tmp_path / "tiny")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(LOCATION_ENV, raising=False)
+    tune = ["tune", str(data), "--split", "train", "--folds", "2", "--no-progress"]
+    assert main([*tune, "--out", "fusion.json"]) == 0
+    printed = capsys.readouterr().out
+    assert "convex (default)" in printed
+    assert "--fusion-config fusion.json" in printed and "fusion_config='fusion.json'" in printed
+    config = FusionConfig.load(tmp_path / "fusion.json")
+    assert (tmp_path / "qdrant_data" / "tiny").is_dir()
+    query = ["search", "why does bread dough rise", "--collection", "tiny", "--json"]
+    assert main([*query, "--fusion-config", "fusion.json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["fusion"] == config.method.value
+    assert found["mode"] == "convex"
+    assert len(found["results"]) == 4  # --k defaults to 4, as Python's k
+    assert found["results"][0]["id"] == "d1"
+
+
+def test_search_defaults_match_python() -> None:
+    args = build_parser().parse_args(["search", "q", "--collection", "c"])
+    assert (args.k, args.mode) == (4, "convex")
+    assert build_parser().parse_args(["tune", "data"]).out == Path("fusion.json")
+
+
+def test_cli_search_reads_without_creating_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(LOCATION_ENV, raising=False)
+    assert main(["search", "q", "--collection", "notes"]) == 1
+    assert main(["search", "q", "--collection", "notes", "--path", "nope"]) == 1
+    errors = capsys.readouterr().err
+    assert "No data at qdrant_data" in errors and "No data at nope" in errors
+    assert "hybrid-retriever index SOURCE --collection notes" in errors
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_index_names_the_collection_after_its_source_and_counts_in_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "one note.jsonl"
+    source.write_text(json.dumps({"id": "n1", "text": "Yeast makes bread rise."}) + "\n")
+    assert main(["index", str(source), "--path", str(tmp_path / "q"), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "Indexed 1 document as 1 passage from" in printed
+    assert "; 1 point in the collection" in printed
+    assert "into collection 'one-note'" in printed

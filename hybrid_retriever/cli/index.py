@@ -143,8 +143,8 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"Indexed {pieces} from {args.source} ({source.kind.value}) into "
         f"collection {args.collection!r} in {where}: {stats.written} written, "
-        f"{stats.unchanged} already stored unchanged; {stats.points} points in the "
-        f"collection. {stats.seconds:.1f} s, {stats.docs_per_second:.1f} docs/s."
+        f"{stats.unchanged} already stored unchanged; {plural(stats.points, 'point')} in "
+        f"the collection. {stats.seconds:.1f} s, {stats.docs_per_second:.1f} docs/s."
     )
     if rejects.count:
         print(

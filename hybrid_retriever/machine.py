@@ -10,8 +10,20 @@ from typing import Any
 
 
 def machine_info() -> dict[str, Any]:
-    """CPU model, cores, Python and torch versions, torch threads, OS."""
+    """CPU model, cores, Python, torch and ONNX Runtime versions, torch threads, OS, and
+    the runtime encoders get by default here (``default_backend``: ``onnx-int8`` on every
+    install with ONNX Runtime; a benchmark that picks its backends names them itself)."""
+    from importlib.metadata import PackageNotFoundError, version
+
     import torch
+
+    from hybrid_retriever.encoders.backend import EncoderBackend, resolve_backend
+    from hybrid_retriever.encoders.precision import Precision
+
+    try:
+        onnxruntime_version: str | None = version("onnxruntime")
+    except PackageNotFoundError:
+        onnxruntime_version = None
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -28,6 +40,10 @@ def machine_info() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
+        "onnxruntime": onnxruntime_version,
+        "default_backend": resolve_backend(
+            EncoderBackend.AUTO, device=None, precision=Precision.AUTO
+        ).value,
         "platform": platform.platform(),
     }
 

@@ -260,6 +260,7 @@ def test_eval_report_has_the_documented_structure(report: dict[str, Any]) -> Non
         "dense": {"model": "all-MiniLM-L6-v2", "backend": "onnx-int8", "precision": "auto"},
         "sparse": {"model": "splade-tiny", "backend": "onnx-int8", "precision": "auto"},
     }
+    assert report["machine"]["default_backend"] == "onnx-int8"
     assert report["runs"]["dense"]["options"] == {"weights": {"dense": 1.0, "sparse": 0.0}}
     assert report["runs"]["sparse"]["options"] == {"weights": {"dense": 0.0, "sparse": 1.0}}
 

@@ -16,6 +16,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from hybrid_retriever.advice import advise
+
 
 @dataclass(frozen=True, slots=True)
 class CatalogModel:
@@ -85,8 +87,12 @@ def not_found_hint(name_or_path: str) -> str | None:
     known = ", ".join(CATALOG)
     close = difflib.get_close_matches(name_or_path, list(CATALOG), n=1, cutoff=0.6)
     guess = f" Did you mean {close[0]!r}?" if close else ""
+    what = "a short name, a local model folder, or a hub id (owner/name)"
+    fix = advise(
+        python=f"Pass {what} of a sentence-transformers model.",
+        cli=f"Give --dense-model / --sparse-model {what}.",
+    )
     return (
         f"{name_or_path!r} is not a short name this package knows ({known}), nor a local "
-        f"model folder, and no model hub this machine can reach has it.{guess} Pass a short "
-        "name, a local model folder, or a hub id (owner/name) of a sentence-transformers model."
+        f"model folder, and no model hub this machine can reach has it.{guess} {fix}"
     )

@@ -80,8 +80,9 @@ class HybridRetriever(BaseRetriever):
 
     Where the data lives, pick one (details in :mod:`hybrid_retriever.storage.connect`):
 
-    * nothing, or ``path="./qdrant"``: embedded Qdrant Edge, in a temporary folder
-      or on disk (``engine="qdrant-client"`` picks qdrant-client's embedded mode);
+    * nothing, or ``path="./qdrant"``: embedded Qdrant Edge, on disk, or with no path in
+      ``$HYBRID_RETRIEVER_PATH`` when set, else a temporary folder deleted on ``close()``
+      (``engine="qdrant-client"`` picks qdrant-client's embedded mode);
     * ``url="http://..."`` with ``api_key=`` / ``prefer_grpc=``: a server or cluster;
     * ``client=`` a ``QdrantClient`` and/or ``async_client=`` an ``AsyncQdrantClient``;
     * ``storage=`` any :class:`~hybrid_retriever.storage.base.StorageBackend`.

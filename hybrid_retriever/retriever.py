@@ -68,11 +68,7 @@ from hybrid_retriever.search_options import (
     resolve_search_options,
 )
 from hybrid_retriever.storage.base import BranchQuery, ScoredPoint, StorageBackend, Vector
-from hybrid_retriever.storage.connect import (
-    CONNECTION_ARGUMENTS,
-    missing_collection_message,
-    open_storage,
-)
+from hybrid_retriever.storage.connect import CONNECTION_ARGUMENTS, open_storage
 
 
 class HybridRetriever(BaseRetriever):
@@ -423,6 +419,8 @@ class HybridRetriever(BaseRetriever):
 
     def _verify_collection(self, layout: Any) -> None:
         if layout is None:
+            from hybrid_retriever.storage.connect import missing_collection_message
+
             raise CollectionNotFoundError(
                 missing_collection_message(self.storage, self.collection_name)
             )

@@ -91,8 +91,8 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace) -> int:
-    source = open_source(args.source)
     args.collection = args.collection or collection_name(args.source.resolve().name)
+    source = open_source(args.source)
     # Every record is read once before any model loads: --strict stops at the first bad
     # one, otherwise the bad ones are counted now and written down as they are met.
     if args.strict:

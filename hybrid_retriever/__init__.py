@@ -23,6 +23,7 @@ from hybrid_retriever.storage.base import StorageBackend
 from hybrid_retriever.storage.connect import Engine
 from hybrid_retriever.storage.edge import EdgeStorage
 from hybrid_retriever.storage.qdrant import ClusterOptions, QdrantClientStorage
+from hybrid_retriever.text_splitter import HybridTextSplitter
 from hybrid_retriever.vectors import SparseVector
 from hybrid_retriever.vectorstore import HybridVectorStore
 
@@ -39,6 +40,7 @@ __all__ = [
     "FusionMethod",
     "HybridRetriever",
     "HybridRetrieverError",
+    "HybridTextSplitter",
     "HybridVectorStore",
     "InvalidDocumentError",
     "InvalidParameterError",

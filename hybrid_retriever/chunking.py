@@ -25,7 +25,7 @@ from typing import Any
 from langchain_core.documents import Document
 
 from hybrid_retriever.errors import InvalidParameterError
-from hybrid_retriever.sources import DOC_ID_KEY
+from hybrid_retriever.metadata_keys import DOC_ID_KEY
 from hybrid_retriever.truncation import token_limit
 
 SOURCE_ID_KEY = "source_id"
@@ -76,6 +76,10 @@ class Chunker:
     def split(self, document: Document) -> list[Document]:
         """``document`` itself when it fits, else its chunks in order.
 
+        Chunks start and end between words where the text has them: a chunk cut inside a
+        word would be tokenized differently when read alone (``##ments`` becomes
+        ``men`` ``##ts``), and could then be longer than the encoder reads.
+
         The text is tokenized a window at a time (:func:`token_spans`) and only the
         tokens of the chunk being cut are kept, so memory does not grow with its length.
         """
@@ -88,10 +92,10 @@ class Chunker:
             return [document]
         own = document.id if document.id is not None else document.metadata.get(DOC_ID_KEY)
         own_id = None if own is None else str(own)
-        step = self.chunk_tokens - self.overlap_tokens
         chunks = []
         for number in itertools.count():
-            start, end = ahead[0][0], ahead[: self.chunk_tokens][-1][1]
+            size = _word_end(ahead, self.chunk_tokens)
+            start, end = ahead[0][0], ahead[size - 1][1]
             # Without an id, the point id comes from the text and metadata (which holds
             # the chunk's number and span), so it is still the same on every run.
             chunk_id = None if own_id is None else f"{own_id}#{number}"
@@ -99,9 +103,9 @@ class Chunker:
             if own_id is not None:
                 metadata.update({DOC_ID_KEY: chunk_id, SOURCE_ID_KEY: own_id})
             chunks.append(Document(id=chunk_id, page_content=text[start:end], metadata=metadata))
-            if len(ahead) <= self.chunk_tokens:  # this chunk ends with the last token
+            if size == len(ahead):  # this chunk ends with the last token
                 break
-            ahead = ahead[step:]
+            ahead = ahead[_word_start(ahead, max(size - self.overlap_tokens, 1)) :]
             ahead.extend(itertools.islice(spans, self.chunk_tokens + 1 - len(ahead)))
         return chunks
 
@@ -109,6 +113,26 @@ class Chunker:
         """Every document, split where it is too long (streamed)."""
         for document in documents:
             yield from self.split(document)
+
+
+def _word_end(spans: list[tuple[int, int]], limit: int) -> int:
+    """How many of ``spans`` (at most ``limit``) to take so that the last one ends a word:
+    the next token starts after a gap, or there is none; ``limit`` when no word ends."""
+    if len(spans) <= limit:
+        return len(spans)
+    for size in range(limit, 0, -1):
+        if spans[size][0] > spans[size - 1][1]:
+            return size
+    return limit
+
+
+def _word_start(spans: list[tuple[int, int]], latest: int) -> int:
+    """The last token at or before ``latest`` (from 1) that starts a word; ``latest``
+    when none does."""
+    for index in range(latest, 0, -1):
+        if spans[index][0] > spans[index - 1][1]:
+            return index
+    return latest
 
 
 def token_spans(tokenizer: Any, text: str) -> Iterator[tuple[int, int]]:

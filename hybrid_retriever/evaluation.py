@@ -20,7 +20,9 @@ import hashlib
 import math
 import random
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,11 +32,11 @@ from langchain_core.retrievers import BaseRetriever
 
 from hybrid_retriever.errors import HybridRetrieverError, InvalidDocumentError
 from hybrid_retriever.fusion.config import DEFAULT_FUSION_CONFIG
-from hybrid_retriever.fusion.methods import FusionMethod
+from hybrid_retriever.fusion.methods import DEFAULT_FUSION, FusionMethod
+from hybrid_retriever.metadata_keys import DOC_ID_KEY
 from hybrid_retriever.quirks import SHOWN, Quirk, QuirkKind, file_quirks, listed, plural, quirk
 from hybrid_retriever.sources import (
     BEIR_CORPUS_FILES,
-    DOC_ID_KEY,
     Rejected,
     Source,
     SourceKind,
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_DEPTH",
     "DEFAULT_METRICS",
+    "DEFAULT_RUN",
     "DEFAULT_RUNS",
     "DOC_ID_KEY",
     "BeirDataset",
@@ -84,6 +87,11 @@ class DatasetError(HybridRetrieverError, ValueError):
     """A dataset's parts disagree, e.g. judgements that name documents not in the corpus."""
 
 
+DEFAULT_RUN = DEFAULT_FUSION.value
+"""The run that searches as a retriever does by default: named after the default fusion,
+as ``fusion="convex"`` in Python and ``--fusion convex`` on the command line are."""
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """One retrieval run of an evaluation: a name and the search options that make it."""
@@ -98,14 +106,14 @@ DEFAULT_RUNS: tuple[RunSpec, ...] = (
     RunSpec("dense", {"weights": {"dense": 1.0, "sparse": 0.0}}, "dense branch only"),
     RunSpec("sparse", {"weights": {"dense": 0.0, "sparse": 1.0}}, "SPLADE branch only"),
     RunSpec(
-        "hybrid",
+        DEFAULT_RUN,
         {},
         f"both branches, the default fusion: {DEFAULT_FUSION_CONFIG.describe()}",
     ),
     RunSpec("rrf", {"fusion": FusionMethod.RRF.value}, "reciprocal rank fusion, k=60"),
     RunSpec("dbsf", {"fusion": FusionMethod.DBSF.value}, "Qdrant's distribution-based fusion"),
     RunSpec(
-        "convex",
+        "convex-0.5",
         {"fusion": FusionMethod.CONVEX.value, "weights": {"dense": 0.5, "sparse": 0.5}},
         "min-max scores, convex, alpha 0.5",
     ),
@@ -115,8 +123,9 @@ DEFAULT_RUNS: tuple[RunSpec, ...] = (
         "adaptive fusion with equal branch weights",
     ),
 )
-"""``hybrid`` is what a retriever does with no fusion options (:data:`DEFAULT_FUSION_CONFIG`);
-the other runs name their method and weights explicitly."""
+"""``convex`` is what a retriever does with no fusion options (:data:`DEFAULT_FUSION_CONFIG`:
+convex fusion with the query-length weights); the other runs name their method and weights
+explicitly (``convex-0.5``: the same method with equal weights)."""
 
 
 def metric_names(k: int = 10, *, recall_depth: int = DEFAULT_DEPTH) -> tuple[str, ...]:
@@ -642,14 +651,27 @@ def score_queries(
     Queries judged but missing from ``ranking`` are left out; a query that retrieved
     nothing scores 0.
     """
-    from ranx import Qrels, Run, evaluate
-
     judged = {q: dict(docs) for q, docs in qrels.items() if q in ranking}
     if not judged:
         return {}
-    run = Run({q: dict(ranking[q]) or {"__none__": 0.0} for q in judged})
-    evaluate(Qrels(judged), run, list(metrics), save_results_in_run=True)
+    with quiet_ranx():
+        from ranx import Qrels, Run, evaluate
+
+        run = Run({q: dict(ranking[q]) or {"__none__": 0.0} for q in judged})
+        evaluate(Qrels(judged), run, list(metrics), save_results_in_run=True)
     return {q: {m: float(run.scores[m][q]) for m in metrics} for q in judged}
+
+
+@contextmanager
+def quiet_ranx() -> Iterator[None]:
+    """ranx's metrics with numba's compile-time notes hidden: the first call in a fresh
+    numba cache warns of an "unsafe cast from uint64 to int64" in ranx's own code, which
+    neither affects the scores nor is anything a user can act on."""
+    from numba.core.errors import NumbaTypeSafetyWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NumbaTypeSafetyWarning)
+        yield
 
 
 def score_run(

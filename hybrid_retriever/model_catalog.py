@@ -10,9 +10,13 @@ through unchanged.
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
+import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from hybrid_retriever.advice import advise
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,3 +76,23 @@ def resolve_model(name_or_path: str) -> str:
         return name_or_path
     local = offline_model_dir(model)
     return str(local) if local is not None else model.hub_id
+
+
+def not_found_hint(name_or_path: str) -> str | None:
+    """What to say when ``name_or_path`` could not be loaded and is neither a short name
+    nor a local folder nor a hub id (``owner/name``): most often a typo, which no network
+    setting or backend fixes. None otherwise (the failure is elsewhere)."""
+    if name_or_path in CATALOG or "/" in name_or_path or os.path.isdir(name_or_path):
+        return None
+    known = ", ".join(CATALOG)
+    close = difflib.get_close_matches(name_or_path, list(CATALOG), n=1, cutoff=0.6)
+    guess = f" Did you mean {close[0]!r}?" if close else ""
+    what = "a short name, a local model folder, or a hub id (owner/name)"
+    fix = advise(
+        python=f"Pass {what} of a sentence-transformers model.",
+        cli=f"Give --dense-model / --sparse-model {what}.",
+    )
+    return (
+        f"{name_or_path!r} is not a short name this package knows ({known}), nor a local "
+        f"model folder, and no model hub this machine can reach has it.{guess} {fix}"
+    )

@@ -80,8 +80,9 @@ class HybridRetriever(BaseRetriever):
 
     Where the data lives, pick one (details in :mod:`hybrid_retriever.storage.connect`):
 
-    * nothing, or ``path="./qdrant"``: embedded Qdrant Edge, in a temporary folder
-      or on disk (``engine="qdrant-client"`` picks qdrant-client's embedded mode);
+    * nothing, or ``path="./qdrant"``: embedded Qdrant Edge, on disk, or with no path in
+      ``$HYBRID_RETRIEVER_PATH`` when set, else a temporary folder deleted on ``close()``
+      (``engine="qdrant-client"`` picks qdrant-client's embedded mode);
     * ``url="http://..."`` with ``api_key=`` / ``prefer_grpc=``: a server or cluster;
     * ``client=`` a ``QdrantClient`` and/or ``async_client=`` an ``AsyncQdrantClient``;
     * ``storage=`` any :class:`~hybrid_retriever.storage.base.StorageBackend`.
@@ -449,10 +450,10 @@ class HybridRetriever(BaseRetriever):
     def _checked_spec(self, layout: Any) -> CollectionSpec:
         """The spec, once the collection's layout is known to fit it."""
         if layout is None:
+            from hybrid_retriever.storage.connect import missing_collection_message
+
             raise CollectionNotFoundError(
-                f"Collection {self.collection_name!r} does not exist in {self.storage!r}. "
-                "Index documents first (add_documents or HybridRetriever.from_documents), "
-                "or check collection_name and the location."
+                missing_collection_message(self.storage, self.collection_name)
             )
         spec = self.collection_spec()
         check_layout(spec, layout, encoder_name=self.dense_encoder.name)
@@ -575,14 +576,18 @@ class HybridRetriever(BaseRetriever):
             show_progress=show_progress,
         )
 
-    def delete(self, ids: Iterable[str | int]) -> None:
-        """Delete documents by their ids (the caller's, as added, or those results carry);
-        unknown ids are ignored."""
-        self.storage.delete(self.collection_name, _point_ids(ids))
+    def delete(self, ids: Iterable[str | int]) -> bool:
+        """Delete documents by their ids (the caller's, as added, or those results carry).
 
-    async def adelete(self, ids: Iterable[str | int]) -> None:
+        True once the deletion is done, as LangChain's ``VectorStore.delete``; unknown ids
+        are ignored (still True: none of them is stored afterwards). Errors raise."""
+        self.storage.delete(self.collection_name, _point_ids(ids))
+        return True
+
+    async def adelete(self, ids: Iterable[str | int]) -> bool:
         """Async :meth:`delete`."""
         await self.storage.adelete(self.collection_name, _point_ids(ids))
+        return True
 
     # -- reading by id -----------------------------------------------------------------------
 

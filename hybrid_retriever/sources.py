@@ -51,9 +51,7 @@ from hybrid_retriever.errors import (
     HybridRetrieverError,
     InvalidDocumentError,
 )
-
-DOC_ID_KEY = "doc_id"
-"""Metadata key that carries the source's own document id through the collection."""
+from hybrid_retriever.metadata_keys import DOC_ID_KEY as DOC_ID_KEY  # re-exported
 
 BEIR_CORPUS_FILES = ("corpus.jsonl", "corpus.jsonl.gz")
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")

@@ -4,7 +4,8 @@ A transformer encoder reads at most ``max_seq_length`` tokens (256 for the defau
 dense model): the rest of a longer document is dropped, so that branch cannot find
 text past that point. Indexing does not split documents (a document is what the
 caller gave), but it counts those that will be cut and warns once per call, pointing
-to the LangChain splitter that sizes chunks with the model's own tokenizer.
+to :class:`~hybrid_retriever.HybridTextSplitter` (or, under the command line, to its
+chunking flags).
 """
 
 from __future__ import annotations
@@ -14,12 +15,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hybrid_retriever.advice import advise
 from hybrid_retriever.encoders.budget import token_heads
 
 SPLITTER_HINT = (
-    "Split long documents before indexing, e.g. with langchain-text-splitters: "
-    "RecursiveCharacterTextSplitter.from_huggingface_tokenizer(tokenizer, chunk_size=..., "
-    "chunk_overlap=...), with the encoder's own tokenizer (encoder.model.tokenizer)."
+    "Split long documents before indexing with hybrid_retriever.HybridTextSplitter, which "
+    "sizes chunks to what the encoders read: "
+    "HybridTextSplitter.for_retriever(retriever).split_documents(documents)."
+)
+CLI_SPLITTER_HINT = (
+    "On the command line: 'eval --chunking' indexes such documents as chunks; 'index' "
+    "splits text files and JSON lines unless --no-chunking is given (BEIR folders are "
+    "indexed whole: convert one to JSON lines to chunk it)."
 )
 
 
@@ -96,7 +103,8 @@ class TruncationTally:
         )
         return (
             f"Documents longer than an encoder reads were cut by it: {parts}. Text past that "
-            f"point cannot be found by that branch. {SPLITTER_HINT}"
+            f"point cannot be found by that branch. "
+            f"{advise(python=SPLITTER_HINT, cli=CLI_SPLITTER_HINT)}"
         )
 
     def warn(self, *, stacklevel: int = 3) -> None:

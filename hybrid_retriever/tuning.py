@@ -269,7 +269,7 @@ def tune(
     baselines = {
         "dense": FusionConfig(FusionMethod.RRF, _ratio(math.inf)),
         "sparse": FusionConfig(FusionMethod.RRF, _ratio(0.0)),
-        f"default ({DEFAULT_FUSION.value})": FusionConfig(),
+        f"{DEFAULT_FUSION.value} (default)": FusionConfig(),
     }
     everything = [*configs, *baselines.values()]
     table = per_query_ndcg(
@@ -368,7 +368,7 @@ def hit_id(document_id: str, metadata: Mapping[str, Any]) -> str:
     own document id (``metadata["doc_id"]``, as the CLI's sources store it) where there is
     one, else the document's id (what ``invoke`` returns as ``Document.id``)."""
     from hybrid_retriever.chunking import SOURCE_ID_KEY
-    from hybrid_retriever.sources import DOC_ID_KEY
+    from hybrid_retriever.metadata_keys import DOC_ID_KEY
 
     return str(metadata.get(SOURCE_ID_KEY, metadata.get(DOC_ID_KEY, document_id)))
 

@@ -239,7 +239,8 @@ def test_eval_report_has_the_documented_structure(report: dict[str, Any]) -> Non
     assert report["num_queries"] == 3
     assert report["metrics"] == ["ndcg@10", "recall@100", "mrr@10"]
     assert report["depth"] == 100
-    runs = ["dense", "sparse", "hybrid", "rrf", "dbsf", "convex", "adaptive"]
+    # The default fusion is named "convex" here as in Python; "convex-0.5": equal weights.
+    runs = ["dense", "sparse", "convex", "rrf", "dbsf", "convex-0.5", "adaptive"]
     assert list(report["runs"]) == runs
     for values in report["runs"].values():
         for metric in ("ndcg@10", "recall@100", "mrr@10"):
@@ -248,7 +249,18 @@ def test_eval_report_has_the_documented_structure(report: dict[str, Any]) -> Non
         assert values["query_ms_p50"] > 0
         assert values["query_ms_p95"] >= values["query_ms_p50"]
     assert isinstance(report["index_seconds"], float)
-    assert report["query_ms_p50"] == report["runs"]["hybrid"]["query_ms_p50"]
+    assert report["query_ms_p50"] == report["runs"]["convex"]["query_ms_p50"]
+    assert report["runs"]["convex"]["options"] == {}  # what a retriever does by default
+    assert report["runs"]["convex-0.5"]["options"] == {
+        "fusion": "convex",
+        "weights": {"dense": 0.5, "sparse": 0.5},
+    }
+    # The runtime changes speed and vectors: the report names it per encoder.
+    assert report["encoders"] == {
+        "dense": {"model": "all-MiniLM-L6-v2", "backend": "onnx-int8", "precision": "auto"},
+        "sparse": {"model": "splade-tiny", "backend": "onnx-int8", "precision": "auto"},
+    }
+    assert report["machine"]["default_backend"] == "onnx-int8"
     assert report["runs"]["dense"]["options"] == {"weights": {"dense": 1.0, "sparse": 0.0}}
     assert report["runs"]["sparse"]["options"] == {"weights": {"dense": 0.0, "sparse": 1.0}}
 
@@ -263,6 +275,9 @@ def test_eval_reuses_what_index_wrote(report: dict[str, Any]) -> None:
 def test_eval_table_is_printed(flow: dict[str, Ran], report: dict[str, Any]) -> None:
     out = ok(flow["eval"]).stdout
     assert "toy (test): 12 documents, 3 queries" in out
+    assert "encoders: dense all-MiniLM-L6-v2 (onnx-int8), sparse splade-tiny (onnx-int8)" in out
+    # Quiet: no third-party warning (ranx's numba notes, ONNX Runtime's quantizer).
+    assert "Warning" not in flow["eval"].stderr, flow["eval"].stderr
     header = next(line for line in out.splitlines() if line.startswith("run"))
     assert header.split() == ["run", "nDCG@10", "Recall@100", "MRR@10", "p50", "ms", "p95", "ms"]
     for name, values in report["runs"].items():
@@ -377,6 +392,10 @@ def test_malformed_jsonl_names_file_and_line_when_strict(flow: dict[str, Ran]) -
 def test_unknown_collection_is_reported(flow: dict[str, Ran]) -> None:
     line = one_line_error(flow["no-collection"])
     assert "Collection 'nope' does not exist" in line
+    # Where it looked, what is there, and the command (not the Python call) that fixes it.
+    assert "It holds no collection." in line
+    assert "hybrid-retriever index SOURCE --collection nope" in line
+    assert "from_documents" not in line
 
 
 def test_missing_eval_dataset_is_reported(flow: dict[str, Ran]) -> None:
@@ -500,8 +519,8 @@ def test_bad_filters_are_refused(expression: str, message: str) -> None:
 
 
 def test_runs_and_collection_names() -> None:
-    assert [r.name for r in select_runs("hybrid, dense")] == ["hybrid", "dense"]
-    with pytest.raises(InvalidParameterError, match="choose among dense, sparse, hybrid"):
+    assert [r.name for r in select_runs("convex, dense")] == ["convex", "dense"]
+    with pytest.raises(InvalidParameterError, match="choose among dense, sparse, convex, rrf"):
         select_runs("dense,rrf2")
     assert collection_name("BEIR scifact (v2)") == "BEIR-scifact-v2"
     assert collection_name("...") == "dataset"

@@ -18,6 +18,7 @@ def test_all_is_pinned() -> None:
         "FusionMethod",
         "HybridRetriever",
         "HybridRetrieverError",
+        "HybridTextSplitter",
         "HybridVectorStore",
         "InvalidDocumentError",
         "InvalidParameterError",

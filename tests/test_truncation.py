@@ -38,7 +38,7 @@ def test_add_documents_warns_once_with_the_count_and_the_splitter(
     message = str(caught[0].message)
     assert "3 of 4 for the dense encoder (256 tokens)" in message
     assert "for the sparse encoder" in message  # LONG is past SPLADE's limit too
-    assert "langchain-text-splitters" in message
+    assert "HybridTextSplitter.for_retriever(retriever)" in message
 
 
 def test_short_documents_raise_no_warning(make_retriever: Any) -> None:

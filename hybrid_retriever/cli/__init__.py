@@ -1,10 +1,15 @@
 """The ``hybrid-retriever`` command line: ``index``, ``search``, ``eval``, ``tune`` and ``demo``.
 
-    hybrid-retriever index ./my-notes --collection notes
-    hybrid-retriever search "why does bread rise" --collection notes --filter topic=cooking
-    hybrid-retriever eval ../shared/data/scifact --json scifact.json --plot scifact.png
-    hybrid-retriever tune ../shared/data/scifact --split train --out fusion.json
+    hybrid-retriever index ./my-notes                  # collection 'my-notes', in ./qdrant_data
+    hybrid-retriever search "why does bread rise" --collection my-notes --filter topic=cooking
+    hybrid-retriever eval ./scifact --json scifact.json --plot scifact.png
+    hybrid-retriever tune ./scifact --split train --out fusion.json
+    hybrid-retriever search "vitamin D" --collection scifact --fusion-config fusion.json
     hybrid-retriever demo
+
+Every subcommand but ``demo`` keeps its data in ``./qdrant_data`` (``$HYBRID_RETRIEVER_PATH``
+when set) unless --path, --url or --memory says otherwise, and names the collection after
+its source (``--collection`` to choose).
 
 Errors are one line on stderr (``hybrid-retriever: error: ...``) with exit status 1;
 ``--debug`` shows the traceback instead. Importing this module, and ``--help``, load no
@@ -18,6 +23,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
+from hybrid_retriever.advice import command_line
 from hybrid_retriever.cli import demo, evaluate, index, search, tune
 from hybrid_retriever.cli.common import add_debug_option
 from hybrid_retriever.errors import HybridRetrieverError
@@ -68,7 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The error we report says the server cannot be reached; this warning repeats it.
         warnings.filterwarnings("ignore", message="Failed to obtain server version")
     try:
-        return int(args.run(args))
+        with command_line():  # errors and warnings advise this command's flags
+            return int(args.run(args))
     except KeyboardInterrupt:
         if args.debug:
             raise

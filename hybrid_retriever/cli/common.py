@@ -7,25 +7,52 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 from hybrid_retriever.encoders.backend import EncoderBackend
 from hybrid_retriever.encoders.precision import Precision
 from hybrid_retriever.model_catalog import DEFAULT_DENSE_MODEL, DEFAULT_SPARSE_MODEL
-from hybrid_retriever.storage.connect import Engine
+from hybrid_retriever.storage.connect import (
+    COMMAND_LINE_PATH,
+    LOCATION_ENV,
+    Engine,
+    default_location,
+)
 
 API_KEY_ENV = "QDRANT_API_KEY"
 """The server API key is read from this environment variable, never from a flag
 (flags end up in shell history and process listings)."""
 
-PATH_ENV = "HYBRID_RETRIEVER_PATH"
-DEFAULT_PATH = "./qdrant_data"
-"""Where ``index`` writes and ``search`` reads when no location is given."""
+PATH_ENV = LOCATION_ENV
+DEFAULT_PATH = str(COMMAND_LINE_PATH)
+LOCATION_HELP = f"{DEFAULT_PATH}, or ${PATH_ENV} when set"
+"""Where every subcommand keeps its data when no location is given (one rule:
+:func:`~hybrid_retriever.storage.connect.default_location`)."""
 
 
-def default_path() -> str:
-    return os.environ.get(PATH_ENV) or DEFAULT_PATH
+def default_path() -> Path:
+    """The command line's default data folder."""
+    return default_location(command_line=True) or COMMAND_LINE_PATH
+
+
+def collection_name(source_name: str) -> str:
+    """A collection name every engine accepts, from a dataset folder's or file's name."""
+    for suffix in (".gz", ".jsonl", ".ndjson"):
+        source_name = source_name.removesuffix(suffix)
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", source_name).strip(".-_")
+    return cleaned or "dataset"
+
+
+def add_collection_option(parser: argparse.ArgumentParser, *, what: str) -> None:
+    """``--collection``: one default for every subcommand that reads a source."""
+    parser.add_argument(
+        "--collection",
+        metavar="NAME",
+        help=f"collection to {what} (default: the name of the source folder or file, e.g. "
+        "'scifact' for ./data/scifact)",
+    )
 
 
 def positive_int(text: str) -> int:
@@ -115,11 +142,7 @@ def add_dataset_options(parser: argparse.ArgumentParser) -> None:
     """What ``eval`` and ``tune`` share: where a BEIR dataset is indexed, and with what."""
     from hybrid_retriever.ingestion import DEFAULT_BATCH_SIZE
 
-    parser.add_argument(
-        "--collection",
-        metavar="NAME",
-        help="collection to index into (default: the dataset folder's name)",
-    )
+    add_collection_option(parser, what="index the dataset into")
     parser.add_argument(
         "--batch-size",
         type=positive_int,
@@ -128,16 +151,13 @@ def add_dataset_options(parser: argparse.ArgumentParser) -> None:
         help=argparse.SUPPRESS,
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    add_location_options(parser, default="a temporary folder, deleted afterwards")
+    add_location_options(parser, default=LOCATION_HELP)
     add_model_options(parser)
 
 
-def location_arguments(args: argparse.Namespace, *, default_path: Path | None) -> dict[str, Any]:
-    """The HybridRetriever connection arguments the options describe.
-
-    ``default_path`` is used when no location option is given; None means a temporary
-    embedded folder.
-    """
+def location_arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """The HybridRetriever connection arguments the options describe; with none, the
+    command line's default folder (:func:`default_path`)."""
     arguments: dict[str, Any]
     if args.url:
         arguments = {"url": args.url, "api_key": os.environ.get(API_KEY_ENV) or None}
@@ -145,18 +165,21 @@ def location_arguments(args: argparse.Namespace, *, default_path: Path | None) -
         arguments = {"location": ":memory:"}
     elif args.path is not None:
         arguments = {"path": args.path}
-    elif default_path is not None:
-        arguments = {"path": default_path}
     else:
-        arguments = {}
+        arguments = {"path": default_path()}
     if args.engine:
         arguments["engine"] = args.engine
     return arguments
 
 
-def retriever_arguments(
-    args: argparse.Namespace, *, collection: str, default_path: Path | None
-) -> dict[str, Any]:
+def embedded_folder(args: argparse.Namespace) -> Path | None:
+    """The folder an embedded collection is read from, None for --url and --memory."""
+    if args.url or args.memory:
+        return None
+    return Path(args.path) if args.path is not None else default_path()
+
+
+def retriever_arguments(args: argparse.Namespace, *, collection: str) -> dict[str, Any]:
     """Everything to build the HybridRetriever the options describe."""
     from hybrid_retriever.encoders.dense import SentenceTransformerEncoder
     from hybrid_retriever.encoders.splade import SpladeEncoder
@@ -170,5 +193,5 @@ def retriever_arguments(
         "collection_name": collection,
         "dense_encoder": SentenceTransformerEncoder(args.dense_model, **encoder_options),
         "sparse_encoder": SpladeEncoder(args.sparse_model, **encoder_options),
-        **location_arguments(args, default_path=default_path),
+        **location_arguments(args),
     }

@@ -28,6 +28,7 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "--k", type=positive_int, default=3, help="results per question (default: 3)"
     )
+    # The one command that does not use the default folder: a demo leaves nothing behind.
     add_location_options(parser, default="a throw-away embedded collection")
     parser.set_defaults(run=run)
 
@@ -41,16 +42,21 @@ def run(args: argparse.Namespace) -> int:
         return 0
     # hybrid_retriever.demo.main only knows embedded folders; the same steps, anywhere.
     from hybrid_retriever.demo import DEFAULT_QUESTIONS, demo_documents, format_results
+    from hybrid_retriever.quirks import plural
     from hybrid_retriever.retriever import HybridRetriever
 
+    where = location_arguments(args)
+    if args.path is None and not args.url:
+        where = {**where, "path": None, "location": ":memory:"}
+        where = {k: v for k, v in where.items() if v is not None}
     retriever = HybridRetriever.from_documents(
         demo_documents(),
         collection_name="demo",
         show_progress=False,
-        **location_arguments(args, default_path=None),
+        **where,
     )
     try:
-        print(f"Indexed {retriever.count()} documents into collection 'demo'.\n")
+        print(f"Indexed {plural(retriever.count(), 'document')} into collection 'demo'.\n")
         for question in args.questions or DEFAULT_QUESTIONS:
             print(f"Q: {question}")
             print(format_results(retriever.invoke(question, k=args.k)))

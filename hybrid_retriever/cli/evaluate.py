@@ -1,4 +1,7 @@
-"""``hybrid-retriever eval``: dense vs sparse vs hybrid on a BEIR dataset, scored by ranx.
+"""``hybrid-retriever eval``: dense vs sparse vs fused on a BEIR dataset, scored by ranx.
+
+The run named ``convex`` searches as a retriever does by default (convex fusion with
+the query-length weights); ``convex-0.5`` is the same method with equal weights.
 
 The dataset is read as it ships: its quirks (empty documents, judgements naming
 documents the corpus lacks, ...) are handled as BEIR does and listed in the output and
@@ -18,7 +21,6 @@ import argparse
 import importlib.util
 import json
 import math
-import re
 import shlex
 import time
 from collections.abc import Mapping, Sequence
@@ -27,12 +29,15 @@ from typing import Any
 
 from hybrid_retriever.cli.common import (
     add_dataset_options,
+    collection_name,
     positive_int,
     retriever_arguments,
 )
+from hybrid_retriever.cli.plot import metric_label
 from hybrid_retriever.errors import InvalidParameterError
 from hybrid_retriever.evaluation import (
     DEFAULT_DEPTH,
+    DEFAULT_RUN,
     DEFAULT_RUNS,
     BeirDataset,
     RunResult,
@@ -49,15 +54,13 @@ from hybrid_retriever.evaluation import (
 DEFAULT_LATENCY_QUERIES = 20
 """Queries timed per run through ``invoke``: enough for a p50, a rough p95."""
 
-METRIC_LABELS = {"ndcg": "nDCG", "recall": "Recall", "mrr": "MRR"}
-
 
 def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
     names = [r.name for r in DEFAULT_RUNS]
     parser = subparsers.add_parser(
         "eval",
         parents=parents,
-        help="compare dense, sparse and hybrid retrieval on a BEIR dataset",
+        help="compare dense, sparse and fused retrieval on a BEIR dataset",
         description=(
             "Index a BEIR dataset once, then run its queries "
             f"{', '.join(f'{r.name} ({r.description})' for r in DEFAULT_RUNS)}, and report "
@@ -144,17 +147,18 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from hybrid_retriever.cli.indexing import index_dataset, warm_up
-    from hybrid_retriever.machine import machine_info
+    from hybrid_retriever.machine import encoder_runtimes, machine_info
     from hybrid_retriever.retriever import HybridRetriever
 
     # No query cache: the timed queries encode each time, as a user's first query does.
     retriever = HybridRetriever(
-        **retriever_arguments(args, collection=collection, default_path=None),
+        **retriever_arguments(args, collection=collection),
         query_cache_size=0,
     )
     try:
         storage = repr(retriever.storage)
         warm_up(retriever)
+        encoders = encoder_runtimes(retriever)
         chunker = None
         if args.chunking:
             from hybrid_retriever.chunking import Chunker
@@ -215,6 +219,7 @@ def run(args: argparse.Namespace) -> int:
             "collection": collection,
             "storage": storage,
             "models": {"dense": args.dense_model, "sparse": args.sparse_model},
+            "encoders": encoders,
             "ignore_identical_ids": args.ignore_identical_ids,
             "chunking": chunker is not None,
             "command": shlex.join(["hybrid-retriever", *args.command_line]),
@@ -233,12 +238,6 @@ def run(args: argparse.Namespace) -> int:
         plot_report(report, args.plot)
         print(f"wrote {args.plot}")
     return 0
-
-
-def collection_name(dataset_name: str) -> str:
-    """A collection name every engine accepts, from a dataset folder's name."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", dataset_name).strip(".-_")
-    return cleaned or "dataset"
 
 
 def build_report(
@@ -268,7 +267,7 @@ def build_report(
             "options": dict(spec.options),
             "description": spec.description,
         }
-    headline = "hybrid" if "hybrid" in run_reports else runs[-1].name
+    headline = DEFAULT_RUN if DEFAULT_RUN in run_reports else runs[-1].name
     report: dict[str, Any] = {
         "dataset": dataset.name,
         "split": dataset.split,
@@ -291,12 +290,6 @@ def build_report(
     return report
 
 
-def metric_label(metric: str) -> str:
-    """``ndcg@10`` -> ``nDCG@10``."""
-    name, _, cutoff = metric.partition("@")
-    return f"{METRIC_LABELS.get(name, name)}@{cutoff}" if cutoff else METRIC_LABELS.get(name, name)
-
-
 def format_report(report: Mapping[str, Any]) -> str:
     """A text table: one row per run, the metrics and query latency."""
     metrics = report["metrics"]
@@ -310,6 +303,7 @@ def format_report(report: Mapping[str, Any]) -> str:
         f"({report['docs_written']} written, {report['docs_unchanged']} unchanged); every run "
         f"from one search per query in {report['search_seconds']:.1f} s; latency over "
         f"{report['latency_queries']} queries per run through invoke",
+        *_encoders_line(report),
         "  ".join(
             [
                 f"{'run':<{name_width}}",
@@ -331,6 +325,16 @@ def format_report(report: Mapping[str, Any]) -> str:
             )
         )
     return "\n".join(lines)
+
+
+def _encoders_line(report: Mapping[str, Any]) -> list[str]:
+    """``encoders: dense M (onnx-int8), sparse M (onnx-int8)``: the runtime changes speed and
+    vectors, so the table says which one made it."""
+    encoders = report.get("encoders")
+    if not encoders:
+        return []
+    parts = [f"{branch} {e['model']} ({e['backend']})" for branch, e in encoders.items()]
+    return [f"encoders: {', '.join(parts)}"]
 
 
 def _chunked(report: Mapping[str, Any]) -> str:

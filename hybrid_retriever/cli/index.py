@@ -8,15 +8,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hybrid_retriever.cli.common import (
-    DEFAULT_PATH,
-    PATH_ENV,
+    LOCATION_HELP,
+    add_collection_option,
     add_location_options,
     add_model_options,
-    default_path,
+    collection_name,
     positive_int,
     retriever_arguments,
 )
 from hybrid_retriever.ingestion import DEFAULT_BATCH_SIZE
+from hybrid_retriever.quirks import plural
 from hybrid_retriever.sources import SourceKind, open_source
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("source", type=Path, metavar="SOURCE", help="what to index (see below)")
-    parser.add_argument("--collection", required=True, metavar="NAME", help="collection name")
+    add_collection_option(parser, what="index into")
     parser.add_argument(
         "--batch-size",
         type=positive_int,
@@ -98,12 +99,13 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
         help="index long text files and JSON-lines records whole (see below)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_location_options(parser, default=f"{DEFAULT_PATH}, or ${PATH_ENV} when set")
+    add_location_options(parser, default=LOCATION_HELP)
     add_model_options(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    args.collection = args.collection or collection_name(args.source.resolve().name)
     source = open_source(args.source)
     # Every record is read and checked once before any model loads, by the checks the
     # write path makes: --strict stops at the first bad one, otherwise the bad ones are
@@ -126,9 +128,7 @@ def run(args: argparse.Namespace) -> int:
     from hybrid_retriever.retriever import HybridRetriever
 
     rejects = RejectsFile(rejects_path)
-    retriever = HybridRetriever(
-        **retriever_arguments(args, collection=args.collection, default_path=Path(default_path()))
-    )
+    retriever = HybridRetriever(**retriever_arguments(args, collection=args.collection))
     try:
         warm_up(retriever)
         chunker = None
@@ -159,15 +159,15 @@ def run(args: argparse.Namespace) -> int:
         retriever.close()
         rejects.close()
     pieces = (
-        f"{total} documents as {stats.read} passages"
+        f"{plural(total, 'document')} as {plural(stats.read, 'passage')}"
         if chunker is not None
-        else f"{stats.read} documents"
+        else plural(stats.read, "document")
     )
     print(
         f"Indexed {pieces} from {args.source} ({source.kind.value}) into "
         f"collection {args.collection!r} in {where}: {stats.written} written, "
-        f"{stats.unchanged} already stored unchanged; {stats.points} points in the "
-        f"collection. {stats.seconds:.1f} s, {stats.docs_per_second:.1f} docs/s."
+        f"{stats.unchanged} already stored unchanged; {plural(stats.points, 'point')} in "
+        f"the collection. {stats.seconds:.1f} s, {stats.docs_per_second:.1f} docs/s."
     )
     if rejects.count:
         print(

@@ -1,10 +1,19 @@
-"""The ``eval --plot`` chart: metrics per run as grouped bars, each bar labelled."""
+"""The ``eval --plot`` chart: metrics per run as grouped bars, each bar labelled; and the
+metric labels the chart and ``eval``'s table share."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+METRIC_LABELS = {"ndcg": "nDCG", "recall": "Recall", "mrr": "MRR"}
+
+
+def metric_label(metric: str) -> str:
+    """``ndcg@10`` -> ``nDCG@10``."""
+    name, _, cutoff = metric.partition("@")
+    return f"{METRIC_LABELS.get(name, name)}@{cutoff}" if cutoff else METRIC_LABELS.get(name, name)
 
 
 def plot_report(report: Mapping[str, Any], out: Path) -> None:
@@ -13,8 +22,6 @@ def plot_report(report: Mapping[str, Any], out: Path) -> None:
 
     matplotlib.use("Agg")  # files only: no display needed, works on servers and in CI
     import matplotlib.pyplot as plt
-
-    from hybrid_retriever.cli.evaluate import metric_label
 
     metrics: list[str] = list(report["metrics"])
     runs: dict[str, Mapping[str, float]] = dict(report["runs"])

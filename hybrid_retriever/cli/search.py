@@ -6,40 +6,35 @@ import argparse
 import json
 import shutil
 from collections.abc import Sequence
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from langchain_core.documents import Document
 
 from hybrid_retriever.cli.common import (
-    DEFAULT_PATH,
-    PATH_ENV,
+    LOCATION_HELP,
     add_location_options,
     add_model_options,
-    default_path,
+    embedded_folder,
     positive_int,
     retriever_arguments,
 )
 from hybrid_retriever.cli.filters import FILTER_HELP, parse_filters
 from hybrid_retriever.errors import CollectionNotFoundError
-from hybrid_retriever.evaluation import DEFAULT_RUNS
+from hybrid_retriever.evaluation import DEFAULT_RUN, DEFAULT_RUNS
 from hybrid_retriever.fusion.methods import DEFAULT_FUSION, FusionMethod
-from hybrid_retriever.sources import DOC_ID_KEY
+from hybrid_retriever.metadata_keys import DOC_ID_KEY
 
 BRANCHES = ("dense", "sparse")
+DEFAULT_K = 4
+"""Results shown: the same default as Python's ``k`` and LangChain's retrievers."""
 _RESULT_KEYS = frozenset({"_id", "_score", "_ranks", "_scores"})
 
 
-class SearchMode(str, Enum):
-    """Which branches count: the same runs ``eval`` compares."""
-
-    HYBRID = "hybrid"
-    DENSE = "dense"
-    SPARSE = "sparse"
-
-    def options(self) -> dict[str, Any]:
-        return dict(next(run.options for run in DEFAULT_RUNS if run.name == self.value))
+def mode_options(mode: str) -> dict[str, Any]:
+    """The search options of the ``eval`` run named ``mode`` (``convex``: the default fusion,
+    or the one ``--fusion-config`` loads)."""
+    return dict(next(run.options for run in DEFAULT_RUNS if run.name == mode))
 
 
 def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
@@ -56,15 +51,22 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("query", metavar="QUERY", help="the text to search for")
-    parser.add_argument("--collection", required=True, metavar="NAME", help="collection name")
     parser.add_argument(
-        "--k", type=positive_int, default=10, help="results to show (default: %(default)s)"
+        "--collection",
+        required=True,
+        metavar="NAME",
+        help="collection name (as 'index' named it: by default its source's name)",
+    )
+    parser.add_argument(
+        "--k", type=positive_int, default=DEFAULT_K, help="results to show (default: %(default)s)"
     )
     parser.add_argument(
         "--mode",
-        choices=[m.value for m in SearchMode],
-        default=SearchMode.HYBRID.value,
-        help="which branches rank the results (default: %(default)s)",
+        choices=[r.name for r in DEFAULT_RUNS],
+        default=DEFAULT_RUN,
+        help="how the results are ranked, as the 'eval' run of that name: dense or sparse "
+        "alone, or both fused (default: %(default)s, the default fusion; with "
+        "--fusion-config, the fusion it saved)",
     )
     parser.add_argument(
         "--filter",
@@ -76,38 +78,37 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "--fusion",
         choices=[m.value for m in FusionMethod],
-        help=f"how hybrid mode fuses the branches (default: {DEFAULT_FUSION.value})",
+        help=f"the fusion method, with its default weights (default: {DEFAULT_FUSION.value})",
     )
     parser.add_argument(
         "--fusion-config",
         type=Path,
         metavar="FILE",
-        help="a fusion configuration saved by 'hybrid-retriever tune'",
+        help="the fusion configuration 'hybrid-retriever tune' saved (its --out)",
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    add_location_options(parser, default=f"{DEFAULT_PATH}, or ${PATH_ENV} when set (as for index)")
+    add_location_options(parser, default=f"{LOCATION_HELP} (as for index)")
     add_model_options(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     query_filter = parse_filters(args.filter)  # bad syntax fails before anything loads
-    location = Path(default_path())
-    if args.path is None and args.url is None and not args.memory and not location.exists():
+    folder = embedded_folder(args)
+    if folder is not None and not folder.exists():
+        # Searching reads: it must not leave an empty data folder behind.
         raise CollectionNotFoundError(
-            f"No data at {location}: nothing has been indexed there. Run "
-            f"'hybrid-retriever index SOURCE --collection {args.collection}' first, "
-            "or pass --path / --url."
+            f"No data at {folder}: the folder does not exist, nothing has been indexed "
+            f"there. Run 'hybrid-retriever index SOURCE --collection {args.collection}' "
+            "first, or pass the --path (or --url) it indexed into."
         )
-    if args.path is not None and not args.path.exists():
-        raise CollectionNotFoundError(f"No data at {args.path}: the folder does not exist.")
     from hybrid_retriever.retriever import HybridRetriever
 
     retriever = HybridRetriever(
-        **retriever_arguments(args, collection=args.collection, default_path=location),
+        **retriever_arguments(args, collection=args.collection),
         fusion_config=args.fusion_config,
     )
-    options = SearchMode(args.mode).options()
+    options = mode_options(args.mode)
     if args.fusion:
         options["fusion"] = args.fusion
     try:

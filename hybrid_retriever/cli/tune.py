@@ -3,8 +3,11 @@
 Indexes the BEIR dataset (resumably, like ``eval``), searches each judged query of
 ``--split`` once, scores every candidate of :func:`~hybrid_retriever.tuning.candidate_configs`
 from those lists, and cross-validates the choice (see :mod:`hybrid_retriever.tuning`).
-Prints the choice, each fold's held-out nDCG and their spread, and saves the config:
-``HybridRetriever(**FusionConfig.load(path).retriever_kwargs(), ...)`` uses it.
+Prints the choice, each fold's held-out nDCG and their spread, and saves the config
+(``--out``, default ``fusion.json``), which ``search --fusion-config fusion.json`` and
+``HybridRetriever(..., fusion_config="fusion.json")`` load. The dataset is indexed where
+the other commands keep their data (``./qdrant_data`` by default), into the collection
+named after it, so that ``search --collection NAME`` finds it afterwards.
 
 ``--test-split`` also scores the chosen config on another split, for reporting only:
 it is never used to choose.
@@ -21,12 +24,17 @@ from typing import Any
 
 from hybrid_retriever.cli.common import (
     add_dataset_options,
+    collection_name,
     positive_int,
     retriever_arguments,
 )
 from hybrid_retriever.errors import InvalidParameterError
 
-DEFAULT_OUT = Path("fusion_config.json")
+DEFAULT_OUT = Path("fusion.json")
+LOAD_HINT = (
+    "Search with it: hybrid-retriever search QUERY --collection {collection} "
+    "--fusion-config {out}; in Python: HybridRetriever(..., fusion_config={out_repr})."
+)
 
 
 def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
@@ -38,7 +46,8 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
             "Index a BEIR dataset, then pick the fusion method and its parameters (weights, "
             "RRF k, convex alpha, prefetch depth) with the best cross-validated nDCG@k on the "
             "judged queries of --split. Prints each fold's held-out score and saves the "
-            "config, which HybridRetriever(**FusionConfig.load(path).retriever_kwargs()) loads."
+            "config to --out; load it with 'hybrid-retriever search ... --fusion-config FILE' "
+            "or, in Python, HybridRetriever(..., fusion_config=FILE)."
         ),
     )
     parser.add_argument(
@@ -80,10 +89,10 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidParameterError("tune needs ranx: pip install 'hybrid-retriever[eval]'.")
     if args.folds < 2:
         raise InvalidParameterError(f"--folds must be at least 2, got {args.folds}.")
-    from hybrid_retriever.cli.evaluate import collection_name
     from hybrid_retriever.cli.indexing import index_dataset
     from hybrid_retriever.evaluation import load_beir
     from hybrid_retriever.fusion.config import FusionConfig
+    from hybrid_retriever.fusion.methods import DEFAULT_FUSION
     from hybrid_retriever.retriever import HybridRetriever
     from hybrid_retriever.tuning import (
         DEFAULT_PREFETCH_GRID,
@@ -97,9 +106,7 @@ def run(args: argparse.Namespace) -> int:
     test = load_beir(args.dataset, args.test_split) if args.test_split else None
     collection = args.collection or collection_name(dataset.name)
     show_progress = not args.no_progress
-    retriever = HybridRetriever(
-        **retriever_arguments(args, collection=collection, default_path=None)
-    )
+    retriever = HybridRetriever(**retriever_arguments(args, collection=collection))
     try:
         index_dataset(retriever, dataset, batch_size=args.batch_size, show_progress=show_progress)
         queries = dict(dataset.queries)
@@ -151,7 +158,8 @@ def run(args: argparse.Namespace) -> int:
         chosen, default = (sum(s.values()) / max(len(s), 1) for s in scores)
         print(
             f"{test.split} split ({len(test.queries)} queries, not used to choose): "
-            f"nDCG@{args.k} {chosen:.4f} with the chosen config, {default:.4f} with the default"
+            f"nDCG@{args.k} {chosen:.4f} with the chosen config, {default:.4f} with "
+            f"{DEFAULT_FUSION.value} (default)"
         )
         provenance[f"{test.split}_ndcg"] = chosen
         provenance[f"{test.split}_ndcg_default"] = default
@@ -163,6 +171,11 @@ def run(args: argparse.Namespace) -> int:
         provenance=provenance,
     )
     print(f"wrote {config.save(args.out)}")
+    print(
+        LOAD_HINT.format(
+            collection=collection, out=shlex.quote(str(args.out)), out_repr=repr(str(args.out))
+        )
+    )
     return 0
 
 

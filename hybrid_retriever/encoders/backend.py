@@ -4,8 +4,8 @@ ONNX Runtime runs the model without PyTorch's per-operator dispatch, and its int
 matrix products read a quarter of the weights: one short query encodes in about a
 third of PyTorch's time on this project's 2-core machine, and documents about twice
 as fast (README "Speed", ``benchmarks/query_profile.py``). ``AUTO`` takes int8
-wherever ``onnxruntime`` is installed (``pip install 'hybrid-retriever[onnx]'``);
-PyTorch stays the fallback.
+wherever ``onnxruntime`` is installed (every install: it is a dependency); PyTorch stays
+the fallback.
 
 int8 costs no quality over the whole suite (README "Speed": hybrid nDCG@10 per corpus
 from -0.002 to +0.011 of fp32's, the mean +0.0025), and it is portable: the weights are
@@ -29,7 +29,10 @@ if TYPE_CHECKING:
     import torch
 
 #: What to tell a user whose explicit ONNX choice cannot be honoured.
-INSTALL_HINT = "Install it with `pip install 'hybrid-retriever[onnx]'`, or pass backend='torch'."
+INSTALL_HINT = (
+    "It is a dependency of hybrid-retriever: reinstall it with `pip install onnxruntime onnx`, "
+    "or pass backend='torch'."
+)
 
 
 class EncoderBackend(str, Enum):

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from typing import Any, Literal, TypeVar
 
 from hybrid_retriever.errors import ModelLoadError
-from hybrid_retriever.model_catalog import CATALOG, resolve_model
+from hybrid_retriever.model_catalog import CATALOG, not_found_hint, resolve_model
 
 ModelClassT = TypeVar("ModelClassT")
 
@@ -28,6 +28,11 @@ def load_sentence_transformers_model(
         with _quiet_weight_loading():
             return model_class(resolved, **kwargs)
     except Exception as exc:
+        typo = not_found_hint(name_or_path) if _is_not_found(exc) else None
+        if typo is not None:
+            # The hub's own message would suggest HF_HUB_OFFLINE=0 or local_files_only,
+            # which do not fix a name that does not exist (--debug shows it).
+            raise ModelLoadError(f"Could not load the {kind} model: {typo}") from exc
         hint = _fix_hint(name_or_path, resolved)
         raise ModelLoadError(
             f"Could not load the {kind} model {name_or_path!r} (looked for {resolved!r}): "
@@ -87,6 +92,22 @@ def _quiet_weight_loading() -> Iterator[None]:
     finally:
         if was_enabled:
             transformers_logging.enable_progress_bar()
+
+
+def _is_not_found(exc: BaseException) -> bool:
+    """Whether loading failed because the model's files were found nowhere (a missing
+    folder, an unknown or unreachable hub id), rather than while reading them."""
+    from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
+
+    found: BaseException | None = exc
+    while found is not None:
+        # EntryNotFoundError covers LocalEntryNotFoundError (offline, not in the cache).
+        if isinstance(found, RepositoryNotFoundError | EntryNotFoundError):
+            return True
+        if isinstance(found, OSError) and "is not a local folder" in str(found):
+            return True
+        found = found.__cause__ or found.__context__
+    return False
 
 
 def _fix_hint(name_or_path: str, resolved: str) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -28,11 +29,12 @@ import tempfile
 import threading
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from hybrid_retriever.errors import InvalidParameterError, ModelLoadError
-from hybrid_retriever.model_catalog import resolve_model
+from hybrid_retriever.model_catalog import not_found_hint, resolve_model
 
 if TYPE_CHECKING:
     import torch
@@ -100,6 +102,9 @@ def model_folder(name: str, *, kind: Kind) -> Path:
 
         return Path(snapshot_download(resolved))
     except Exception as exc:
+        typo = not_found_hint(name)
+        if typo is not None:
+            raise ModelLoadError(f"Could not load the {kind} model: {typo}") from exc
         raise ModelLoadError(
             f"Could not load the {kind} model {name!r} (looked for {resolved!r}) to export "
             f"it to ONNX: {type(exc).__name__}: {exc}. Pass an existing local model folder, "
@@ -328,13 +333,44 @@ def _quantize(path: Path, *, also: tuple[str, ...] = ()) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantized = path.with_suffix(".int8.onnx")
-    quantize_dynamic(
-        str(path),
-        str(quantized),
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-        reduce_range=True,
-        op_types_to_quantize=["MatMul", *also],
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-    )
+    with _quiet_quantizer():
+        quantize_dynamic(
+            str(path),
+            str(quantized),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            reduce_range=True,
+            op_types_to_quantize=["MatMul", *also],
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
     quantized.replace(path)
+
+
+class _QuantizerNotes(logging.Filter):
+    """Drops what ``onnxruntime.quantization`` logs through the root logger (advice to
+    pre-process the graph, which does not apply to a dynamic quantisation of MatMuls)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        where = record.pathname.replace(os.sep, "/")
+        return not (record.name == "root" and "onnxruntime/quantization" in where)
+
+
+@contextmanager
+def _quiet_quantizer() -> Iterator[None]:
+    """The quantizer's root-logger notes hidden, for this call only.
+
+    ``logging.warning`` configures the root logger (``basicConfig``) when it has no
+    handler: a temporary ``NullHandler`` keeps the user's logging set-up untouched.
+    """
+    root = logging.getLogger()
+    placeholder = logging.NullHandler() if not root.handlers else None
+    notes = _QuantizerNotes()
+    if placeholder is not None:
+        root.addHandler(placeholder)
+    root.addFilter(notes)
+    try:
+        yield
+    finally:
+        root.removeFilter(notes)
+        if placeholder is not None:
+            root.removeHandler(placeholder)

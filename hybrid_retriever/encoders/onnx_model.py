@@ -18,13 +18,14 @@ session's thread count when it is made:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hybrid_retriever.encoders.backend import EncoderBackend
+from hybrid_retriever.encoders.backend import EncoderBackend, onnx_runtime_installed
 from hybrid_retriever.encoders.base import LazyModel
 from hybrid_retriever.encoders.budget import token_heads
 from hybrid_retriever.encoders.onnx_export import (
@@ -39,6 +40,15 @@ from hybrid_retriever.errors import ModelLoadError
 if TYPE_CHECKING:
     import numpy as np
     import onnxruntime
+
+logger = logging.getLogger(__name__)
+
+#: What the INFO line says each backend runs.
+RUNTIME_NAMES = {
+    EncoderBackend.TORCH: "PyTorch",
+    EncoderBackend.ONNX: "ONNX Runtime fp32",
+    EncoderBackend.ONNX_INT8: "ONNX Runtime int8",
+}
 
 #: Padded tokens per SPLADE document batch: the logits block is tokens x vocabulary
 #: x 4 bytes, 64 MB for 512 tokens of a 30,522-term vocabulary.
@@ -188,7 +198,31 @@ class OnnxSlot:
     def _load(self) -> OnnxModel | None:
         """None when PyTorch runs the encoder: the backend is TORCH, or AUTO met a model
         the export does not handle. An explicit ONNX choice on such a model raises
-        ``ModelLoadError`` (``unsupported`` says what the export handles)."""
+        ``ModelLoadError`` (``unsupported`` says what the export handles).
+
+        Logs once per encoder, at INFO, which runtime runs it: the default's speed and
+        its same-vectors-on-every-CPU promise hold only under ONNX Runtime int8."""
+        model = self._export()
+        if model is not None:
+            logger.info(
+                "%s encoder %s: %s", self._kind, self._model_name, RUNTIME_NAMES[self._backend]
+            )
+        else:
+            logger.info(
+                "%s encoder %s: PyTorch (%s)", self._kind, self._model_name, self._torch_reason()
+            )
+        return model
+
+    def _torch_reason(self) -> str:
+        if self._requested is EncoderBackend.TORCH:
+            return "backend='torch'"
+        if self._backend is EncoderBackend.TORCH:
+            if not onnx_runtime_installed():
+                return "onnxruntime is not installed"
+            return "the device or precision asked for needs it"
+        return f"the ONNX export handles only {self._unsupported}"
+
+    def _export(self) -> OnnxModel | None:
         if self._backend is EncoderBackend.TORCH:
             return None
         folder = exported_model(

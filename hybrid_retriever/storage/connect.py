@@ -1,5 +1,11 @@
 """Choosing and opening a storage backend from the arguments a user passes.
 
+Where data goes when no ``client=``, ``url=``, ``location=`` or ``path=`` is given is
+one rule for Python and the command line (:func:`default_location`):
+``$HYBRID_RETRIEVER_PATH`` when set; otherwise Python keeps the data in a temporary
+folder deleted on ``close()`` (or at exit), and the ``hybrid-retriever`` command in
+``./qdrant_data``, so that ``index`` then ``search`` find the same collection.
+
 The rules, in order:
 
 * a ready ``client=`` / ``async_client=`` is used through qdrant-client;
@@ -16,6 +22,7 @@ The rules, in order:
 from __future__ import annotations
 
 import json
+import os
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +47,76 @@ CONNECTION_ARGUMENTS = (
     "shard_key",
     "read_consistency",
 )
+
+
+LOCATION_ENV = "HYBRID_RETRIEVER_PATH"
+"""Environment variable: the folder where embedded data goes when no location is given."""
+COMMAND_LINE_PATH = Path("./qdrant_data")
+"""Where the command line keeps its data when no location is given and the variable is unset."""
+
+
+def default_location(*, command_line: bool = False) -> Path | None:
+    """The folder embedded data goes to when the caller names no location.
+
+    ``$HYBRID_RETRIEVER_PATH`` when set, for Python and the command line alike. Otherwise
+    the command line uses ``./qdrant_data`` (each command is its own process: ``search``
+    must find what ``index`` wrote) and Python None: a temporary folder, deleted on
+    ``close()`` or at exit, so that ``from_texts`` in a notebook leaves nothing behind.
+    """
+    from_env = os.environ.get(LOCATION_ENV)
+    if from_env:
+        return Path(from_env).expanduser()
+    return COMMAND_LINE_PATH if command_line else None
+
+
+def collection_names(storage: StorageBackend) -> list[str] | None:
+    """The collections at ``storage``'s location, sorted; None when it cannot be listed
+    (an unreachable server). Reads only: a missing folder holds none."""
+    from hybrid_retriever.storage.edge import EdgeStorage
+
+    try:
+        if isinstance(storage, EdgeStorage):
+            return sorted(embedded_collections(storage.root))
+        client = getattr(storage, "client", None)
+        if client is None:
+            return None
+        return sorted(c.name for c in client.get_collections().collections)
+    except Exception:
+        return None
+
+
+def embedded_collections(path: Path) -> set[str]:
+    """The collections an embedded folder holds, of either engine (Edge keeps
+    ``<name>/edge_config.json``, qdrant-client ``collection/<name>/``)."""
+    from hybrid_retriever.storage.edge import CONFIG_FILE
+
+    if not path.is_dir():
+        return set()
+    names = {child.name for child in path.iterdir() if (child / CONFIG_FILE).is_file()}
+    if (path / "meta.json").is_file() and (path / "collection").is_dir():
+        names.update(child.name for child in (path / "collection").iterdir() if child.is_dir())
+    return names
+
+
+def missing_collection_message(storage: StorageBackend, collection: str) -> str:
+    """What ``CollectionNotFoundError`` says: where it looked, what is there, the fix (a
+    Python call, or under the command line the ``index`` command)."""
+    from hybrid_retriever.advice import advise
+
+    names = collection_names(storage)
+    if names is None:
+        there = ""
+    elif names:
+        there = f" Collections there: {', '.join(names)}."
+    else:
+        there = " It holds no collection."
+    fix = advise(
+        python="Index documents first (add_documents or HybridRetriever.from_documents), "
+        "or check collection_name and the location.",
+        cli=f"Index it first with 'hybrid-retriever index SOURCE --collection {collection}' "
+        "(with the same --path or --url), or pass --collection with an existing name.",
+    )
+    return f"Collection {collection!r} does not exist in {storage!r}.{there} {fix}"
 
 
 class Engine(str, Enum):
@@ -80,6 +157,8 @@ def open_storage(
         "read_consistency": read_consistency,
     }
     chosen = _engine(engine)
+    if client is None and async_client is None and location is None and url is None:
+        path = path if path is not None else default_location()
     given = [n for n, v in (("location", location), ("path", path), ("url", url)) if v is not None]
     if len(given) > 1:
         raise InvalidParameterError(

@@ -94,12 +94,8 @@ class EdgeStorage(StorageBackend):
         self._root = Path(path)
         if self._root.exists() and not self._root.is_dir():
             raise StorageError(f"Edge path {str(self._root)!r} exists and is not a folder.")
-        try:
-            self._root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            if is_disk_full(exc):
-                raise disk_full_error(repr(str(self._root)), exc) from exc
-            raise StorageError(f"Cannot create the Edge folder {str(self._root)!r}: {exc}") from exc
+        # The folder is made by the first create_collection: reading from a path that
+        # does not exist must leave nothing behind.
         self._shards: dict[str, Any] = {}
         self._lock = threading.RLock()
 
@@ -128,11 +124,9 @@ class EdgeStorage(StorageBackend):
                 return shard
             folder = self._folder(collection)
             if not (folder / CONFIG_FILE).is_file():
-                raise CollectionNotFoundError(
-                    f"Collection {collection!r} does not exist in {self!r}. Index documents "
-                    "first (add_documents or HybridRetriever.from_documents), or check "
-                    "collection_name and the path."
-                )
+                from hybrid_retriever.storage.connect import missing_collection_message
+
+                raise CollectionNotFoundError(missing_collection_message(self, collection))
             from qdrant_edge import EdgeShard
 
             # Loading replays the WAL into the mapped segments: at most the WAL's size.
@@ -192,6 +186,14 @@ class EdgeStorage(StorageBackend):
             require_free_space(
                 self._root, SAFETY_MARGIN_BYTES, action=f"create collection {spec.name!r}"
             )
+            try:
+                self._root.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                if is_disk_full(exc):
+                    raise disk_full_error(repr(str(self._root)), exc) from exc
+                raise StorageError(
+                    f"Cannot create the Edge folder {str(self._root)!r}: {exc}"
+                ) from exc
             with _edge_errors(self, spec.name):
                 self._shards[spec.name] = EdgeShard.create(str(folder), config)
 

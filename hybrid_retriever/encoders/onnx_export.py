@@ -244,7 +244,7 @@ def _sparse_graph(model: Any) -> tuple[torch.nn.Module | None, dict[str, Any]]:
     """A plain BERT masked-LM + SPLADE max pooling as one module; None otherwise."""
     import torch
 
-    from hybrid_retriever.encoders.splade import masked_lm_split
+    from hybrid_retriever.encoders.masked_lm import masked_lm_split
 
     split = masked_lm_split(model)
     if split is None:

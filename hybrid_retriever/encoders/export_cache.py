@@ -124,7 +124,8 @@ def cached_export(
     a full disk is found before the export's minutes of work.
     """
     folder = root / name
-    if problem(folder, identity, files) is None:
+    found = problem(folder, identity, files)
+    if found is None:
         _remove_leftovers_if_idle(root)
         return folder
     with _EXPORT_LOCK:
@@ -132,6 +133,12 @@ def cached_export(
             try:
                 return _export_into(root, name, identity, files, space_needed, write)
             except CacheUnwritable as exc:
+                if found != "absent":
+                    exc = CacheUnwritable(
+                        root,
+                        f"the export {folder} is damaged ({found}) and cannot be replaced "
+                        f"({exc.reason}); delete that folder",
+                    )
                 _FALLBACKS[root] = _fallback_for(exc, space_needed)
         try:
             return _export_into(_FALLBACKS[root], name, identity, files, space_needed, write)
@@ -251,11 +258,7 @@ def _set_aside(root: Path, folder: Path, found: str) -> None:
         stale = Path(tempfile.mkdtemp(prefix=f"{STALE_PREFIX}{folder.name}-", dir=root))
         os.rename(folder, stale / folder.name)
     except OSError as exc:
-        raise CacheUnwritable(
-            root,
-            f"the export {folder} is damaged ({found}) and cannot be removed ({_why(exc)}); "
-            "delete that folder",
-        ) from exc
+        raise CacheUnwritable(root, _why(exc)) from exc
     warnings.warn(
         f"The ONNX export {folder} was damaged ({found}); it is exported again.",
         ModelCacheWarning,
@@ -348,7 +351,7 @@ def _leftovers(root: Path) -> list[Path]:
         return []
     for entry in entries:
         ours = entry.name.startswith((SCRATCH_PREFIX, STALE_PREFIX))
-        legacy = _LEGACY_SCRATCH.match(entry.name) is not None
+        legacy = not ours and _LEGACY_SCRATCH.match(entry.name) is not None
         if not (ours or legacy) or not entry.is_dir(follow_symlinks=False):
             continue
         # Older versions (legacy names) take no lock, and without flock nothing does:

@@ -242,7 +242,7 @@ class TokenCounter:
         if self._fast is None:
             from transformers import PreTrainedTokenizerFast
 
-            self._fast = PreTrainedTokenizerFast(tokenizer_object=self._tokenizer)
+            self._fast = PreTrainedTokenizerFast(tokenizer_object=self._tokenizer)  # type: ignore[no-untyped-call]
         return self._fast
 
 

@@ -145,7 +145,8 @@ def cached_export(
         except CacheUnwritable as exc:
             raise ModelLoadError(
                 f"Could not export the model to ONNX: the cache folder {root} cannot be used "
-                f"and neither can the temporary folder {exc}. Point ${CACHE_ENV} (or "
+                f"(see the warning before), and neither can the temporary folder {exc.root} "
+                f"({exc.reason}). Point ${CACHE_ENV} (or "
                 f"onnx_cache_dir=) at a writable folder with {space_needed / 1e6:,.0f} MB "
                 "free, or pass backend='torch'."
             ) from exc

@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -310,3 +311,22 @@ def test_checking_an_export_costs_one_read_per_process(
     os.utime(folder / onnx_export.MODEL_FILE, ns=(time.time_ns(), time.time_ns()))
     assert onnx_export.exported_model(MODEL, kind="sparse", int8=False, cache_dir=cache)
     assert len(opened) == 2
+
+
+def test_when_no_folder_can_take_the_export_the_error_says_which_and_how_to_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hybrid_retriever import ModelLoadError
+    from hybrid_retriever.encoders import export_cache
+
+    monkeypatch.setattr(export_cache, "_PRIVATE", [])  # this process's own folder: not made yet
+    with (
+        read_only_cache(tmp_path / "cache", lambda where: None) as cache,
+        read_only_cache(tmp_path / "tmp", lambda where: None) as temporary,
+    ):
+        monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+        with pytest.raises(ModelLoadError) as raised:
+            encode(cache)
+    message = str(raised.value)
+    assert str(cache) in message and str(temporary) in message
+    assert "$HYBRID_RETRIEVER_ONNX_CACHE" in message and "backend='torch'" in message

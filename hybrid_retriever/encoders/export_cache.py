@@ -246,7 +246,9 @@ def _export_into(
         except OSError as exc:
             if exc.errno in _UNWRITABLE:
                 raise CacheUnwritable(root, _why(exc)) from exc
-            raise
+            # Without flock (Windows) another process may have renamed its copy first.
+            if problem(folder, identity, files) is not None:
+                raise
         finally:
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)

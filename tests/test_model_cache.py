@@ -73,7 +73,7 @@ def copy_of(good: Path, where: Path) -> tuple[Path, Path]:
     return where, folder
 
 
-def flip_a_byte(folder: Path, request: pytest.FixtureRequest) -> None:
+def flip_a_byte(folder: Path, request: pytest.FixtureRequest | None = None) -> None:
     path = folder / onnx_export.MODEL_FILE
     data = bytearray(path.read_bytes())
     for at in range(len(data) // 8, len(data), 1 << 16):  # through every layer's weights
@@ -331,3 +331,17 @@ def test_when_no_folder_can_take_the_export_the_error_says_which_and_how_to_fix(
     message = str(raised.value)
     assert str(cache) in message and str(temporary) in message
     assert "$HYBRID_RETRIEVER_ONNX_CACHE" in message and "backend='torch'" in message
+
+
+def test_a_model_file_changed_after_the_check_is_refused_when_loaded(
+    good: Path, tmp_path: Path
+) -> None:
+    """What ONNX Runtime runs is what was exported: the bytes it is given are checked."""
+    from hybrid_retriever import ModelLoadError
+    from hybrid_retriever.encoders.onnx_model import OnnxModel
+
+    cache, folder = copy_of(good, tmp_path / "cache")
+    assert onnx_export.exported_model(MODEL, kind="sparse", int8=False, cache_dir=cache) == folder
+    flip_a_byte(folder)
+    with pytest.raises(ModelLoadError, match=f"Delete the folder {folder}"):
+        OnnxModel(folder)

@@ -36,7 +36,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 try:
     import fcntl
@@ -189,7 +189,7 @@ def problem(folder: Path, identity: Mapping[str, Any], files: tuple[str, ...]) -
     for file in sorted(recorded):
         try:
             with (folder / file).open("rb") as handle:
-                digest = hashlib.file_digest(handle, "sha256").hexdigest()
+                digest = _sha256(handle)
         except OSError as exc:
             return f"{file} cannot be read ({exc})"
         if digest != recorded[file][1]:
@@ -390,7 +390,7 @@ def _write_manifest(scratch: Path, identity: Mapping[str, Any], files: tuple[str
     entries = {}
     for file in files:
         with (scratch / file).open("r+b") as handle:
-            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+            digest = _sha256(handle)
             os.fsync(handle.fileno())
             entries[file] = {"size": os.fstat(handle.fileno()).st_size, "sha256": digest}
     manifest = {"identity": dict(identity), "files": entries}
@@ -413,6 +413,14 @@ def _fsync_folder(folder: Path) -> None:
         pass
     finally:
         os.close(descriptor)
+
+
+def _sha256(handle: BinaryIO) -> str:
+    """The file's SHA-256 (``hashlib.file_digest`` is Python 3.11+)."""
+    digest = hashlib.sha256()
+    for block in iter(lambda: handle.read(1 << 20), b""):
+        digest.update(block)
+    return digest.hexdigest()
 
 
 def _why(exc: OSError) -> str:

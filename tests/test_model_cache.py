@@ -295,7 +295,7 @@ def test_checking_an_export_costs_one_read_per_process(
     good: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The digests are computed once per folder and process, again only when a file's
-    size, time or inode changes (README: ~45 ms for the 59 MB int8 dense model)."""
+    size, time or inode changes (about 63 ms for the 59 MB int8 dense model)."""
     cache, folder = copy_of(good, tmp_path / "cache")
     opened: list[str] = []
     real_open = Path.open

@@ -31,8 +31,18 @@ CLI_SPLITTER_HINT = (
 
 
 def token_limit(encoder: Any) -> tuple[Any, int] | None:
-    """``(tokenizer, max tokens)`` of a sentence-transformers-backed encoder; None for
-    encoders that do not say (e.g. a LangChain ``Embeddings``), which are not checked."""
+    """``(transformers fast tokenizer, max tokens)`` of a sentence-transformers-backed
+    encoder; None for encoders that do not say (e.g. a LangChain ``Embeddings``), which
+    are not checked.
+
+    Under ONNX the export's tokenizer and limit: the PyTorch model (seconds to load,
+    hundreds of MB) is not loaded just to read them.
+    """
+    own = getattr(encoder, "token_counter", None)
+    found = own() if callable(own) else None
+    fast = getattr(found[0], "fast_tokenizer", None) if found is not None else None
+    if found is not None and callable(fast):
+        return fast(), int(found[1])
     model = getattr(encoder, "model", None)
     tokenizer = getattr(model, "tokenizer", None)
     limit = getattr(model, "max_seq_length", None)

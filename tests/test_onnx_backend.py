@@ -228,7 +228,8 @@ def test_the_export_is_made_once_and_reused(
         return original(*args, **kwargs)
 
     monkeypatch.setattr(onnx_export, "_export", counting)
-    # Two threads export into an empty cache at once: one complete copy, no leftovers.
+    # Two threads export into an empty cache at once: one export, one complete copy, no
+    # leftovers.
     results: list[Path | None] = []
     threads = [
         threading.Thread(
@@ -244,9 +245,15 @@ def test_the_export_is_made_once_and_reused(
         thread.start()
     for thread in threads:
         thread.join()
+    assert exports == ["splade-tiny"]
     assert len(results) == 2 and results[0] == results[1] and results[0] is not None
-    assert [p.name for p in tmp_path.iterdir()] == [results[0].name]
-    assert {p.name for p in results[0].iterdir()} == {"model.onnx", "tokenizer.json", "spec.json"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", results[0].name]
+    assert {p.name for p in results[0].iterdir()} == {
+        "model.onnx",
+        "tokenizer.json",
+        "spec.json",
+        "manifest.json",
+    }
     # Later encoders, through the keyword or the environment variable, reuse it.
     exports.clear()
     encoder = SpladeEncoder(onnx_cache_dir=tmp_path)
@@ -254,6 +261,57 @@ def test_the_export_is_made_once_and_reused(
     monkeypatch.setenv(onnx_export.CACHE_ENV, str(tmp_path))
     assert len(SpladeEncoder().encode_query("yeast")) > 0
     assert exports == []
+
+
+#: One process's export of splade-tiny (fp32), slowed so that the two overlap, and what it
+#: gave: whether this process exported, and a query's vector.
+EXPORTING_PROCESS = """
+import json, sys, time
+from hybrid_retriever.encoders import onnx_export
+made = []
+trace = onnx_export._trace
+def slow_trace(*args, **kwargs):
+    made.append(1)
+    time.sleep(3)
+    return trace(*args, **kwargs)
+onnx_export._trace = slow_trace
+from hybrid_retriever import SpladeEncoder
+vector = SpladeEncoder("splade-tiny", backend="onnx", onnx_cache_dir=sys.argv[1]).encode_query(
+    "bread and yeast"
+)
+print(json.dumps({"exported": len(made), "indices": vector.indices, "values": vector.values}))
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_exporting_at_once_leave_one_complete_copy(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", EXPORTING_PROCESS, str(tmp_path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [process.communicate(timeout=600) for process in processes]
+    for process, (_, err) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, err
+    first, second = (json.loads(out.strip().splitlines()[-1]) for out, _ in outputs)
+    assert first["exported"] + second["exported"] == 1  # the other waited, then reused it
+    assert (first["indices"], first["values"]) == (second["indices"], second["values"])
+    (folder,) = [p for p in tmp_path.iterdir() if not p.name.startswith(".")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", folder.name]  # no scratch
+    assert {p.name for p in folder.iterdir()} == {
+        "model.onnx",
+        "tokenizer.json",
+        "spec.json",
+        "manifest.json",
+    }
 
 
 def test_backend_values_and_choice(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -287,7 +345,8 @@ def test_models_onnx_cannot_export_fall_back_or_fail_clearly(tmp_path: Path) -> 
         SpladeEncoder("all-MiniLM-L6-v2", onnx_cache_dir=tmp_path).encode_query("x")
     with pytest.raises(ModelLoadError, match="not one the ONNX export handles"):
         SpladeEncoder("all-MiniLM-L6-v2", backend="onnx", onnx_cache_dir=tmp_path).encode_query("x")
-    assert list(tmp_path.iterdir()) == []  # nothing half-written left behind
+    # Nothing half-written left behind (the lock file, empty, stays).
+    assert [p.name for p in tmp_path.iterdir()] == [".lock"]
 
 
 class RecordingTokenizer:
@@ -333,3 +392,40 @@ def test_onnx_reads_only_the_head_of_a_long_text(
     else:
         assert top_terms(document) == top_terms(reference.encode_documents([long])[0])
         assert top_terms(query) == top_terms(reference.encode_query(long))
+
+
+def test_indexing_with_chunking_under_onnx_loads_no_pytorch_model(
+    dense_encoder: SentenceTransformerEncoder,
+    sparse_encoder: SpladeEncoder,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Chunks are sized with the export's tokenizer and limit: loading both PyTorch models
+    (seconds, hundreds of MB) just to read a token limit is what this guards against."""
+    import torch
+
+    from hybrid_retriever.cli import main
+    from hybrid_retriever.demo import demo_documents
+
+    # The session's encoders run ONNX from the default cache, as the command will.
+    assert dense_encoder.backend is EncoderBackend.ONNX_INT8
+    assert sparse_encoder.backend is EncoderBackend.ONNX_INT8
+    built: list[str] = []
+    init = torch.nn.Module.__init__
+
+    def counting(self: torch.nn.Module, *args: Any, **kwargs: Any) -> None:
+        built.append(type(self).__name__)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.Module, "__init__", counting)
+    monkeypatch.chdir(tmp_path)
+    source = tmp_path / "notes"
+    source.mkdir()
+    (source / "long.md").write_text(" ".join(d.page_content for d in demo_documents()) * 3)
+    (source / "short.txt").write_text("Yeast makes bread rise.")
+    command = ["index", str(source), "--collection", "notes", "--memory", "--no-progress"]
+    assert main(command) == 0
+    passages = int(capsys.readouterr().out.split("2 documents as ")[1].split()[0])
+    assert passages > 2  # long.md was chunked
+    assert built == []

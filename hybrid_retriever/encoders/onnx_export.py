@@ -9,30 +9,31 @@ model folder; no hub), with the pooling inside the graph, so that at run time on
   then ``log(1 + relu(x))`` (the bias after the maximum: exact, and it saves an
   addition per token and term).
 
-Each export lands in ``<cache>/<model>-<kind>[-int8]-<hash>/`` (``model.onnx``, the
-tokenizer and ``spec.json``), where the hash covers the model's files and this
-module's format version, so a changed model is exported again. It is written to a
-temporary folder and renamed into place: processes exporting at the same time
-leave one complete copy, never a half-written one.
+Each export lands in ``<cache>/<model>-<kind>[-int8]-<key>/`` (``model.onnx``, the
+tokenizer, ``spec.json`` and ``manifest.json``), where the key covers the model's files,
+this module's format version and the versions of the packages that make the export
+(torch, transformers, sentence-transformers, tokenizers, onnx, onnxruntime), so a
+changed model or toolchain is exported again. ``export_cache.py`` checks each export
+against its manifest before it is used and writes new ones atomically.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.metadata
 import json
 import logging
 import os
 import re
-import shutil
-import tempfile
-import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from hybrid_retriever.encoders.export_cache import CACHE_ENV as CACHE_ENV  # re-exported
+from hybrid_retriever.encoders.export_cache import cache_root, cached_export
 from hybrid_retriever.errors import InvalidParameterError, ModelLoadError
 from hybrid_retriever.model_catalog import not_found_hint, resolve_model
 
@@ -41,55 +42,49 @@ if TYPE_CHECKING:
 
 Kind = Literal["dense", "sparse"]
 
-#: Environment variable naming the cache folder (the ``onnx_cache_dir`` keyword wins).
-CACHE_ENV = "HYBRID_RETRIEVER_ONNX_CACHE"
-
-#: Bump when the exported graphs or ``spec.json`` change meaning: old exports are then
-#: left alone and new ones made.
-FORMAT_VERSION = 2
+#: Bump when the exported graphs, ``spec.json`` or the manifest change meaning: old
+#: exports are then left alone and new ones made.
+FORMAT_VERSION = 3
 
 SPEC_FILE = "spec.json"
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
+EXPORTED_FILES = (MODEL_FILE, TOKENIZER_FILE, SPEC_FILE)
+
+#: The packages whose versions can change an export (the traced graph, the int8
+#: quantisation, the saved tokenizer): part of the cache key.
+EXPORT_PACKAGES = (
+    "torch",
+    "transformers",
+    "sentence-transformers",
+    "tokenizers",
+    "onnx",
+    "onnxruntime",
+)
 
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-
-_EXPORT_LOCK = threading.Lock()
-
-
-def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Where exports live: ``cache_dir``, else ``$HYBRID_RETRIEVER_ONNX_CACHE``, else the
-    user's cache folder (``~/.cache/hybrid_retriever/onnx`` on Linux)."""
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser()
-    from_env = os.environ.get(CACHE_ENV)
-    if from_env:
-        return Path(from_env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("hybrid_retriever")) / "onnx"
 
 
 def exported_model(
     name: str, *, kind: Kind, int8: bool, cache_dir: str | os.PathLike[str] | None = None
 ) -> Path | None:
-    """The folder holding ``name``'s ONNX export (made now if missing).
+    """The folder holding ``name``'s ONNX export, checked whole (exported now if missing
+    or damaged; see ``export_cache.py``).
 
     None when the model's shape is not one this module can export (then PyTorch
     runs it); ``ModelLoadError`` when its files cannot be found.
     """
     source = model_folder(name, kind=kind)
-    digest = content_hash(source, kind=kind, int8=int8)
-    folder = cache_root(cache_dir) / f"{_safe(name)}-{kind}{'-int8' if int8 else ''}-{digest}"
-    if (folder / SPEC_FILE).is_file():
-        return folder
-    # One export at a time per process: loading models and tracing them share global
-    # state in transformers and torch (the retriever's first query loads both encoders
-    # at once, in two threads). Across processes the rename below decides.
-    with _EXPORT_LOCK:
-        if (folder / SPEC_FILE).is_file():
-            return folder
-        return _export(name, source, folder, kind=kind, int8=int8)
+    key = content_hash(source, kind=kind, int8=int8)
+    identity = {"format": FORMAT_VERSION, "kind": kind, "int8": int8, "key": key}
+    return cached_export(
+        cache_root(cache_dir),
+        f"{_safe(name)}-{kind}{'-int8' if int8 else ''}-{key}",
+        identity,
+        files=EXPORTED_FILES,
+        space_needed=_space_needed(source, int8=int8),
+        write=lambda scratch: _export(name, source, scratch, kind=kind, int8=int8),
+    )
 
 
 def model_folder(name: str, *, kind: Kind) -> Path:
@@ -113,14 +108,39 @@ def model_folder(name: str, *, kind: Kind) -> Path:
 
 
 def content_hash(folder: Path, *, kind: Kind, int8: bool) -> str:
-    """16 hex digits over every file of ``folder`` (names and bytes) and the export format.
+    """16 hex digits over every file of ``folder`` (names and bytes), the export format
+    and the versions of :data:`EXPORT_PACKAGES`.
 
     Remembered per process for as long as the files' sizes and times are unchanged:
     reading 90 MB of weights again for every encoder built would cost ~0.1 s each.
     """
     files = tuple(sorted(_files(folder)))
     stamps = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
-    return _hash_files(folder, files, stamps, f"{FORMAT_VERSION}:{kind}:{int8}")
+    versions = ",".join(f"{package}={_version(package)}" for package in EXPORT_PACKAGES)
+    return _hash_files(folder, files, stamps, f"{FORMAT_VERSION}:{kind}:{int8}:{versions}")
+
+
+def _version(package: str) -> str:
+    """``package``'s installed version, read from its metadata (nothing is imported).
+    ONNX Runtime also ships as onnxruntime-gpu and others: its module says."""
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        if package == "onnxruntime":
+            import onnxruntime
+
+            return str(onnxruntime.__version__)
+        return "none"
+
+
+def _space_needed(source: Path, *, int8: bool) -> int:
+    """Bytes an export writes, about: the fp32 graph holds the weights (the largest
+    weights file), int8 adds its quantised copy beside it for a moment."""
+    weights = max(
+        (p.stat().st_size for p in source.iterdir() if p.suffix in {".safetensors", ".bin"}),
+        default=0,
+    )
+    return int(weights * (1.5 if int8 else 1.0)) + (8 << 20)
 
 
 @functools.lru_cache(maxsize=64)
@@ -148,7 +168,9 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name or name).strip("_") or "model"
 
 
-def _export(name: str, source: Path, folder: Path, *, kind: Kind, int8: bool) -> Path | None:
+def _export(name: str, source: Path, scratch: Path, *, kind: Kind, int8: bool) -> bool:
+    """Write :data:`EXPORTED_FILES` into ``scratch``; False when the model's shape is not
+    one this module exports."""
     from hybrid_retriever.encoders.loading import load_sentence_transformers_model
 
     if kind == "dense":
@@ -158,32 +180,22 @@ def _export(name: str, source: Path, folder: Path, *, kind: Kind, int8: bool) ->
     model = load_sentence_transformers_model(model_class, str(source), kind=kind, device="cpu")
     module, spec = _dense_graph(model) if kind == "dense" else _sparse_graph(model)
     if module is None:
-        return None
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
-        _trace(module, model.tokenizer, scratch / MODEL_FILE)
-        if int8:
-            _quantize(scratch / MODEL_FILE)
-        model.tokenizer.backend_tokenizer.save(str(scratch / TOKENIZER_FILE))
-        spec.update(
-            format=FORMAT_VERSION,
-            kind=kind,
-            model=name,
-            int8=int8,
-            max_length=_max_length(model),
-            query_prompt=_prompt(model, ("query",)),
-            document_prompt=_prompt(model, ("document", "passage", "corpus")),
-        )
-        (scratch / SPEC_FILE).write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
-        try:
-            scratch.rename(folder)
-        except OSError:
-            if not (folder / SPEC_FILE).is_file():  # not a concurrent export that won
-                raise
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return folder
+        return False
+    _trace(module, model.tokenizer, scratch / MODEL_FILE)
+    if int8:
+        _quantize(scratch / MODEL_FILE)
+    model.tokenizer.backend_tokenizer.save(str(scratch / TOKENIZER_FILE))
+    spec.update(
+        format=FORMAT_VERSION,
+        kind=kind,
+        model=name,
+        int8=int8,
+        max_length=_max_length(model),
+        query_prompt=_prompt(model, ("query",)),
+        document_prompt=_prompt(model, ("document", "passage", "corpus")),
+    )
+    (scratch / SPEC_FILE).write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
+    return True
 
 
 def _max_length(model: Any) -> int:
@@ -249,7 +261,7 @@ def _sparse_graph(model: Any) -> tuple[torch.nn.Module | None, dict[str, Any]]:
     """A plain BERT masked-LM + SPLADE max pooling as one module; None otherwise."""
     import torch
 
-    from hybrid_retriever.encoders.splade import masked_lm_split
+    from hybrid_retriever.encoders.masked_lm import masked_lm_split
 
     split = masked_lm_split(model)
     if split is None:

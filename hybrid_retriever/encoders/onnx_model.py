@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from hybrid_retriever.encoders.backend import EncoderBackend, onnx_runtime_installed
 from hybrid_retriever.encoders.base import LazyModel
 from hybrid_retriever.encoders.budget import token_heads
+from hybrid_retriever.encoders.export_cache import read_checked
 from hybrid_retriever.encoders.onnx_export import (
     MODEL_FILE,
     SPEC_FILE,
@@ -64,14 +65,26 @@ class OnnxModel:
     """An exported model folder: tokenizer, spec and lazily made ONNX Runtime sessions."""
 
     def __init__(self, folder: Path) -> None:
+        """``folder`` was checked against its manifest (``export_cache.problem``); the
+        model's bytes are checked again as they are read, so what runs is what was
+        exported. Anything that still fails to load names the folder to delete."""
         from tokenizers import Tokenizer
 
         self.folder = folder
-        self.spec: dict[str, Any] = json.loads((folder / SPEC_FILE).read_text(encoding="utf-8"))
-        self.tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
-        self.tokenizer.no_padding()
-        self.tokenizer.enable_truncation(int(self.spec["max_length"]))
-        self._query_session = _session(folder / MODEL_FILE, threads=1, spinning=False)
+        try:
+            self.spec: dict[str, Any] = json.loads((folder / SPEC_FILE).read_text(encoding="utf-8"))
+            self.tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
+            self.tokenizer.no_padding()
+            self.tokenizer.enable_truncation(int(self.spec["max_length"]))
+            model = read_checked(folder, MODEL_FILE)
+            self._query_session = _session(model, threads=1, spinning=False)
+        except ModelLoadError:
+            raise
+        except Exception as exc:
+            raise ModelLoadError(
+                f"The ONNX export in {folder} cannot be loaded ({type(exc).__name__}: {exc}). "
+                "Delete that folder; the model is exported again on next use."
+            ) from exc
         self._input_names = [i.name for i in self._query_session.get_inputs()]
         self._document_session: onnxruntime.InferenceSession | None = None
         self._lock = threading.Lock()
@@ -148,7 +161,7 @@ class OnnxModel:
         with self._lock:
             if self._document_session is None:
                 self._document_session = _session(
-                    self.folder / MODEL_FILE, threads=_cores(), spinning=True
+                    read_checked(self.folder, MODEL_FILE), threads=_cores(), spinning=True
                 )
             return self._document_session
 
@@ -252,8 +265,19 @@ class TokenCounter:
         self._tokenizer.no_truncation()
         self._tokenizer.no_padding()
 
+        self._fast: Any = None
+
     def __call__(self, texts: Sequence[str], **_: Any) -> dict[str, list[list[int]]]:
         return {"input_ids": [e.ids for e in self._tokenizer.encode_batch(list(texts))]}
+
+    def fast_tokenizer(self) -> Any:
+        """The same tokenizer as a transformers ``PreTrainedTokenizerFast`` (character
+        offsets, special tokens), for ``chunking.py``: no PyTorch model is loaded for it."""
+        if self._fast is None:
+            from transformers import PreTrainedTokenizerFast
+
+            self._fast = PreTrainedTokenizerFast(tokenizer_object=self._tokenizer)  # type: ignore[no-untyped-call]
+        return self._fast
 
 
 def _padded(batch: Sequence[Any]) -> dict[str, np.ndarray]:
@@ -282,7 +306,7 @@ def _cores() -> int:
 
 
 def _session(
-    path: Path, *, threads: int, spinning: bool, spin_after_run: bool = False
+    model: Path | bytes, *, threads: int, spinning: bool, spin_after_run: bool = False
 ) -> onnxruntime.InferenceSession:
     """``spinning``: idle intra-op threads spin a moment before they sleep, which saves
     their wake-ups between a run's operators (``benchmarks/onnx_probes.py spinning``: 6-12%
@@ -303,4 +327,5 @@ def _session(
     if spinning and not spin_after_run:
         options.add_session_config_entry("session.force_spinning_stop", "1")
     options.log_severity_level = 3  # warnings about unused initializers are noise here
-    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    source = str(model) if isinstance(model, Path) else model
+    return onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])

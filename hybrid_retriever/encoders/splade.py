@@ -16,8 +16,7 @@ commutes with the maximum, so it is applied once per document, not once per toke
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from hybrid_retriever.encoders.backend import (
@@ -29,6 +28,7 @@ from hybrid_retriever.encoders.backend import (
 from hybrid_retriever.encoders.base import LazyModel, SparseEncoder
 from hybrid_retriever.encoders.budget import batch_size_within, token_heads
 from hybrid_retriever.encoders.loading import load_sentence_transformers_model
+from hybrid_retriever.encoders.masked_lm import MaskedLmSplit, masked_lm_split
 from hybrid_retriever.encoders.onnx_model import OnnxModel, OnnxSlot
 from hybrid_retriever.encoders.precision import (
     Precision,
@@ -259,73 +259,6 @@ class SpladeEncoder(SparseEncoder):
         else:
             tokens = self.model.tokenizer.convert_ids_to_tokens([vector.indices[i] for i in order])
         return [(str(token), vector.values[i]) for token, i in zip(tokens, order, strict=True)]
-
-
-@dataclass(frozen=True)
-class MaskedLmSplit:
-    """A SPLADE model cut just before its vocabulary projection.
-
-    ``hidden`` maps the tokenized features to the MLM head's transformed hidden
-    states [batch, tokens, hidden]; ``decoder`` is the hidden -> vocab projection
-    that :func:`splade_max_pool` runs in chunks; ``activation`` is the model's own
-    ``SpladePooling`` activation.
-    """
-
-    hidden: Callable[[Mapping[str, Any]], torch.Tensor]
-    decoder: torch.nn.Linear
-    activation: str
-
-
-def masked_lm_split(model: Any) -> MaskedLmSplit | None:
-    """Cut ``model`` for chunked pooling, or ``None`` when its shape is not the plain one.
-
-    The plain shape is what ``SparseEncoder("naver/splade-...")`` loads for BERT
-    checkpoints: a text ``Transformer`` running ``BertForMaskedLM.forward`` for its
-    logits, then ``SpladePooling`` with max pooling, and nothing else (no router,
-    no extra modules, no device map, no flash-attention unpadding, no distributed
-    inference). Anything else gets sentence-transformers' own path, which handles
-    every shape, including sum pooling (SPLADE v1).
-    """
-    from sentence_transformers.base.modules import Transformer
-    from sentence_transformers.sparse_encoder.modules import SpladePooling
-    from transformers import BertForMaskedLM
-
-    if len(model) != 2:
-        return None
-    transformer, pooling = model[0], model[1]
-    if not isinstance(transformer, Transformer) or not isinstance(pooling, SpladePooling):
-        return None
-    if pooling.pooling_strategy != "max" or pooling.activation_function not in _ACTIVATIONS:
-        return None
-    text_config = transformer.modality_config.get("text")
-    if (
-        set(transformer.modality_config) != {"text"}
-        or text_config is None
-        or text_config.get("method") != "forward"
-        or text_config.get("method_output_name") != "logits"
-        or getattr(transformer, "can_flatten_inputs", False)
-        or getattr(model, "_placement_is_delegated", False)
-        or getattr(model, "_distributed_inference", None) is not None
-    ):
-        return None
-    mlm = transformer.auto_model
-    if type(mlm) is not BertForMaskedLM:
-        return None
-    transform = mlm.cls.predictions.transform
-
-    def hidden(features: Mapping[str, Any]) -> torch.Tensor:
-        inputs = {key: features[key] for key in _BERT_INPUTS if key in features}
-        states = mlm.bert(**inputs, return_dict=True).last_hidden_state
-        result: torch.Tensor = transform(states)
-        return result
-
-    return MaskedLmSplit(
-        hidden=hidden, decoder=mlm.cls.predictions.decoder, activation=pooling.activation_function
-    )
-
-
-_ACTIVATIONS = ("relu", "log1p_relu")
-_BERT_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
 
 
 def splade_max_pool(

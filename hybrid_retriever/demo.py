@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from importlib import resources
 
 from langchain_core.documents import Document
 
+from hybrid_retriever.encoders.backend import EncoderBackend
 from hybrid_retriever.retriever import HybridRetriever
 
 DEFAULT_QUESTIONS = (
@@ -36,17 +37,22 @@ def demo_documents() -> Iterator[Document]:
         yield Document(id=record["id"], page_content=record["text"], metadata=record["metadata"])
 
 
-def describe_encoders(retriever: HybridRetriever) -> str:
-    """One line: each encoder's model and the runtime it runs in (``onnx-int8``, ``torch``, ...)."""
-    parts = []
-    for branch, encoder in (
-        ("dense", retriever.dense_encoder),
-        ("sparse", retriever.sparse_encoder),
-    ):
+def describe_encoders(encoders: Mapping[str, object]) -> str:
+    """Each encoder's model and the runtime it runs in (``onnx-int8``, ``torch``, ...),
+    with a warning when PyTorch stands in for the default, whose vectors differ."""
+    parts, torch = [], False
+    for branch, encoder in encoders.items():
         backend = getattr(encoder, "backend", None)  # custom encoders need not say
-        runtime = "its own runtime" if backend is None else str(backend.value)
-        parts.append(f"{branch} {encoder.name} on {runtime}")
-    return "Encoders: " + ", ".join(parts) + "."
+        torch = torch or backend is EncoderBackend.TORCH
+        runtime = "its own runtime" if backend is None else backend.value
+        parts.append(f"{branch} {getattr(encoder, 'name', type(encoder).__name__)} on {runtime}")
+    line = "Encoders: " + ", ".join(parts) + "."
+    if torch:
+        line += (
+            "\nPyTorch runs instead of the default, int8 ONNX Runtime (is onnxruntime "
+            "installed? pip install onnxruntime onnx): the scores differ from the README's."
+        )
+    return line
 
 
 def format_results(documents: Sequence[Document], *, width: int = 60) -> str:
@@ -80,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     retriever = HybridRetriever.from_documents(
         demo_documents(), collection_name="demo", show_progress=False, **location
     )
-    print(describe_encoders(retriever))
+    print(describe_encoders({"dense": retriever.dense_encoder, "sparse": retriever.sparse_encoder}))
     print(f"Indexed {retriever.count()} documents into collection 'demo'.\n")
     for question in args.questions or DEFAULT_QUESTIONS:
         print(f"Q: {question}")

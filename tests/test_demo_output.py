@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from hybrid_retriever.demo import main
+from hybrid_retriever.demo import describe_encoders, main
+from hybrid_retriever.encoders.dense import SentenceTransformerEncoder
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -67,3 +68,11 @@ def test_the_saved_demo_output_is_current(demo_output: str) -> None:
     assert normalised(SAVED.read_text(encoding="utf-8")) == normalised(demo_output), (
         "Regenerate it: python -m hybrid_retriever.demo > benchmarks/results/demo_output.txt"
     )
+
+
+def test_the_demo_warns_when_pytorch_stands_in_for_int8() -> None:
+    """Without onnxruntime the default falls back to PyTorch, whose scores differ from
+    the README's: the demo says so instead of printing them as if nothing changed."""
+    line = describe_encoders({"dense": SentenceTransformerEncoder(backend="torch")})
+    assert line.startswith("Encoders: dense all-MiniLM-L6-v2 on torch.")
+    assert "pip install onnxruntime onnx" in line

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # How long a fresh machine takes: clone this repo's HEAD into a new folder (so no .venv),
-# with pip's cache off, then time `bash scripts/demo.sh` to its first answer ("demo"), or
-# the test command's install step, `bash scripts/setup.sh dev`, without the suite ("test").
+# with pip's cache off and an empty ONNX export cache (so both encoders are exported and
+# quantised, as on a new machine), then time `bash scripts/demo.sh` to its first answer
+# ("demo"; it also checks that the demo ran the default, int8 ONNX), or the test command's
+# install step, `bash scripts/setup.sh dev`, without the suite ("test").
 # Not part of CI. Usage: bash benchmarks/fresh_setup.sh demo|test [folder]
 set -euo pipefail
 what=${1:?usage: bash benchmarks/fresh_setup.sh demo|test [folder]}
@@ -10,6 +12,9 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 git clone -q "$repo" "$folder"
 cd "$folder"
 export PIP_NO_CACHE_DIR=1
+HYBRID_RETRIEVER_ONNX_CACHE=$(mktemp -d)
+export HYBRID_RETRIEVER_ONNX_CACHE
+log=$(mktemp)  # the demo's output, checked for its backend
 echo "fresh clone of $(git rev-parse --short HEAD) in $folder; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 start=$(date +%s.%N)
 elapsed() { echo "$(date +%s.%N) - $start" | bc; }
@@ -21,7 +26,14 @@ case "$what" in
                 printf 'first answer after %.0f s\n' "$(elapsed)"
             fi
             printf '%s\n' "$line"
-        done | grep -v "is ignored: it is neither"
+        done | grep -v "is ignored: it is neither" | tee "$log"
+        if grep -q "^Encoders: dense .* on onnx-int8, sparse .* on onnx-int8\.$" \
+            "$log"; then
+            echo "backend: int8 ONNX for both encoders"
+        else
+            echo "backend: NOT the default int8 ONNX (see the Encoders line above)" >&2
+            exit 1
+        fi
         ;;
     test)
         bash scripts/setup.sh dev

@@ -3,27 +3,30 @@
     python -m hybrid_retriever.demo              # in memory
     python -m hybrid_retriever.demo --path ./qdrant_demo "my own question"
 
-Each result shows the fused score and, per branch, the rank and raw score,
-so you can see why a document ranked where it did.
+The first line says which runtime each encoder runs (``onnx-int8``, the default, wherever
+onnxruntime is installed), since the vectors, and so the scores below, depend on it.
+Each result shows the fused score and, per branch, the rank and raw score, so you can
+see why a document ranked where it did. The README's quickstart shows this module's
+output for its default questions (``tests/test_demo_output.py`` keeps them equal).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from importlib import resources
 
 from langchain_core.documents import Document
 
+from hybrid_retriever.encoders.backend import EncoderBackend
 from hybrid_retriever.retriever import HybridRetriever
 
 DEFAULT_QUESTIONS = (
     "what causes type 2 diabetes?",
-    "how do you find planets around other stars",
-    "why does bread dough rise",
     "combining keyword and vector search results",
 )
+"""Two questions: one both branches agree on, one where fusion reorders them."""
 
 
 def demo_documents() -> Iterator[Document]:
@@ -32,6 +35,24 @@ def demo_documents() -> Iterator[Document]:
     for line in text.splitlines():
         record = json.loads(line)
         yield Document(id=record["id"], page_content=record["text"], metadata=record["metadata"])
+
+
+def describe_encoders(encoders: Mapping[str, object]) -> str:
+    """Each encoder's model and the runtime it runs in (``onnx-int8``, ``torch``, ...),
+    with a warning when PyTorch stands in for the default, whose vectors differ."""
+    parts, torch = [], False
+    for branch, encoder in encoders.items():
+        backend = getattr(encoder, "backend", None)  # custom encoders need not say
+        torch = torch or backend is EncoderBackend.TORCH
+        runtime = "its own runtime" if backend is None else backend.value
+        parts.append(f"{branch} {getattr(encoder, 'name', type(encoder).__name__)} on {runtime}")
+    line = "Encoders: " + ", ".join(parts) + "."
+    if torch:
+        line += (
+            "\nPyTorch runs instead of the default, int8 ONNX Runtime (is onnxruntime "
+            "installed? pip install onnxruntime onnx): the scores differ from the README's."
+        )
+    return line
 
 
 def format_results(documents: Sequence[Document], *, width: int = 60) -> str:
@@ -65,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     retriever = HybridRetriever.from_documents(
         demo_documents(), collection_name="demo", show_progress=False, **location
     )
+    print(describe_encoders({"dense": retriever.dense_encoder, "sparse": retriever.sparse_encoder}))
     print(f"Indexed {retriever.count()} documents into collection 'demo'.\n")
     for question in args.questions or DEFAULT_QUESTIONS:
         print(f"Q: {question}")

@@ -2,11 +2,14 @@
 
 Each notebook is executed in a fresh kernel by nbclient, in memory (the files on disk,
 with the outputs of a full run, are left alone), with ``HYBRID_NOTEBOOK_SMALL=1``.
+The saved notebooks are checked too: they depend on no data outside the package, and
+the quickstart's saved run is the fast default one, under the default backend.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from pathlib import Path
 
 import nbformat
@@ -24,6 +27,7 @@ def execute(name: str, monkeypatch: pytest.MonkeyPatch) -> nbformat.NotebookNode
     """Run a notebook in a fresh kernel from its own folder; raise on the first error."""
     monkeypatch.setenv("HYBRID_NOTEBOOK_SMALL", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("HYBRID_BEIR_FOLDER", raising=False)  # the default data: no BEIR
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
     client = NotebookClient(
         notebook,
@@ -89,6 +93,49 @@ def test_quickstart(monkeypatch: pytest.MonkeyPatch) -> None:
     # ainvoke and asyncio.gather found the right documents.
     assert "hist-01 - The printing press" in text
     assert re.search(r"how long is a marathon\s+-> sport-01", text)
+    # Both encoders run the default backend, int8 ONNX.
+    assert re.search(r"dense: \S+ on onnx-int8\n\s*sparse: \S+ on onnx-int8", text), text[:2000]
+    # The notebook's own text files are indexed, and a filter finds only them.
+    mine = text_of(notebook, "filter=my_files_only")
+    rows = re.findall(r"^\d+\s+(\S+)\s+\d\.\d+", mine, flags=re.MULTILINE)
+    assert rows and all(doc_id.endswith(".txt") for doc_id in rows), rows
+    assert rows[0] == "offsite.txt"
+    # Reopened from its folder with every document; a deleted one is gone.
+    indexed = int(re.search(r"Indexed (\d+) documents", text).group(1))
+    assert f"Reopened 'quickstart': {indexed} documents (indexed {indexed})" in text
+    assert f"before: ['bike.txt'] {indexed}\nafter:  [] {indexed - 1}" in text
+    after_delete = text_of(notebook, "reopened.delete(")
+    assert "bike.txt" not in after_delete.split("after:", 1)[1]
+
+
+def test_no_notebook_depends_on_this_repository_s_data() -> None:
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        notebook = nbformat.read(path, as_version=4)
+        for cell in notebook.cells:
+            assert "shared/data" not in cell.source, (path.name, cell.source[:200])
+
+
+def test_the_quickstart_names_the_default_fusion_convex() -> None:
+    notebook = nbformat.read(NOTEBOOKS / "01_quickstart.ipynb", as_version=4)
+    prose = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "markdown")
+    assert "*convex* fusion" in prose
+    # "adaptive" is another method, which the notebook may name, but never as the default
+    # (as two of its cells once did).
+    sentences = re.split(r"(?<=[.;:])\s+|\n", prose)
+    assert not [s for s in sentences if "adaptive" in s and "default" in s]
+
+
+def test_the_saved_quickstart_is_the_fast_default_run() -> None:
+    """Its saved outputs come from the default settings: within 90 s (cell execution
+    times, as nbclient recorded them), with both encoders under int8 ONNX."""
+    notebook = nbformat.read(NOTEBOOKS / "01_quickstart.ipynb", as_version=4)
+    cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    started = datetime.fromisoformat(cells[0].metadata["execution"]["iopub.execute_input"])
+    ended = datetime.fromisoformat(cells[-1].metadata["execution"]["shell.execute_reply"])
+    assert (ended - started).total_seconds() <= 90
+    text = text_of(notebook)
+    assert re.search(r"dense: \S+ on onnx-int8\n\s*sparse: \S+ on onnx-int8", text)
+    assert "Counter({'demo': 36})" in text  # no BEIR corpus in the default run
 
 
 def test_rag_chain(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,4 @@
-"""The package's exception types.
+"""The package's exception and warning types.
 
 Every error the package raises on purpose derives from ``HybridRetrieverError``,
 so callers can catch one type. Messages say what is wrong and how to fix it.
@@ -46,3 +46,24 @@ class ModelLoadError(HybridRetrieverError):
 
 class StorageError(HybridRetrieverError):
     """The storage backend could not be reached or refused an operation."""
+
+
+class HybridRetrieverWarning(UserWarning):
+    """Base class of every warning hybrid_retriever gives: one type to filter or to log."""
+
+
+class ModelRecordWarning(HybridRetrieverWarning):
+    """A collection's models could not be checked (no record), or were let through by
+    ``allow_model_mismatch=True``."""
+
+
+class TruncationWarning(HybridRetrieverWarning):
+    """Some indexed documents were longer than an encoder reads, and were cut."""
+
+
+class StoredCalibrationWarning(HybridRetrieverWarning):
+    """A collection carries branch weights from the removed calibration, now ignored."""
+
+
+class ModelCacheWarning(HybridRetrieverWarning):
+    """The ONNX export cache could not be used as is (unwritable, full, or damaged)."""

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hybrid_retriever.collection import CollectionSpec, Distance
-from hybrid_retriever.errors import CollectionMismatchError, StorageError
+from hybrid_retriever.errors import CollectionMismatchError, ModelRecordWarning, StorageError
 from hybrid_retriever.vectors import SparseVector
 
 if TYPE_CHECKING:
@@ -63,11 +63,6 @@ OVERRIDE_HINT = (
     "models; or, if you know their vectors are interchangeable, pass "
     "allow_model_mismatch=True."
 )
-
-
-class ModelRecordWarning(UserWarning):
-    """A collection's models could not be checked (no record), or were let through by
-    ``allow_model_mismatch=True``."""
 
 
 @dataclass

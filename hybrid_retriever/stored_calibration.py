@@ -17,16 +17,13 @@ import json
 import warnings
 from typing import Any
 
+from hybrid_retriever.errors import StoredCalibrationWarning  # re-exported
 from hybrid_retriever.storage.base import StorageBackend
 
 STORED_KEY = "hybrid_retriever.calibration"
 """Where the calibration was stored in a collection's metadata."""
 EDGE_METADATA_FILE = "hybrid_retriever.json"
 """Edge has no collection metadata; the calibration was in this file beside the shard's."""
-
-
-class StoredCalibrationWarning(UserWarning):
-    """A collection carries branch weights from the removed calibration, now ignored."""
 
 
 def stored_calibration(storage: StorageBackend, collection: str) -> tuple[dict[str, Any], str]:

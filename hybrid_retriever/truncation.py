@@ -17,6 +17,7 @@ from typing import Any
 
 from hybrid_retriever.advice import advise
 from hybrid_retriever.encoders.budget import token_heads
+from hybrid_retriever.errors import TruncationWarning  # re-exported
 
 SPLITTER_HINT = (
     "Split long documents before indexing with hybrid_retriever.HybridTextSplitter, which "
@@ -121,7 +122,3 @@ class TruncationTally:
         text = self.message()
         if text is not None:
             warnings.warn(text, TruncationWarning, stacklevel=stacklevel)
-
-
-class TruncationWarning(UserWarning):
-    """Some indexed documents were longer than an encoder reads, and were cut."""

@@ -18,13 +18,16 @@ def test_all_is_pinned() -> None:
         "FusionMethod",
         "HybridRetriever",
         "HybridRetrieverError",
+        "HybridRetrieverWarning",
         "HybridTextSplitter",
         "HybridVectorStore",
         "InvalidDocumentError",
         "InvalidParameterError",
         "InvalidQueryError",
         "LangChainEmbeddingsEncoder",
+        "ModelCacheWarning",
         "ModelLoadError",
+        "ModelRecordWarning",
         "Precision",
         "QdrantClientStorage",
         "SentenceTransformerEncoder",
@@ -33,6 +36,8 @@ def test_all_is_pinned() -> None:
         "SpladeEncoder",
         "StorageBackend",
         "StorageError",
+        "StoredCalibrationWarning",
+        "TruncationWarning",
     ]
     for name in hybrid_retriever.__all__:
         assert hasattr(hybrid_retriever, name)
@@ -53,5 +58,7 @@ def test_import_does_not_load_heavy_modules() -> None:
 def test_errors_share_one_base() -> None:
     for name in hybrid_retriever.__all__:
         obj = getattr(hybrid_retriever, name)
-        if isinstance(obj, type) and issubclass(obj, Exception):
-            assert issubclass(obj, hybrid_retriever.HybridRetrieverError)
+        if isinstance(obj, type) and issubclass(obj, Warning):
+            assert issubclass(obj, hybrid_retriever.HybridRetrieverWarning), name
+        elif isinstance(obj, type) and issubclass(obj, Exception):
+            assert issubclass(obj, hybrid_retriever.HybridRetrieverError), name

@@ -45,7 +45,7 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-from hybrid_retriever.errors import ModelLoadError
+from hybrid_retriever.errors import ModelCacheWarning, ModelLoadError
 
 #: Environment variable naming the cache folder (the ``onnx_cache_dir`` keyword wins).
 CACHE_ENV = "HYBRID_RETRIEVER_ONNX_CACHE"
@@ -81,10 +81,6 @@ _VERIFIED: dict[Path, tuple[tuple[str, int, int, int], ...]] = {}
 
 #: Cache folder -> the private folder this process exports into instead.
 _FALLBACKS: dict[Path, Path] = {}
-
-
-class ModelCacheWarning(UserWarning):
-    """The ONNX export cache could not be used as is (unwritable, full, or damaged)."""
 
 
 class CacheUnwritable(Exception):

@@ -73,7 +73,7 @@ def splits(folder: Path) -> list[str]:
     return sorted(p.stem for p in (folder / "qrels").glob("*.tsv"))
 
 
-# -- the old default: known-item calibration (removed from the library; see the README) ---------
+# -- the old default: known-item calibration (removed from the library; see docs/fusion.md) -------
 
 KNOWN_ITEM_SAMPLE = 200
 SENTENCE_WORDS = (6, 30)

@@ -20,7 +20,7 @@ RSS. Each system runs in its own subprocess, so peak RSS is its own. Not part of
     python benchmarks/peers.py --limit-queries 30        # a quick check on a subset
 
 Writes ``benchmarks/results/peers.json`` and ``peers.md`` (``--out-dir`` to change);
-``python benchmarks/update_readme.py`` then puts the table into the README.
+``python benchmarks/update_readme.py`` then puts the table into docs/peers.md.
 Needs ``pip install -e ".[peers]"``.
 """
 

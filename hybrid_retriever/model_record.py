@@ -19,7 +19,7 @@ scores depend on vector lengths (the sparse dot product; dense ``Dot``, ``Euclid
 ``Manhattan``), lengths must agree within :data:`MAX_NORM_CHANGE` too.
 
 The runtime (backend and precision) is recorded and named in messages but does not
-decide by itself: int8 and fp32 vectors of one model are interchangeable (README
+decide by itself: int8 and fp32 vectors of one model are interchangeable (docs/speed.md
 "Speed"), and the probes catch any runtime that moves vectors further than that.
 
 The check runs once per retriever (and once per write call, before anything is

@@ -5,7 +5,7 @@ branch weights on each collection after indexing ("known-item calibration") and 
 them with it: on Qdrant Edge in ``<path>/<collection>/hybrid_retriever.json``, elsewhere
 in the collection's metadata, under :data:`STORED_KEY`. Searches without weights fused
 adaptively with those weights. The calibration was removed because it ranked worse than
-equal weights on every real corpus measured (see the README's fusion section); such a
+equal weights on every real corpus measured (see docs/fusion.md); such a
 collection now opens and searches with the default fusion, so its rankings differ from
 before. That is right, but must not happen without a word: the first search warns
 once, with the arguments that rank as before.

@@ -1,4 +1,4 @@
-"""A real Qdrant server or cluster: run with QDRANT_URL set (see README, "Server tests").
+"""A real Qdrant server or cluster: run with QDRANT_URL set (see docs/storage.md, "Server tests").
 
     docker run -d -p 6333:6333 -p 6334:6334 qdrant/qdrant
     QDRANT_URL=http://localhost:6333 bash scripts/test.sh tests/test_server.py

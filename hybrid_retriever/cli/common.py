@@ -125,13 +125,13 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         "--precision",
         choices=[p.value for p in Precision],
         help="encoder precision (default: auto = int8 under ONNX Runtime, bf16 documents "
-        "where the hardware has it under PyTorch; fp32 = the reference; README 'Speed')",
+        "where the hardware has it under PyTorch; fp32 = the reference; docs/speed.md)",
     )
     group.add_argument(
         "--backend",
         choices=[b.value for b in EncoderBackend],
         help="encoder runtime (default: auto = ONNX Runtime int8 where installed, else "
-        "PyTorch; onnx = ONNX Runtime fp32; README 'Speed')",
+        "PyTorch; onnx = ONNX Runtime fp32; docs/speed.md)",
     )
     group.add_argument(
         "--device", metavar="DEVICE", help="cpu, cuda, cuda:N or mps (default: picked by torch)"

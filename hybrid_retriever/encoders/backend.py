@@ -3,11 +3,11 @@
 ONNX Runtime runs the model without PyTorch's per-operator dispatch, and its int8
 matrix products read a quarter of the weights: one short query encodes in about a
 third of PyTorch's time on this project's 2-core machine, and documents about twice
-as fast (README "Speed", ``benchmarks/query_profile.py``). ``AUTO`` takes int8
+as fast (docs/speed.md, ``benchmarks/query_profile.py``). ``AUTO`` takes int8
 wherever ``onnxruntime`` is installed (every install: it is a dependency); PyTorch stays
 the fallback.
 
-int8 costs no quality over the whole suite (README "Speed": hybrid nDCG@10 per corpus
+int8 costs no quality over the whole suite (docs/speed.md: hybrid nDCG@10 per corpus
 from -0.002 to +0.011 of fp32's, the mean +0.0025), and it is portable: the weights are
 quantised so that no integer kernel can overflow (``onnx_export._quantize``), so every
 CPU family computes the same integer products. Measured: bit-identical vectors on an
@@ -47,7 +47,7 @@ class EncoderBackend(str, Enum):
     """ONNX Runtime, fp32, on the CPU: the same vectors as PyTorch fp32 up to rounding."""
     ONNX_INT8 = "onnx-int8"
     """ONNX Runtime with int8 weights and activations (dynamic quantisation): the
-    default's runtime. Dense cosines to fp32 of 0.99 and over; README "Speed" has its
+    default's runtime. Dense cosines to fp32 of 0.99 and over; docs/speed.md has its
     quality over the suite."""
 
 

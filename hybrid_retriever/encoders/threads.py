@@ -38,7 +38,7 @@ Second = TypeVar("Second")
 #: bf16). A query encoded alone fixes the shape, the machine fixes the instruction set, and
 #: this fixes the rest, so invoke, batch, a cache miss, async and the CLI all get the same
 #: vector. One thread: a short query's products are too small to gain from a second
-#: (README, "Same results on every CPU", has the timings).
+#: (docs/speed.md, "Same results on every CPU", has the timings).
 QUERY_TORCH_THREADS = 1
 
 

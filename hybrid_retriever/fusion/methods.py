@@ -36,7 +36,7 @@ class FusionMethod(str, Enum):
 DEFAULT_FUSION = FusionMethod.CONVEX
 """The method a retriever uses when the caller names none, with :func:`default_weights`.
 Chosen by ``benchmarks/fusion_study.py`` over six real corpora, by the best worst case
-across corpora, each corpus also left out in turn (see the README)."""
+across corpora, each corpus also left out in turn (see docs/fusion.md)."""
 
 
 def default_weights(

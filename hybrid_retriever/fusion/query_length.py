@@ -1,7 +1,7 @@
 """The default branch weights: the dense share of a convex fusion grows with the query's length.
 
 Our design, chosen with ``benchmarks/fusion_study.py`` over six real corpora (see the
-README's fusion section). Per query, with ``n`` its number of words::
+docs/fusion.md). Per query, with ``n`` its number of words::
 
     dense  = clip(base + slope * log2(n / pivot_words), floor, ceiling)
     sparse = 1 - dense

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_runner import ENV, Ran, finish, ok, one_line_error, run, start
 from qdrant_client.http import models
 
 from hybrid_retriever.cli import build_parser, describe, main
@@ -29,9 +28,6 @@ from hybrid_retriever.cli.evaluate import collection_name, select_runs
 from hybrid_retriever.cli.filters import parse_filters
 from hybrid_retriever.demo import demo_documents
 from hybrid_retriever.errors import InvalidDocumentError, InvalidParameterError
-
-CLI = [sys.executable, "-m", "hybrid_retriever.cli"]
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 CORPUS = [
     ("d1", "Bread", "Yeast ferments sugars in bread dough and releases carbon dioxide."),
@@ -74,38 +70,6 @@ def write_beir(folder: Path, qrels: Sequence[tuple[str, str, int]] = QRELS) -> P
     rows = "".join(f"{q}\t{d}\t{s}\n" for q, d, s in qrels)
     (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + rows)
     return folder
-
-
-@dataclass
-class Ran:
-    args: list[str]
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def start(*args: str | Path, cwd: Path) -> tuple[list[str], subprocess.Popen[str]]:
-    """Start the command in ``cwd``, so that a default ./qdrant_data lands there."""
-    argv = [str(a) for a in args]
-    process = subprocess.Popen(
-        [*CLI, *argv],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=ENV,
-        cwd=cwd,
-    )
-    return argv, process
-
-
-def finish(started: tuple[list[str], subprocess.Popen[str]]) -> Ran:
-    argv, process = started
-    stdout, stderr = process.communicate(timeout=300)
-    return Ran(argv, process.returncode, stdout, stderr)
-
-
-def run(*args: str | Path, cwd: Path) -> Ran:
-    return finish(start(*args, cwd=cwd))
 
 
 @pytest.fixture(scope="module")
@@ -206,21 +170,6 @@ def report(flow: dict[str, Ran], work: Path) -> dict[str, Any]:
     ok(flow["eval"])
     loaded: dict[str, Any] = json.loads((work / "out" / "toy.json").read_text())
     return loaded
-
-
-def ok(ran: Ran) -> Ran:
-    assert ran.returncode == 0, f"{ran.args} failed:\n{ran.stderr}"
-    assert "Traceback" not in ran.stderr
-    return ran
-
-
-def one_line_error(ran: Ran) -> str:
-    assert ran.returncode == 1, (ran.args, ran.stdout, ran.stderr)
-    assert "Traceback" not in ran.stderr
-    lines = ran.stderr.strip().splitlines()
-    assert len(lines) == 1, ran.stderr
-    assert lines[0].startswith("hybrid-retriever: error: ")
-    return lines[0]
 
 
 # -- the main flow -------------------------------------------------------------------------------

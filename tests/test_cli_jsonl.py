@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,11 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_runner import Ran, ok, one_line_error, run
 
 from hybrid_retriever.errors import DuplicateIdError, InvalidDocumentError
 from hybrid_retriever.sources import DOC_ID_KEY, FOLDER_KEY, SOURCE_KEY, Rejected, open_source
-
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 # One bad line of each kind, and what its reason says.
 BAD_LINES: dict[str, tuple[bytes, str]] = {
@@ -186,40 +182,6 @@ def test_a_folder_of_text_files_carries_source_and_folder(tmp_path: Path) -> Non
 # -- the command as users run it -----------------------------------------------------------------
 
 LONG = " ".join(f"Sentence {i} about baking bread." for i in range(300))  # chunked: long#0...
-
-
-@dataclass
-class Ran:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def run(*args: str | Path, cwd: Path) -> Ran:
-    done = subprocess.run(
-        [sys.executable, "-m", "hybrid_retriever.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        cwd=cwd,
-        timeout=600,
-        check=False,
-    )
-    return Ran(done.returncode, done.stdout, done.stderr)
-
-
-def ok(ran: Ran) -> Ran:
-    assert ran.returncode == 0, ran.stderr
-    assert "Traceback" not in ran.stderr
-    return ran
-
-
-def one_line_error(ran: Ran) -> str:
-    assert ran.returncode == 1, (ran.stdout, ran.stderr)
-    lines = ran.stderr.strip().splitlines()
-    assert len(lines) == 1, ran.stderr
-    assert lines[0].startswith("hybrid-retriever: error: ")
-    return lines[0]
 
 
 @dataclass

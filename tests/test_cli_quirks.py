@@ -5,56 +5,18 @@ they met. The quirks themselves are in tests/data/quirks (see its README.md)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_runner import Ran, ok, one_line_error, run
 
 from hybrid_retriever.evaluation import load_beir, score_queries
 from hybrid_retriever.quirks import QuirkKind
 
 QUIRKS = Path(__file__).parent / "data" / "quirks"
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-
-
-@dataclass
-class Ran:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def run(*args: str | Path, cwd: Path) -> Ran:
-    done = subprocess.run(
-        [sys.executable, "-m", "hybrid_retriever.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        cwd=cwd,
-        timeout=600,
-        check=False,
-    )
-    return Ran(done.returncode, done.stdout, done.stderr)
-
-
-def ok(ran: Ran) -> Ran:
-    assert ran.returncode == 0, ran.stderr
-    assert "Traceback" not in ran.stderr
-    return ran
-
-
-def one_line_error(ran: Ran) -> str:
-    assert ran.returncode == 1, (ran.stdout, ran.stderr)
-    lines = ran.stderr.strip().splitlines()
-    assert len(lines) == 1, ran.stderr
-    assert lines[0].startswith("hybrid-retriever: error: ")
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -169,16 +169,20 @@ class EdgeStorage(StorageBackend):
             EdgeShard,
             EdgeSparseVectorParams,
             EdgeVectorParams,
+            Modifier,
         )
 
         folder = self._folder(spec.name)
+        sparse_vectors = {spec.sparse_vector_name: EdgeSparseVectorParams()}
+        if spec.bm25_vector_name is not None:  # BM25: the engine supplies the IDF
+            sparse_vectors[spec.bm25_vector_name] = EdgeSparseVectorParams(modifier=Modifier.Idf)
         config = EdgeConfig(
             vectors={
                 spec.dense_vector_name: EdgeVectorParams(
                     size=spec.dense_size, distance=getattr(EdgeDistance, spec.distance.value)
                 )
             },
-            sparse_vectors={spec.sparse_vector_name: EdgeSparseVectorParams()},
+            sparse_vectors=sparse_vectors,
         )
         with self._lock:
             if (folder / CONFIG_FILE).is_file():

@@ -371,6 +371,11 @@ def _collection_config(spec: CollectionSpec, cluster: ClusterOptions) -> dict[st
         if cluster.on_disk_vectors is not None
         else None
     )
+    sparse_vectors = {spec.sparse_vector_name: models.SparseVectorParams(index=sparse_index)}
+    if spec.bm25_vector_name is not None:  # BM25: the engine supplies the IDF
+        sparse_vectors[spec.bm25_vector_name] = models.SparseVectorParams(
+            index=sparse_index, modifier=models.Modifier.IDF
+        )
     return {
         "vectors_config": {
             spec.dense_vector_name: models.VectorParams(
@@ -379,9 +384,7 @@ def _collection_config(spec: CollectionSpec, cluster: ClusterOptions) -> dict[st
                 on_disk=cluster.on_disk_vectors,
             )
         },
-        "sparse_vectors_config": {
-            spec.sparse_vector_name: models.SparseVectorParams(index=sparse_index)
-        },
+        "sparse_vectors_config": sparse_vectors,
         "shard_number": cluster.shard_number,
         "replication_factor": cluster.replication_factor,
         "write_consistency_factor": cluster.write_consistency_factor,

@@ -241,3 +241,63 @@ def test_fusion_config_takes_bm25() -> None:
     query = "a short query"
     expected = fuse(rankings, weights=query_length_weights(query, branches=ALL_BRANCHES))
     assert FusionConfig().fuse(rankings, query=query) == expected
+
+
+# -- collections written before BM25 ------------------------------------------------------
+
+
+def test_qdrant_cannot_add_a_vector_to_an_existing_collection() -> None:
+    """Why copy_with_bm25 copies: the engine refuses a new named vector (if a later
+    qdrant-client allows it, this fails and the copy can become an update)."""
+    from qdrant_client import QdrantClient, models
+
+    client = QdrantClient(":memory:")
+    client.create_collection(
+        "old", vectors_config={}, sparse_vectors_config={"sparse": models.SparseVectorParams()}
+    )
+    with pytest.raises(ValueError, match="bm25 does not exist"):
+        client.update_collection(
+            "old",
+            sparse_vectors_config={"bm25": models.SparseVectorParams(modifier=models.Modifier.IDF)},
+        )
+
+
+def test_copy_with_bm25_adds_the_branch_without_re_encoding(
+    build: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hybrid_retriever.add_bm25 import copy_with_bm25
+
+    source = build()
+    index(source)
+    before = source.invoke(QUERY, k=5)
+
+    def no_model(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a model ran during the copy")
+
+    monkeypatch.setattr(source.dense_encoder, "encode_documents", no_model)
+    monkeypatch.setattr(source.sparse_encoder, "encode_documents", no_model)
+    copy = copy_with_bm25(source, "garden-bm25", show_progress=False)
+    monkeypatch.undo()
+
+    assert copy.count() == source.count() == len(TEXTS)
+    assert ids(copy.invoke(QUERY, k=5, branches=[DENSE, BM25]))[0] == "answer"
+    # The stored dense and SPLADE vectors came across: the two model branches rank alike.
+    same = copy.invoke(QUERY, k=5, branches=[DENSE, SPARSE])
+    assert [(d.id, d.metadata["_ranks"]) for d in same] == [
+        (d.id, d.metadata["_ranks"]) for d in before
+    ]
+    for a, b in zip(same, before, strict=True):
+        assert a.metadata["_score"] == pytest.approx(b.metadata["_score"], abs=1e-6)
+        assert a.page_content == b.page_content and a.metadata["_id"] == b.metadata["_id"]
+    # The old collection is as it was; the copy reopens with BM25 and its identity recorded.
+    layout = source.storage.get_layout("garden")
+    assert layout is not None and set(layout.sparse) == {SPARSE}
+    reopened = build(bm25_encoder=True, collection_name="garden-bm25")
+    assert ids(reopened.invoke(QUERY, k=1, branches=["bm25"])) == ["answer"]
+    with pytest.raises(CollectionMismatchError, match="k1"):
+        build(bm25_encoder=Bm25Encoder(k1=2.0), collection_name="garden-bm25").invoke(QUERY)
+    # Running it again (as after a crash) overwrites, never duplicates.
+    again = copy_with_bm25(source, "garden-bm25", show_progress=False)
+    assert again.count() == len(TEXTS)
+    with pytest.raises(InvalidParameterError, match="new collection_name"):
+        copy_with_bm25(source, "garden")

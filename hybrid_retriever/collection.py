@@ -108,6 +108,24 @@ def check_layout(spec: CollectionSpec, layout: CollectionLayout, *, encoder_name
         )
 
 
+def check_writable(spec: CollectionSpec, layout: CollectionLayout) -> None:
+    """Before a write: refuse to leave a BM25 vector of the collection empty. A retriever
+    without ``bm25_encoder`` may search a three-branch collection, but documents it wrote
+    would lack their BM25 vector and be silently missing from that branch."""
+    unfilled = [
+        name
+        for name, info in layout.sparse.items()
+        if info.idf_modifier and name not in (spec.sparse_vector_name, spec.bm25_vector_name)
+    ]
+    if unfilled:
+        raise CollectionMismatchError(
+            f"Collection {spec.name!r} has a BM25 vector {unfilled[0]!r} that this retriever "
+            "does not write, so the documents it adds would be missing from BM25 results. "
+            "Nothing was written. Open it with bm25_encoder=True (and bm25_vector_name= if "
+            "the vector has another name)."
+        )
+
+
 def _bm25_problems(spec: CollectionSpec, layout: CollectionLayout) -> list[str]:
     if spec.bm25_vector_name is None:
         return []

@@ -19,7 +19,7 @@ from typing import Any
 
 from langchain_core.documents import Document
 
-from hybrid_retriever.collection import CollectionSpec, check_layout
+from hybrid_retriever.collection import CollectionSpec, check_layout, check_writable
 from hybrid_retriever.documents import PreparedDocument, prepare_document
 from hybrid_retriever.encoders.base import DenseEncoder, SparseEncoder
 from hybrid_retriever.encoders.bm25 import Bm25Encoder
@@ -220,6 +220,7 @@ class Indexer:
                 return
         if layout is not None:
             check_layout(self.spec, layout, encoder_name=self.dense_encoder.name)
+            check_writable(self.spec, layout)
             check_models(
                 self.storage,
                 self.spec,
@@ -249,6 +250,7 @@ class Indexer:
                 return
         if layout is not None:
             check_layout(self.spec, layout, encoder_name=self.dense_encoder.name)
+            check_writable(self.spec, layout)
             await acheck_models(
                 self.storage,
                 self.spec,

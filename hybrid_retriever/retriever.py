@@ -133,11 +133,11 @@ class HybridRetriever(BaseRetriever):
     rrf_k: float = DEFAULT_RRF_K
     """RRF constant in the paper's convention (ranks from 1); see ``fusion.rrf``."""
     weights: dict[str, float] | None = None
-    """Per-branch weights, e.g. ``{"dense": 1.0, "sparse": 0.5}``; 0 skips a branch. RRF and
-    DBSF multiply each branch's contribution, convex rescales them to sum to 1 (its alphas),
-    adaptive multiplies them into its per-query confidences. None: for the default method,
-    weights set per query from its length (``fusion/query_length.py``); equal for every
-    other method."""
+    """Per-branch weights, e.g. ``{"dense": 1.0, "sparse": 0.5, "bm25": 0.5}``; 0 skips a
+    branch. RRF and DBSF multiply each branch's contribution, convex rescales them to sum
+    to 1 (its alphas), adaptive multiplies them into its per-query confidences. None: for
+    the default method, weights set per query from its length (``fusion/query_length.py``);
+    equal for every other method."""
     filter: Any = None
     """A ``qdrant_client.models.Filter`` applied to every branch."""
     branches: tuple[str, ...] | None = None

@@ -301,3 +301,12 @@ def test_copy_with_bm25_adds_the_branch_without_re_encoding(
     assert again.count() == len(TEXTS)
     with pytest.raises(InvalidParameterError, match="new collection_name"):
         copy_with_bm25(source, "garden")
+
+
+def test_writing_without_bm25_into_a_three_branch_collection_is_refused(build: Any) -> None:
+    index(build(bm25_encoder=True))
+    plain = build()
+    assert plain.invoke(QUERY, k=1)  # reading with the two model branches is fine
+    with pytest.raises(CollectionMismatchError, match="missing from BM25 results"):
+        plain.add_texts(["Mrs Vandermolen also keeps the gate key."], show_progress=False)
+    assert plain.count() == len(TEXTS)

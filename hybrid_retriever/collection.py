@@ -1,10 +1,12 @@
 """The collection layout the retriever needs, and the check against what exists.
 
 One Qdrant collection holds one named dense vector and one named sparse vector
-per point, and a payload of ``page_content`` plus ``metadata`` as langchain-qdrant
-writes it, plus ``document_id`` (the caller's own id) where the document had one.
-An existing collection is never altered or dropped: if it does not fit, the user is
-told what differs and chooses what to do.
+(SPLADE) per point, and optionally a second named sparse vector for BM25, with Qdrant's
+``IDF`` modifier (the engine computes the IDF; ``encoders/bm25.py``); and a payload of
+``page_content`` plus ``metadata`` as langchain-qdrant writes it, plus ``document_id``
+(the caller's own id) where the document had one. An existing collection is never
+altered or dropped: if it does not fit, the user is told what differs and chooses what
+to do.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ class CollectionSpec:
     dense_size: int
     distance: Distance
     sparse_vector_name: str
+    bm25_vector_name: str | None = None
+    """The BM25 vector's name; None: the collection has no BM25 branch."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +97,7 @@ def check_layout(spec: CollectionSpec, layout: CollectionLayout, *, encoder_name
             f"its sparse vector {spec.sparse_vector_name!r} has Qdrant's IDF modifier, which "
             "is meant for BM25 and would distort SPLADE scores"
         )
+    problems.extend(_bm25_problems(spec, layout))
     if problems:
         raise CollectionMismatchError(
             f"Collection {spec.name!r} does not fit this retriever: "
@@ -101,6 +106,44 @@ def check_layout(spec: CollectionSpec, layout: CollectionLayout, *, encoder_name
             "built with (dense_vector_name=, sparse_vector_name=, dense_encoder=, distance=), "
             "or use a new collection_name."
         )
+
+
+def check_writable(spec: CollectionSpec, layout: CollectionLayout) -> None:
+    """Before a write: refuse to leave a BM25 vector of the collection empty. A retriever
+    without ``bm25_encoder`` may search a three-branch collection, but documents it wrote
+    would lack their BM25 vector and be silently missing from that branch."""
+    unfilled = [
+        name
+        for name, info in layout.sparse.items()
+        if info.idf_modifier and name not in (spec.sparse_vector_name, spec.bm25_vector_name)
+    ]
+    if unfilled:
+        raise CollectionMismatchError(
+            f"Collection {spec.name!r} has a BM25 vector {unfilled[0]!r} that this retriever "
+            "does not write, so the documents it adds would be missing from BM25 results. "
+            "Nothing was written. Open it with bm25_encoder=True (and bm25_vector_name= if "
+            "the vector has another name)."
+        )
+
+
+def _bm25_problems(spec: CollectionSpec, layout: CollectionLayout) -> list[str]:
+    if spec.bm25_vector_name is None:
+        return []
+    bm25 = layout.sparse.get(spec.bm25_vector_name)
+    if bm25 is None:
+        return [
+            f"it has no sparse vector named {spec.bm25_vector_name!r} for the BM25 branch "
+            f"(sparse vectors: {_names(layout.sparse)}): it was written without BM25, and "
+            "Qdrant cannot add a vector to an existing collection. Open it without "
+            "bm25_encoder, or copy it into a new collection with BM25 "
+            "(hybrid_retriever.add_bm25.copy_with_bm25)"
+        ]
+    if not bm25.idf_modifier:
+        return [
+            f"its sparse vector {spec.bm25_vector_name!r} lacks Qdrant's IDF modifier, "
+            "without which BM25 vectors score without IDF"
+        ]
+    return []
 
 
 def _names(vectors: Mapping[str, object]) -> str:

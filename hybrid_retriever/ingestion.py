@@ -19,9 +19,10 @@ from typing import Any
 
 from langchain_core.documents import Document
 
-from hybrid_retriever.collection import CollectionSpec, check_layout
+from hybrid_retriever.collection import CollectionSpec, check_layout, check_writable
 from hybrid_retriever.documents import PreparedDocument, prepare_document
 from hybrid_retriever.encoders.base import DenseEncoder, SparseEncoder
+from hybrid_retriever.encoders.bm25 import Bm25Encoder
 from hybrid_retriever.errors import (
     CollectionMismatchError,
     DuplicateIdError,
@@ -34,8 +35,13 @@ from hybrid_retriever.model_record import (
     check_models,
     record_new_collection,
 )
-from hybrid_retriever.search_options import DENSE, SPARSE
-from hybrid_retriever.storage.base import CollectionExistsError, StorageBackend, StoredPoint
+from hybrid_retriever.search_options import BM25, DENSE, SPARSE
+from hybrid_retriever.storage.base import (
+    CollectionExistsError,
+    StorageBackend,
+    StoredPoint,
+    Vector,
+)
 from hybrid_retriever.truncation import TruncationTally
 from hybrid_retriever.vector_checks import check_document_vectors
 
@@ -52,6 +58,8 @@ class Indexer:
     spec: CollectionSpec
     dense_encoder: DenseEncoder
     sparse_encoder: SparseEncoder
+    bm25_encoder: Bm25Encoder | None = None
+    """Writes the BM25 vector too, when the spec names one."""
     allow_model_mismatch: bool = False
     """Write even if the collection's recorded models differ (see ``model_record``)."""
     model_state: ModelCheckState | None = None
@@ -177,13 +185,20 @@ class Indexer:
         check_document_vectors(
             sparse, branch=SPARSE, encoder=self.sparse_encoder.name, documents=where
         )
-        return [
-            StoredPoint(
-                id=doc.point_id,
-                vectors={self.spec.dense_vector_name: d, self.spec.sparse_vector_name: s},
-                payload=doc.payload,
+        vectors: list[dict[str, Vector]] = [
+            {self.spec.dense_vector_name: d, self.spec.sparse_vector_name: s}
+            for d, s in zip(dense, sparse, strict=True)
+        ]
+        if self.bm25_encoder is not None and self.spec.bm25_vector_name is not None:
+            bm25 = self.bm25_encoder.encode_documents(texts)
+            check_document_vectors(
+                bm25, branch=BM25, encoder=self.bm25_encoder.name, documents=where
             )
-            for doc, d, s in zip(documents, dense, sparse, strict=True)
+            for named, b in zip(vectors, bm25, strict=True):
+                named[self.spec.bm25_vector_name] = b
+        return [
+            StoredPoint(id=doc.point_id, vectors=named, payload=doc.payload)
+            for doc, named in zip(documents, vectors, strict=True)
         ]
 
     def _ensure_collection(self) -> None:
@@ -196,16 +211,22 @@ class Indexer:
                 layout = self.storage.get_layout(self.spec.name)
             else:
                 record_new_collection(
-                    self.storage, self.spec, self.dense_encoder, self.sparse_encoder
+                    self.storage,
+                    self.spec,
+                    self.dense_encoder,
+                    self.sparse_encoder,
+                    self.bm25_encoder,
                 )
                 return
         if layout is not None:
             check_layout(self.spec, layout, encoder_name=self.dense_encoder.name)
+            check_writable(self.spec, layout)
             check_models(
                 self.storage,
                 self.spec,
                 self.dense_encoder,
                 self.sparse_encoder,
+                self.bm25_encoder,
                 allow_mismatch=self.allow_model_mismatch,
                 writing=True,
                 state=self.model_state,
@@ -220,16 +241,22 @@ class Indexer:
                 layout = await self.storage.aget_layout(self.spec.name)
             else:
                 await arecord_new_collection(
-                    self.storage, self.spec, self.dense_encoder, self.sparse_encoder
+                    self.storage,
+                    self.spec,
+                    self.dense_encoder,
+                    self.sparse_encoder,
+                    self.bm25_encoder,
                 )
                 return
         if layout is not None:
             check_layout(self.spec, layout, encoder_name=self.dense_encoder.name)
+            check_writable(self.spec, layout)
             await acheck_models(
                 self.storage,
                 self.spec,
                 self.dense_encoder,
                 self.sparse_encoder,
+                self.bm25_encoder,
                 allow_mismatch=self.allow_model_mismatch,
                 writing=True,
                 state=self.model_state,

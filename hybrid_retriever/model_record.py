@@ -22,6 +22,11 @@ The runtime (backend and precision) is recorded and named in messages but does n
 decide by itself: int8 and fp32 vectors of one model are interchangeable (docs/speed.md
 "Speed"), and the probes catch any runtime that moves vectors further than that.
 
+A BM25 vector (``encoders/bm25.py``) has no model: it is recorded by its encoder's
+``identity()`` (language, k1, b, avg_len, tokeniser, stopwords, hash), compared for
+equality, since any difference changes every stored weight. The stemmer's version is
+recorded but not compared: a PyStemmer upgrade should not lock users out of their data.
+
 The check runs once per retriever (and once per write call, before anything is
 written). Probes go through ``encode_query`` (one text per call, and the path a
 searching process has loaded anyway), once per encoder, and are cached: the query
@@ -42,6 +47,7 @@ from hybrid_retriever.vectors import SparseVector
 
 if TYPE_CHECKING:
     from hybrid_retriever.encoders.base import DenseEncoder, SparseEncoder
+    from hybrid_retriever.encoders.bm25 import Bm25Encoder
     from hybrid_retriever.storage.base import StorageBackend
 
 PROBE_TEXTS: tuple[str, ...] = (
@@ -86,12 +92,14 @@ class ModelEntry:
     runtime: str
     probe_texts: tuple[str, ...]
     probes: tuple[Probe, ...]
+    identity: dict[str, Any] | None = None
+    """What decides the vectors of an encoder without a model (BM25); compared exactly."""
 
     def describe(self) -> str:
         return f"{self.model!r} ({self.runtime})"
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "model": self.model,
             "runtime": self.runtime,
             "probe_texts": list(self.probe_texts),
@@ -100,6 +108,9 @@ class ModelEntry:
                 for probe in self.probes
             ],
         }
+        if self.identity is not None:
+            data["identity"] = dict(self.identity)
+        return data
 
     @classmethod
     def from_json(cls, data: Any) -> ModelEntry:
@@ -110,16 +121,23 @@ class ModelEntry:
                 dict(zip(map(int, p["indices"]), map(float, p["values"]), strict=True))
                 for p in data["probes"]
             )
-            entry = cls(str(data["model"]), str(data["runtime"]), texts, probes)
+            identity = data.get("identity")
+            if identity is not None and not isinstance(identity, dict):
+                raise TypeError("identity is not a mapping")
+            entry = cls(str(data["model"]), str(data["runtime"]), texts, probes, identity)
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"malformed model entry ({type(exc).__name__}: {exc})") from None
-        if not texts or len(texts) != len(probes):
+        if (identity is None and not texts) or len(texts) != len(probes):
             raise ValueError("malformed model entry (probe texts and vectors do not pair up)")
         return entry
 
 
 def model_entry(encoder: DenseEncoder | SparseEncoder, texts: Sequence[str]) -> ModelEntry:
-    """``encoder``'s entry over ``texts`` (its probe vectors are cached by the encoder)."""
+    """``encoder``'s entry over ``texts`` (its probe vectors are cached by the encoder);
+    an encoder with an exact ``identity()`` (BM25) is recorded by it, with no probes."""
+    identity = getattr(encoder, "identity", None)
+    if callable(identity):
+        return ModelEntry(encoder.name, encoder.runtime, (), (), dict(identity()))
     return ModelEntry(
         model=encoder.name,
         runtime=encoder.runtime,
@@ -145,17 +163,25 @@ def _rounded(value: float) -> float:
 @dataclass(frozen=True, slots=True)
 class _Branch:
     label: str
-    """"dense" or "sparse", as in messages."""
+    """"dense", "sparse" or "bm25", as in messages."""
     vector_name: str
     encoder: DenseEncoder | SparseEncoder
     uses_norm: bool
 
 
-def _branches(spec: CollectionSpec, dense: DenseEncoder, sparse: SparseEncoder) -> list[_Branch]:
-    return [
+def _branches(
+    spec: CollectionSpec,
+    dense: DenseEncoder,
+    sparse: SparseEncoder,
+    bm25: Bm25Encoder | None,
+) -> list[_Branch]:
+    branches = [
         _Branch("dense", spec.dense_vector_name, dense, spec.distance is not Distance.COSINE),
         _Branch("sparse", spec.sparse_vector_name, sparse, True),
     ]
+    if spec.bm25_vector_name is not None and bm25 is not None:
+        branches.append(_Branch("bm25", spec.bm25_vector_name, bm25, True))
+    return branches
 
 
 def _entries(record: Mapping[str, Any] | None, where: str) -> dict[str, ModelEntry]:
@@ -185,6 +211,8 @@ def _entries(record: Mapping[str, Any] | None, where: str) -> dict[str, ModelEnt
 
 def _difference(stored: ModelEntry, current: ModelEntry, *, uses_norm: bool) -> str | None:
     """How ``current``'s probe vectors differ from ``stored``'s beyond the tolerance."""
+    if stored.identity is not None or current.identity is not None:
+        return _identity_difference(stored.identity or {}, current.identity or {})
     worst_cosine, worst_norm = 1.0, 0.0
     for old, new in zip(stored.probes, current.probes, strict=True):
         old_norm, new_norm = _norm(old), _norm(new)
@@ -207,6 +235,20 @@ def _difference(stored: ModelEntry, current: ModelEntry, *, uses_norm: bool) -> 
     return None
 
 
+_UNCOMPARED = frozenset({"stemmer"})
+"""Identity keys recorded for information only (see the module's docstring)."""
+
+
+def _identity_difference(stored: Mapping[str, Any], current: Mapping[str, Any]) -> str | None:
+    keys = sorted((set(stored) | set(current)) - _UNCOMPARED)
+    differing = [k for k in keys if stored.get(k) != current.get(k)]
+    if not differing:
+        return None
+    return "their settings differ: " + ", ".join(
+        f"{k} {stored.get(k)!r} recorded, {current.get(k)!r} now" for k in differing
+    )
+
+
 def _norm(probe: Probe) -> float:
     return math.sqrt(sum(v * v for v in probe.values()))
 
@@ -222,6 +264,7 @@ def _compare(
     spec: CollectionSpec,
     dense: DenseEncoder,
     sparse: SparseEncoder,
+    bm25: Bm25Encoder | None = None,
     *,
     where: str,
     allow_mismatch: bool,
@@ -231,7 +274,7 @@ def _compare(
     entries = _entries(record, where)
     problems: list[str] = []
     unrecorded: list[_Branch] = []
-    for branch in _branches(spec, dense, sparse):
+    for branch in _branches(spec, dense, sparse, bm25):
         stored = entries.get(branch.vector_name)
         if stored is None:
             unrecorded.append(branch)
@@ -262,13 +305,14 @@ def new_record(
     spec: CollectionSpec,
     dense: DenseEncoder,
     sparse: SparseEncoder,
+    bm25: Bm25Encoder | None = None,
     *,
     keep: Mapping[str, ModelEntry] | None = None,
 ) -> dict[str, Any]:
-    """The record of a collection written by ``dense`` and ``sparse`` (entries in
-    ``keep`` stay as they are)."""
+    """The record of a collection written by ``dense``, ``sparse`` and ``bm25`` (entries
+    in ``keep`` stay as they are)."""
     entries = dict(keep or {})
-    for branch in _branches(spec, dense, sparse):
+    for branch in _branches(spec, dense, sparse, bm25):
         entries.setdefault(branch.vector_name, model_entry(branch.encoder, PROBE_TEXTS))
     return {
         "format": RECORD_FORMAT,
@@ -319,6 +363,7 @@ def check_models(
     spec: CollectionSpec,
     dense: DenseEncoder,
     sparse: SparseEncoder,
+    bm25: Bm25Encoder | None = None,
     *,
     allow_mismatch: bool,
     writing: bool,
@@ -333,12 +378,14 @@ def check_models(
     """
     where = _where(storage, spec)
     record = storage.read_collection_record(spec.name)
-    findings = _compare(record, spec, dense, sparse, where=where, allow_mismatch=allow_mismatch)
+    findings = _compare(
+        record, spec, dense, sparse, bm25, where=where, allow_mismatch=allow_mismatch
+    )
     if not findings.unrecorded:
         return
     record_now = writing and storage.keeps_collection_record
     if record_now:
-        record = new_record(spec, dense, sparse, keep=findings.entries)
+        record = new_record(spec, dense, sparse, bm25, keep=findings.entries)
         record_now = _recorded(storage.write_collection_record, spec.name, record, where)
     _warn_unrecorded(findings, storage, where, recorded_now=record_now, state=state)
 
@@ -348,6 +395,7 @@ async def acheck_models(
     spec: CollectionSpec,
     dense: DenseEncoder,
     sparse: SparseEncoder,
+    bm25: Bm25Encoder | None = None,
     *,
     allow_mismatch: bool,
     writing: bool,
@@ -359,34 +407,44 @@ async def acheck_models(
     where = _where(storage, spec)
     record = await storage.aread_collection_record(spec.name)
     findings = await asyncio.to_thread(
-        _compare, record, spec, dense, sparse, where=where, allow_mismatch=allow_mismatch
+        _compare, record, spec, dense, sparse, bm25, where=where, allow_mismatch=allow_mismatch
     )
     if not findings.unrecorded:
         return
     record_now = writing and storage.keeps_collection_record
     if record_now:
-        fresh = await asyncio.to_thread(new_record, spec, dense, sparse, keep=findings.entries)
+        fresh = await asyncio.to_thread(
+            new_record, spec, dense, sparse, bm25, keep=findings.entries
+        )
         record_now = await _arecorded(storage.awrite_collection_record, spec.name, fresh, where)
     _warn_unrecorded(findings, storage, where, recorded_now=record_now, state=state)
 
 
 def record_new_collection(
-    storage: StorageBackend, spec: CollectionSpec, dense: DenseEncoder, sparse: SparseEncoder
+    storage: StorageBackend,
+    spec: CollectionSpec,
+    dense: DenseEncoder,
+    sparse: SparseEncoder,
+    bm25: Bm25Encoder | None = None,
 ) -> None:
     """Right after creating a collection: record the models that write it."""
     if storage.keeps_collection_record:
-        record = new_record(spec, dense, sparse)
+        record = new_record(spec, dense, sparse, bm25)
         _recorded(storage.write_collection_record, spec.name, record, _where(storage, spec))
 
 
 async def arecord_new_collection(
-    storage: StorageBackend, spec: CollectionSpec, dense: DenseEncoder, sparse: SparseEncoder
+    storage: StorageBackend,
+    spec: CollectionSpec,
+    dense: DenseEncoder,
+    sparse: SparseEncoder,
+    bm25: Bm25Encoder | None = None,
 ) -> None:
     """Async :func:`record_new_collection`."""
     import asyncio
 
     if storage.keeps_collection_record:
-        record = await asyncio.to_thread(new_record, spec, dense, sparse)
+        record = await asyncio.to_thread(new_record, spec, dense, sparse, bm25)
         await _arecorded(storage.awrite_collection_record, spec.name, record, _where(storage, spec))
 
 

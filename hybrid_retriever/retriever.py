@@ -1,12 +1,13 @@
-"""``HybridRetriever``: SPLADE + dense search in one Qdrant collection, fused client-side.
+"""``HybridRetriever``: SPLADE + dense (+ BM25) search in one Qdrant collection, fused
+client-side.
 
 The query path, top to bottom (:meth:`HybridRetriever._get_relevant_documents`):
 
-1. validate the query and the per-call options;
+1. validate the query and the per-call options (which branches, how many, how fused);
 2. check once that the collection exists and fits the encoders;
-3. encode the query with each branch's encoder;
-4. search both named vectors in one round trip, with the same filter;
-5. fuse the two ranked lists (see ``fusion/``; the default, ``fusion.config``, was chosen
+3. encode the query with each selected branch's encoder;
+4. search every selected named vector in one round trip, with the same filter;
+5. fuse the ranked lists (see ``fusion/``; the default, ``fusion.config``, was chosen
    across a suite of corpora by ``benchmarks/fusion_study.py``);
 6. return LangChain Documents with the caller's ids, that explain their rank: ``_id``
    (the point id), ``_score``, ``_ranks`` and ``_scores`` in the metadata.
@@ -41,6 +42,7 @@ from hybrid_retriever.collection import (
 )
 from hybrid_retriever.documents import document_id, documents_from_texts, lookup_point_ids
 from hybrid_retriever.encoders.base import DenseEncoder, SparseEncoder
+from hybrid_retriever.encoders.bm25 import Bm25Encoder
 from hybrid_retriever.encoders.dense import as_dense_encoder
 from hybrid_retriever.encoders.splade import as_sparse_encoder
 from hybrid_retriever.encoders.threads import encode_side_by_side
@@ -62,6 +64,7 @@ from hybrid_retriever.query_cache import (
 )
 from hybrid_retriever.runs import afinish_runs, astart_runs, finish_runs, start_runs
 from hybrid_retriever.search_options import (
+    BM25,
     BRANCHES,
     DENSE,
     SPARSE,
@@ -90,6 +93,12 @@ class HybridRetriever(BaseRetriever):
     Encoders take a model short name, hub id or path, a LangChain ``Embeddings``
     (dense only), or an encoder object; models load on first use.
 
+    BM25, a third branch, is opt-in: ``bm25_encoder=True`` (English), a language name,
+    or a :class:`~hybrid_retriever.encoders.bm25.Bm25Encoder`. Like the other encoders it
+    decides the collection's layout (a sparse vector ``bm25_vector_name`` with Qdrant's
+    IDF modifier), so it is a constructor argument; ``branches=`` (here or per call)
+    only chooses which of the retriever's branches a search fuses.
+
     Fusion: ``fusion=`` a :class:`~hybrid_retriever.FusionMethod` (convex by default),
     with ``weights`` / ``rrf_k`` / ``prefetch_k``; or ``fusion_config=`` the file (or
     ``FusionConfig``) that ``hybrid-retriever tune`` saved. Explicit arguments win.
@@ -109,8 +118,11 @@ class HybridRetriever(BaseRetriever):
     storage: StorageBackend
     dense_encoder: DenseEncoder
     sparse_encoder: SparseEncoder
+    bm25_encoder: Bm25Encoder | None = None
+    """The BM25 branch's encoder; None: no BM25 branch (the default)."""
     dense_vector_name: str = DENSE
     sparse_vector_name: str = SPARSE
+    bm25_vector_name: str = BM25
     distance: Distance = Distance.COSINE
     k: int = 4
     """Documents returned per query; can also be passed per call: ``invoke(q, k=10)``."""
@@ -121,13 +133,16 @@ class HybridRetriever(BaseRetriever):
     rrf_k: float = DEFAULT_RRF_K
     """RRF constant in the paper's convention (ranks from 1); see ``fusion.rrf``."""
     weights: dict[str, float] | None = None
-    """Per-branch weights, e.g. ``{"dense": 1.0, "sparse": 0.5}``; 0 skips a branch. RRF and
-    DBSF multiply each branch's contribution, convex rescales them to sum to 1 (its alphas),
-    adaptive multiplies them into its per-query confidences. None: for the default method,
-    weights set per query from its length (``fusion/query_length.py``); equal for every
-    other method."""
+    """Per-branch weights, e.g. ``{"dense": 1.0, "sparse": 0.5, "bm25": 0.5}``; 0 skips a
+    branch. RRF and DBSF multiply each branch's contribution, convex rescales them to sum
+    to 1 (its alphas), adaptive multiplies them into its per-query confidences. None: for
+    the default method, weights set per query from its length (``fusion/query_length.py``);
+    equal for every other method."""
     filter: Any = None
-    """A ``qdrant_client.models.Filter`` applied to both branches."""
+    """A ``qdrant_client.models.Filter`` applied to every branch."""
+    branches: tuple[str, ...] | None = None
+    """The branches a search fuses, e.g. ``("dense", "bm25")``; also per call. None: all
+    the retriever has (dense and sparse, and bm25 with ``bm25_encoder``)."""
 
     query_cache_size: int = DEFAULT_QUERY_CACHE_SIZE
     """Query vectors kept per branch in an LRU cache; 0 turns the cache off."""
@@ -153,7 +168,11 @@ class HybridRetriever(BaseRetriever):
             rrf_k=data.get("rrf_k", DEFAULT_RRF_K),
             weights=data.get("weights"),
             query_filter=data.get("filter"),
+            branches=data.get("branches"),
+            available=_available_branches(data.get("bm25_encoder")),
         )
+        if data.get("branches") is not None:
+            data["branches"] = tuple(data["branches"])
         check_cache_size(data.get("query_cache_size", DEFAULT_QUERY_CACHE_SIZE))
         super().__init__(**data)
         self._query_cache = QueryVectorCache(self.query_cache_size)
@@ -279,28 +298,34 @@ class HybridRetriever(BaseRetriever):
             rrf_k=self.rrf_k,
             weights=self.weights,
             query_filter=self.filter,
+            branches=self.branches,
+            available=_available_branches(self.bm25_encoder),
             overrides=overrides,
         )
 
     def _encode_queries(
         self, texts: Sequence[str], options: SearchOptions
     ) -> dict[str, list[Vector]]:
-        """Each branch that counts (weight > 0): one vector per text.
+        """Each selected branch that counts (weight > 0): one vector per text.
 
         Cached vectors are reused; each of the rest is encoded alone (``encode_query``), so
         a query's vector depends on its text only, never on the batch or the cache, and
         ``batch``, ``invoke`` and ``ainvoke`` agree exactly whatever the CPU's kernels (see
         ``encoders/threads.py``). The sparse encoder works in a worker thread while the
-        dense one runs here.
+        dense one runs here; BM25 (pure Python, microseconds) runs here after them.
         """
         encoders: dict[str, Callable[[str], Vector]] = {
             DENSE: self.dense_encoder.encode_query,
             SPARSE: self.sparse_encoder.encode_query,
         }
+        names = {DENSE: self.dense_encoder.name, SPARSE: self.sparse_encoder.name}
+        if self.bm25_encoder is not None:
+            encoders[BM25] = self.bm25_encoder.encode_query
+            names[BM25] = self.bm25_encoder.name
         cache = self._query_cache
         known: dict[str, dict[str, Vector]] = {}
         missing: dict[str, list[str]] = {}
-        for branch in (b for b in BRANCHES if options.searches(b)):
+        for branch in (b for b in options.branches if options.searches(b)):
             known[branch] = {}
             for text in dict.fromkeys(texts):
                 vector = cache.get(branch, text)
@@ -313,16 +338,16 @@ class HybridRetriever(BaseRetriever):
             encode = encoders[branch]
             return [encode(text) for text in missing[branch]]
 
-        if len(missing) == 2:
-            dense, sparse = encode_side_by_side(
+        encoded: dict[str, list[Vector]] = {}
+        if DENSE in missing and SPARSE in missing:
+            encoded[DENSE], encoded[SPARSE] = encode_side_by_side(
                 functools.partial(encode_missing, DENSE),
                 functools.partial(encode_missing, SPARSE),
                 pool=self._encoding_pool(),
             )
-            encoded = {DENSE: dense, SPARSE: sparse}
-        else:
-            encoded = {branch: encode_missing(branch) for branch in missing}
-        names = {DENSE: self.dense_encoder.name, SPARSE: self.sparse_encoder.name}
+        for branch in missing:
+            if branch not in encoded:
+                encoded[branch] = encode_missing(branch)
         for branch, todo in missing.items():
             for text, vector in zip(todo, encoded[branch], strict=True):
                 # Checked before caching, so a bad vector is never served again.
@@ -338,7 +363,11 @@ class HybridRetriever(BaseRetriever):
     ) -> list[dict[str, BranchQuery]]:
         """Per text, one query per branch worth searching (a sparse vector with no terms
         matches nothing). Payloads come with the hits unless fetched after fusion."""
-        names = {DENSE: self.dense_vector_name, SPARSE: self.sparse_vector_name}
+        names = {
+            DENSE: self.dense_vector_name,
+            SPARSE: self.sparse_vector_name,
+            BM25: self.bm25_vector_name,
+        }
         with_payload = not self.storage.fetch_payloads_after_fusion
         return [
             {
@@ -367,7 +396,7 @@ class HybridRetriever(BaseRetriever):
         ``tune`` and the fusion study score: the branch lists as the search would have
         returned them (``prefetch_k`` deep, nothing from a branch of weight 0), fused."""
         config = FusionConfig(options.fusion, options.weights, options.rrf_k, options.prefetch_k)
-        lists = {b: rankings.get(b, []) for b in BRANCHES}
+        lists = {b: rankings.get(b, []) for b in options.branches}
         return config.fuse(lists, query=text, limit=options.k)
 
     def fuse_rankings(
@@ -445,6 +474,7 @@ class HybridRetriever(BaseRetriever):
             dense_size=self.dense_encoder.dimension,
             distance=self.distance,
             sparse_vector_name=self.sparse_vector_name,
+            bm25_vector_name=self.bm25_vector_name if self.bm25_encoder is not None else None,
         )
 
     def _checked_spec(self, layout: Any) -> CollectionSpec:
@@ -469,6 +499,7 @@ class HybridRetriever(BaseRetriever):
                 spec,
                 self.dense_encoder,
                 self.sparse_encoder,
+                self.bm25_encoder,
                 allow_mismatch=self.allow_model_mismatch,
                 writing=False,
                 state=self._model_state,
@@ -485,6 +516,7 @@ class HybridRetriever(BaseRetriever):
             spec,
             self.dense_encoder,
             self.sparse_encoder,
+            self.bm25_encoder,
             allow_mismatch=self.allow_model_mismatch,
             writing=False,
             state=self._model_state,
@@ -499,6 +531,7 @@ class HybridRetriever(BaseRetriever):
             spec=self.collection_spec(),
             dense_encoder=self.dense_encoder,
             sparse_encoder=self.sparse_encoder,
+            bm25_encoder=self.bm25_encoder,
             allow_model_mismatch=self.allow_model_mismatch,
             model_state=self._model_state,
         )
@@ -678,7 +711,30 @@ def _assemble(data: dict[str, Any]) -> dict[str, Any]:
         data["storage"] = open_storage(**connection, collection=collection)
     data["dense_encoder"] = as_dense_encoder(data.get("dense_encoder", DEFAULT_DENSE_MODEL))
     data["sparse_encoder"] = as_sparse_encoder(data.get("sparse_encoder", DEFAULT_SPARSE_MODEL))
+    data["bm25_encoder"] = _as_bm25_encoder(data.get("bm25_encoder"))
     return data
+
+
+def _as_bm25_encoder(value: Any) -> Bm25Encoder | None:
+    """``bm25_encoder=``: None/False (no BM25 branch), True (English), a language, or an
+    encoder."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return Bm25Encoder()
+    if isinstance(value, str):
+        return Bm25Encoder(language=value)
+    if isinstance(value, Bm25Encoder):
+        return value
+    raise InvalidParameterError(
+        "bm25_encoder must be True (English BM25), a language such as 'german', or a "
+        f"Bm25Encoder(k1=..., b=...), not {type(value).__name__}."
+    )
+
+
+def _available_branches(bm25_encoder: Any) -> tuple[str, ...]:
+    """The branches a retriever can search: the two it always has, and BM25 if it has one."""
+    return (*BRANCHES, BM25) if bm25_encoder not in (None, False) else BRANCHES
 
 
 def _flatten(requests: Sequence[Mapping[str, BranchQuery]]) -> list[BranchQuery]:

@@ -12,13 +12,16 @@ from typing import Any
 
 from hybrid_retriever.collection import CONTENT_KEY, METADATA_KEY
 from hybrid_retriever.errors import InvalidParameterError, InvalidQueryError
+from hybrid_retriever.fusion.branches import ALL_BRANCHES, TWO_BRANCHES
+from hybrid_retriever.fusion.branches import BM25 as BM25  # re-exported
+from hybrid_retriever.fusion.branches import DENSE as DENSE  # re-exported
+from hybrid_retriever.fusion.branches import SPARSE as SPARSE  # re-exported
 from hybrid_retriever.fusion.methods import DEFAULT_FUSION, FusionMethod, check_fusion
 from hybrid_retriever.fusion.rrf import check_rrf_k, check_weights
 from hybrid_retriever.storage.base import Routing
 
-DENSE = "dense"
-SPARSE = "sparse"
-BRANCHES = (DENSE, SPARSE)
+BRANCHES = TWO_BRANCHES
+"""The branches every retriever has; BM25 joins them with ``bm25_encoder=``."""
 
 DEFAULT_PREFETCH_K = 100
 """Candidates taken from each branch when ``prefetch_k`` is not set (or k, if larger)."""
@@ -30,7 +33,17 @@ MAX_QUERY_CHARS = 100_000
 """Models read at most a few hundred tokens; a longer query is almost surely a mistake."""
 
 PER_CALL_OPTIONS = frozenset(
-    {"k", "prefetch_k", "fusion", "rrf_k", "weights", "filter", "shard_key", "read_consistency"}
+    {
+        "k",
+        "prefetch_k",
+        "fusion",
+        "rrf_k",
+        "weights",
+        "branches",
+        "filter",
+        "shard_key",
+        "read_consistency",
+    }
 )
 
 
@@ -44,10 +57,12 @@ class SearchOptions:
     """None: the default method's weights, set per query from its text (``fusion.methods``)."""
     filter: Any
     routing: Routing
+    branches: tuple[str, ...] = TWO_BRANCHES
+    """The branches this search fuses, in :data:`ALL_BRANCHES` order."""
 
     def searches(self, branch: str) -> bool:
-        """Whether ``branch`` is searched at all: not when its weight is 0."""
-        return self.weights is None or self.weights[branch] > 0
+        """Whether ``branch`` is searched at all: not when unselected or its weight is 0."""
+        return branch in self.branches and (self.weights is None or self.weights[branch] > 0)
 
 
 def check_query(query: Any) -> str:
@@ -141,9 +156,14 @@ def resolve_search_options(
     rrf_k: Any,
     weights: Any,
     query_filter: Any,
+    branches: Any = None,
+    available: tuple[str, ...] = TWO_BRANCHES,
     overrides: Mapping[str, Any] | None = None,
 ) -> SearchOptions:
-    """Merge per-call ``overrides`` over the retriever's settings, and validate the result."""
+    """Merge per-call ``overrides`` over the retriever's settings, and validate the result.
+
+    ``available`` are the branches the retriever has encoders for; ``branches`` (None:
+    all of them) the ones a search fuses."""
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - PER_CALL_OPTIONS)
     if unknown:
@@ -164,9 +184,10 @@ def resolve_search_options(
     rrf_k = overrides.get("rrf_k", rrf_k)
     check_rrf_k(rrf_k)
     method = check_fusion(overrides.get("fusion", fusion))
+    selected = check_branches(overrides.get("branches", branches), available)
     weights = overrides.get("weights", weights)
     if weights is not None or method is not DEFAULT_FUSION:
-        weights = check_weights(weights, BRANCHES)  # None: equal
+        weights = check_weights(weights, selected)  # None: equal
     return SearchOptions(
         k=k,
         prefetch_k=prefetch_k,
@@ -178,7 +199,33 @@ def resolve_search_options(
             shard_key=overrides.get("shard_key"),
             read_consistency=check_read_consistency(overrides.get("read_consistency")),
         ),
+        branches=selected,
     )
+
+
+def check_branches(branches: Any, available: tuple[str, ...]) -> tuple[str, ...]:
+    """The branches to search, in :data:`ALL_BRANCHES` order; None: all ``available``."""
+    if branches is None:
+        return available
+    if isinstance(branches, str) or not isinstance(branches, tuple | list | set | frozenset):
+        raise InvalidParameterError(
+            f"branches must be a list of branch names, such as {list(available)}, "
+            f"not {type(branches).__name__}."
+        )
+    unknown = sorted(str(b) for b in set(branches) - set(ALL_BRANCHES))
+    if unknown:
+        raise InvalidParameterError(
+            f"branches name unknown branches {unknown}; the branches are {list(ALL_BRANCHES)}."
+        )
+    if not branches:
+        raise InvalidParameterError(f"branches is empty; name one or more of {list(available)}.")
+    if BM25 in branches and BM25 not in available:
+        raise InvalidParameterError(
+            "branches names 'bm25', but this retriever has no BM25 branch. Open it with "
+            "bm25_encoder=True (the collection must have been written with one), or leave "
+            "'bm25' out."
+        )
+    return tuple(b for b in ALL_BRANCHES if b in branches)
 
 
 def check_read_consistency(value: Any) -> int | str | None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hybrid_retriever.errors import InvalidParameterError
+from hybrid_retriever.fusion.branches import ALL_BRANCHES, TWO_BRANCHES
 from hybrid_retriever.fusion.methods import (
     DEFAULT_FUSION,
     FusionMethod,
@@ -30,7 +31,7 @@ from hybrid_retriever.fusion.rrf import (
     check_rrf_k,
     check_weights,
 )
-from hybrid_retriever.search_options import BRANCHES, DEFAULT_PREFETCH_K, DENSE, SPARSE, check_k
+from hybrid_retriever.search_options import DEFAULT_PREFETCH_K, check_k
 
 CONFIG_FORMAT = "hybrid-retriever/fusion-config"
 CONFIG_VERSION = 1
@@ -56,7 +57,7 @@ class FusionConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "method", check_fusion(self.method))
         if self.weights is not None:
-            object.__setattr__(self, "weights", check_weights(self.weights, BRANCHES))
+            object.__setattr__(self, "weights", _checked_weights(self.weights))
         check_rrf_k(self.rrf_k)
         if self.prefetch_k is not None:
             check_k(self.prefetch_k, "prefetch_k")
@@ -82,8 +83,8 @@ class FusionConfig:
         """One line, e.g. ``convex weights={'dense': 0.6, 'sparse': 0.4} prefetch_k=50``."""
         parts = [self.method.value]
         if self.weights is not None:
-            weights = self.weights
-            parts.append(f"weights={{'dense': {weights[DENSE]:g}, 'sparse': {weights[SPARSE]:g}}}")
+            shown = ", ".join(f"'{b}': {w:g}" for b, w in self.weights.items())
+            parts.append(f"weights={{{shown}}}")
         elif self.method is DEFAULT_FUSION:
             parts.append(
                 f"weights=by query length (dense {BASE:g} at {PIVOT_WORDS} words, "
@@ -105,7 +106,8 @@ class FusionConfig:
         cut to ``prefetch_k``, a branch of weight 0 left unsearched, then :func:`fuse`.
 
         ``query`` is the query's text; it is needed when the weights are the default
-        method's, which depend on it.
+        method's, which depend on it. The branches are the keys of ``rankings`` (a branch
+        searched with no hits is an empty list); weights for other branches are ignored.
         """
         depth = self.prefetch_k or DEFAULT_PREFETCH_K
         weights = self.weights
@@ -115,8 +117,8 @@ class FusionConfig:
                     f"The default {self.method.value} weights depend on the query's length; "
                     "pass query=<the query text> to fuse(), or set weights."
                 )
-            weights = default_weights(self.method, query)
-        weights = weights or dict.fromkeys(rankings, 1.0)
+            weights = default_weights(self.method, query, branches=tuple(rankings))
+        weights = {b: (weights or {}).get(b, 1.0) for b in rankings}
         searched = {
             b: (hits[:depth] if weights.get(b, 1.0) > 0 else []) for b, hits in rankings.items()
         }
@@ -178,6 +180,14 @@ class FusionConfig:
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise InvalidParameterError(f"{path} is not valid JSON ({error}).") from None
         return cls.from_json(data, source=str(path))
+
+
+def _checked_weights(weights: Any) -> dict[str, float]:
+    """Weights over any of the branches: dense and SPLADE always (1 where not named, as
+    before BM25 existed), BM25 only when named, so a two-branch config stays two-branch."""
+    resolved = check_weights(weights, ALL_BRANCHES)
+    kept = {b: w for b, w in resolved.items() if b in TWO_BRANCHES or b in weights}
+    return check_weights(kept, kept)  # at least one of the kept ones above 0
 
 
 DEFAULT_FUSION_CONFIG = FusionConfig()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -122,6 +122,13 @@ class StorageBackend(ABC):
         routing: Routing | None = None,
     ) -> list[list[ScoredPoint]]:
         """Run every branch query in one round trip; one ranked list per query."""
+
+    def scroll_points(self, collection: str, *, batch_size: int) -> Iterator[list[StoredPoint]]:
+        """Every point with its vectors and payload, ``batch_size`` at a time, in id order
+        (used to copy a collection, ``add_bm25``). Backends that cannot raise StorageError."""
+        from hybrid_retriever.errors import StorageError
+
+        raise StorageError(f"{self!r} cannot read points back with their vectors.")
 
     keeps_collection_record: ClassVar[bool] = False
     """True where :meth:`write_collection_record` keeps the record (this package's

@@ -169,16 +169,20 @@ class EdgeStorage(StorageBackend):
             EdgeShard,
             EdgeSparseVectorParams,
             EdgeVectorParams,
+            Modifier,
         )
 
         folder = self._folder(spec.name)
+        sparse_vectors = {spec.sparse_vector_name: EdgeSparseVectorParams()}
+        if spec.bm25_vector_name is not None:  # BM25: the engine supplies the IDF
+            sparse_vectors[spec.bm25_vector_name] = EdgeSparseVectorParams(modifier=Modifier.Idf)
         config = EdgeConfig(
             vectors={
                 spec.dense_vector_name: EdgeVectorParams(
                     size=spec.dense_size, distance=getattr(EdgeDistance, spec.distance.value)
                 )
             },
-            sparse_vectors={spec.sparse_vector_name: EdgeSparseVectorParams()},
+            sparse_vectors=sparse_vectors,
         )
         with self._lock:
             if (folder / CONFIG_FILE).is_file():
@@ -291,6 +295,28 @@ class EdgeStorage(StorageBackend):
             )
         return payload_points(records)
 
+    def scroll_points(self, collection: str, *, batch_size: int) -> Iterator[list[StoredPoint]]:
+        from qdrant_edge import ScrollRequest
+
+        offset: Any = None
+        while True:
+            with self._lock, _edge_errors(self, collection):
+                records, offset = self._shard(collection).scroll(
+                    ScrollRequest(
+                        offset=offset, limit=batch_size, with_payload=True, with_vector=True
+                    )
+                )
+            yield [
+                StoredPoint(
+                    id=str(r.id),
+                    vectors={name: _our_vector(v) for name, v in (r.vector or {}).items()},
+                    payload=r.payload or {},
+                )
+                for r in records
+            ]
+            if offset is None:
+                return
+
     def count(self, collection: str) -> int:
         from qdrant_edge import CountRequest
 
@@ -364,6 +390,12 @@ class EdgeStorage(StorageBackend):
 
 _DELETE_RECORD_BYTES = 64
 """A generous size for one id in a delete's WAL record."""
+
+
+def _our_vector(vector: Any) -> Vector:
+    if isinstance(vector, list):
+        return [float(v) for v in vector]
+    return SparseVector(indices=list(vector.indices), values=[float(v) for v in vector.values])
 
 
 def _edge_vector(vector: Vector) -> Any:

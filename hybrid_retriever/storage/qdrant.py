@@ -244,6 +244,32 @@ class QdrantClientStorage(StorageBackend):
             )
         return payload_points(records)
 
+    def scroll_points(self, collection: str, *, batch_size: int) -> Iterator[list[StoredPoint]]:
+        offset: Any = None
+        while True:
+            with self._locked(), _engine_errors(self._description, collection=collection):
+                records, offset = self.client.scroll(
+                    collection,
+                    limit=batch_size,
+                    offset=offset,
+                    with_payload=True,
+                    with_vectors=True,
+                    shard_key_selector=self._shard_key,
+                )
+            yield [
+                StoredPoint(
+                    id=str(r.id),
+                    vectors={
+                        n: _our_vector(v)
+                        for n, v in (r.vector if isinstance(r.vector, dict) else {}).items()
+                    },
+                    payload=r.payload or {},
+                )
+                for r in records
+            ]
+            if offset is None:
+                return
+
     def count(self, collection: str) -> int:
         with self._locked(), _engine_errors(self._description, collection=collection):
             counted = self.client.count(collection, exact=True, shard_key_selector=self._shard_key)
@@ -371,6 +397,11 @@ def _collection_config(spec: CollectionSpec, cluster: ClusterOptions) -> dict[st
         if cluster.on_disk_vectors is not None
         else None
     )
+    sparse_vectors = {spec.sparse_vector_name: models.SparseVectorParams(index=sparse_index)}
+    if spec.bm25_vector_name is not None:  # BM25: the engine supplies the IDF
+        sparse_vectors[spec.bm25_vector_name] = models.SparseVectorParams(
+            index=sparse_index, modifier=models.Modifier.IDF
+        )
     return {
         "vectors_config": {
             spec.dense_vector_name: models.VectorParams(
@@ -379,9 +410,7 @@ def _collection_config(spec: CollectionSpec, cluster: ClusterOptions) -> dict[st
                 on_disk=cluster.on_disk_vectors,
             )
         },
-        "sparse_vectors_config": {
-            spec.sparse_vector_name: models.SparseVectorParams(index=sparse_index)
-        },
+        "sparse_vectors_config": sparse_vectors,
         "shard_number": cluster.shard_number,
         "replication_factor": cluster.replication_factor,
         "write_consistency_factor": cluster.write_consistency_factor,
@@ -434,6 +463,12 @@ def _metadata_supported() -> Iterator[None]:
             "This qdrant-client cannot store collection metadata, where the models that wrote "
             "a collection are recorded. Upgrade it: pip install 'qdrant-client>=1.16'."
         ) from exc
+
+
+def _our_vector(vector: Any) -> Vector:
+    if isinstance(vector, list):
+        return [float(v) for v in vector]
+    return SparseVector(indices=list(vector.indices), values=[float(v) for v in vector.values])
 
 
 def _engine_vector(vector: Vector) -> Any:

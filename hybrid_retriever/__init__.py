@@ -3,6 +3,7 @@
 from hybrid_retriever.collection import Distance
 from hybrid_retriever.encoders.backend import EncoderBackend
 from hybrid_retriever.encoders.base import DenseEncoder, SparseEncoder
+from hybrid_retriever.encoders.bm25 import Bm25Encoder
 from hybrid_retriever.encoders.dense import LangChainEmbeddingsEncoder, SentenceTransformerEncoder
 from hybrid_retriever.encoders.precision import Precision
 from hybrid_retriever.encoders.splade import SpladeEncoder
@@ -33,6 +34,7 @@ from hybrid_retriever.vectors import SparseVector
 from hybrid_retriever.vectorstore import HybridVectorStore
 
 __all__ = [
+    "Bm25Encoder",
     "ClusterOptions",
     "CollectionMismatchError",
     "CollectionNotFoundError",

@@ -6,6 +6,7 @@ import hybrid_retriever
 
 def test_all_is_pinned() -> None:
     assert sorted(hybrid_retriever.__all__) == [
+        "Bm25Encoder",
         "ClusterOptions",
         "CollectionMismatchError",
         "CollectionNotFoundError",

@@ -26,6 +26,17 @@ query_length`, a grid of its base and slope); and the old calibrated default.
 
 Real corpora are the target; the synthetic rows (SciFact with one branch weakened) are
 stress tests, shown apart and never used to choose.
+
+``--bm25`` adds the study pre-registered in ``docs/bm25-study-plan.md`` (issue 26):
+
+    python benchmarks/fusion_study.py --suite ../shared/data --no-stress --bm25
+
+``lists`` also ranks each judged query by BM25 (:class:`~hybrid_retriever.encoders.bm25.
+Bm25Encoder` at each setting of :data:`BM25_SETTINGS`; exact search with Qdrant's ``IDF``
+modifier, :func:`bm25_scores`), and ``eval`` scores today's two-branch pool unchanged
+beside :func:`three_branch_candidates` for each setting, chooses a (BM25 setting,
+candidate) pair by the same worst-case rule against that setting's own single branches,
+leave-one-corpus-out, and writes ``benchmarks/results/bm25_study.json`` and ``.md``.
 """
 
 from __future__ import annotations

@@ -728,12 +728,20 @@ Leads = Mapping[str, Mapping[str, float]]
 def choose(leads: Leads, corpora_: Sequence[str], pool: Sequence[str]) -> str:
     """The candidate with the best worst-case lead over ``corpora_`` (ties within
     0.001: the better mean). Worst case, because the default must hold on every corpus."""
+    return ranked(leads, corpora_, pool)[0][0]
+
+
+def ranked(
+    leads: Leads, corpora_: Sequence[str], pool: Sequence[str]
+) -> list[tuple[str, float, float]]:
+    """(candidate, worst lead rounded to 0.001, mean lead), best first by :func:`choose`'s
+    rule (a stable sort: among equals, the first in ``pool``, as ``max`` picks)."""
 
     def key(name: str) -> tuple[float, float]:
         margins = [leads[c][name] for c in corpora_]
         return (round(min(margins), 3), math.fsum(margins) / len(margins))
 
-    return max(pool, key=key)
+    return [(name, *key(name)) for name in sorted(pool, key=key, reverse=True)]
 
 
 def leave_one_corpus_out(
@@ -929,6 +937,11 @@ def evaluate_bm25(suite: Path, cache: Path, out: Path) -> dict[str, Any]:
         "default": DEFAULT_FUSION_CONFIG.describe(),
         "chosen_on_all_corpora": chosen,
         "chosen_on_all_corpora_in_sample": {c: scores[c][chosen] for c in real},
+        "chosen_on_all_corpora_leads": {c: leads[c][chosen] for c in real},
+        "runners_up_on_all_corpora": [
+            {"pair": name, "worst_lead": worst, "mean_lead": mean}
+            for name, worst, mean in ranked(leads, real, pool)[:10]
+        ],
         "leave_one_corpus_out": loo,
         "conditions": conditions(table, loo, chosen, setting_of, scores),
         "corpora": table,
@@ -981,12 +994,13 @@ def bm25_markdown(report: Mapping[str, Any]) -> str:
         columns.append(values)
         gap = cond["2_per_corpus"][corpus]["minus_best_single_own_setting"]
         cells = [f"{v:.3f}" for v in values[:-1]] + [f"**{values[-1]:.3f}**", f"{gap:+.3f}"]
-        lines.append(f"| {corpus} | " + " | ".join(cells) + f" | {loo[corpus]['chosen']} |")
+        chosen_here = loo[corpus]["chosen"].replace("|", "\\|")
+        lines.append(f"| {corpus} | " + " | ".join(cells) + f" | {chosen_here} |")
     means = [math.fsum(col) / len(col) for col in zip(*columns, strict=True)]
     lines.append("| **mean** | " + " | ".join(f"{m:.3f}" for m in means) + " | | |")
     lines += [
         "",
-        f"nDCG@10, test splits. Chosen on all six corpora (in-sample): `{chosen}`. Left out: "
+        f"nDCG@10, test splits. Chosen on all six corpora (in-sample): {chosen}. Left out: "
         "the (BM25 setting, candidate) pair chosen on the other five corpora, scored on this "
         f"one. Today's default: {report['default']}.",
         "",

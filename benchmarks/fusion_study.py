@@ -725,7 +725,15 @@ Leads = Mapping[str, Mapping[str, float]]
 """Corpus -> candidate -> its lead over the bar the default must clear there."""
 
 
-def choose(leads: Leads, corpora_: Sequence[str], pool: Sequence[str]) -> str:
+def choose(
+    table: Mapping[str, Mapping[str, float]], corpora_: Sequence[str], pool: Sequence[str]
+) -> str:
+    """The two-branch study's choice: :func:`choose_by_leads` with :func:`lead`."""
+    leads = {c: {name: lead(table[c], name) for name in pool} for c in corpora_}
+    return choose_by_leads(leads, corpora_, pool)
+
+
+def choose_by_leads(leads: Leads, corpora_: Sequence[str], pool: Sequence[str]) -> str:
     """The candidate with the best worst-case lead over ``corpora_`` (ties within
     0.001: the better mean). Worst case, because the default must hold on every corpus."""
     return ranked(leads, corpora_, pool)[0][0]
@@ -750,7 +758,7 @@ def leave_one_corpus_out(
     """For each corpus: the candidate chosen on the others, and its score on this one."""
     out = {}
     for held_out in real:
-        chosen = choose(leads, [c for c in real if c != held_out], pool)
+        chosen = choose_by_leads(leads, [c for c in real if c != held_out], pool)
         out[held_out] = {"chosen": chosen, METRIC: table[held_out][chosen]}
     return out
 
@@ -779,7 +787,7 @@ def evaluate(suite: Path, cache: Path, out: Path) -> dict[str, Any]:
         "metric": METRIC,
         "split": "test",
         "default": DEFAULT_FUSION_CONFIG.describe(),
-        "chosen_on_all_corpora": choose(leads, real, choosable),
+        "chosen_on_all_corpora": choose(table, real, choosable),
         "leave_one_corpus_out": loo,
         "corpora": table,
         "stress": stress,
@@ -924,7 +932,7 @@ def evaluate_bm25(suite: Path, cache: Path, out: Path) -> dict[str, Any]:
     real = list(table)
     scores, leads, setting_of = pair_tables(table)
     pool = list(next(iter(scores.values())))
-    chosen = choose(leads, real, pool)
+    chosen = choose_by_leads(leads, real, pool)
     loo = leave_one_corpus_out(scores, leads, real, pool)
     report = {
         "plan": "docs/bm25-study-plan.md",

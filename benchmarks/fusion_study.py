@@ -26,6 +26,17 @@ query_length`, a grid of its base and slope); and the old calibrated default.
 
 Real corpora are the target; the synthetic rows (SciFact with one branch weakened) are
 stress tests, shown apart and never used to choose.
+
+``--bm25`` adds the study pre-registered in ``docs/bm25-study-plan.md`` (issue 26):
+
+    python benchmarks/fusion_study.py --suite ../shared/data --no-stress --bm25
+
+``lists`` also ranks each judged query by BM25 (:class:`~hybrid_retriever.encoders.bm25.
+Bm25Encoder` at each setting of :data:`BM25_SETTINGS`; exact search with Qdrant's ``IDF``
+modifier, :func:`bm25_scores`), and ``eval`` scores today's two-branch pool unchanged
+beside :func:`three_branch_candidates` for each setting, chooses a (BM25 setting,
+candidate) pair by the same worst-case rule against that setting's own single branches,
+leave-one-corpus-out, and writes ``benchmarks/results/bm25_study.json`` and ``.md``.
 """
 
 from __future__ import annotations
@@ -45,12 +56,15 @@ from typing import Any
 
 import numpy as np
 
+from hybrid_retriever.encoders.bm25 import DEFAULT_AVG_LEN
 from hybrid_retriever.evaluation import beir_corpus, beir_qrels, beir_queries, score_queries
+from hybrid_retriever.fusion.branches import ALL_BRANCHES, BM25, DENSE, SPARSE, TWO_BRANCHES
 from hybrid_retriever.fusion.config import DEFAULT_FUSION_CONFIG, FusionConfig
-from hybrid_retriever.fusion.methods import FusionMethod
-from hybrid_retriever.fusion.query_length import query_length_weights
-from hybrid_retriever.fusion.rrf import BranchHit
+from hybrid_retriever.fusion.methods import FusionMethod, fuse
+from hybrid_retriever.fusion.query_length import BM25_FRACTION, query_length_weights
+from hybrid_retriever.fusion.rrf import DEFAULT_RRF_K, BranchHit, FusedHit
 from hybrid_retriever.machine import machine_info
+from hybrid_retriever.search_options import DEFAULT_PREFETCH_K
 
 VOCAB = 30522
 STRESS_CORPUS = "scifact"
@@ -329,6 +343,17 @@ def branch_lists(cache: Path, settings: Mapping[str, Setting], depth: int) -> No
 Rankings = dict[str, dict[str, list[BranchHit]]]
 
 
+def ranked_hits(
+    doc_ids: Sequence[str], idx: Any, scores: Any, *, drop_zero: bool
+) -> list[BranchHit]:
+    """One query's hits of one branch, corpus ids, in rank order."""
+    return [
+        BranchHit(id=doc_ids[i], score=float(s))
+        for i, s in zip(idx, scores, strict=True)
+        if not drop_zero or s > 0
+    ]
+
+
 def load_lists(cache: Path, name: str) -> tuple[Rankings, dict[str, float]]:
     """Query id -> branch -> hits in rank order (corpus ids), and the known-item MRR.
 
@@ -340,17 +365,127 @@ def load_lists(cache: Path, name: str) -> tuple[Rankings, dict[str, float]]:
     rankings: Rankings = {}
     for row, query in enumerate(ids["queries"]):
         rankings[query] = {
-            branch: [
-                BranchHit(id=doc_ids[i], score=float(s))
-                for i, s in zip(
-                    arrays[f"{branch}_idx"][row], arrays[f"{branch}_score"][row], strict=True
-                )
-                if branch == "dense" or s > 0
-            ]
-            for branch in ("dense", "sparse")
+            branch: ranked_hits(
+                doc_ids,
+                arrays[f"{branch}_idx"][row],
+                arrays[f"{branch}_score"][row],
+                drop_zero=branch != DENSE,
+            )
+            for branch in TWO_BRANCHES
         }
     mrr = arrays["known_item_mrr"]
     return rankings, {"dense": float(mrr[0]), "sparse": float(mrr[1])}
+
+
+# -- the BM25 branch (issue 26; pre-registered in docs/bm25-study-plan.md) ------------------------
+
+
+@dataclass(frozen=True)
+class Bm25Setting:
+    """One point of the BM25 encoder's grid."""
+
+    k1: float
+    b: float
+    avg_len: float | None = DEFAULT_AVG_LEN
+    """None: the corpus's own mean kept-term count (a diagnostic, never choosable)."""
+
+    @property
+    def label(self) -> str:
+        avg = "corpus mean" if self.avg_len is None else f"{self.avg_len:g}"
+        return f"bm25 k1={self.k1:g} b={self.b:g}" + (
+            "" if self.avg_len == DEFAULT_AVG_LEN else f" avg_len={avg}"
+        )
+
+    @property
+    def file(self) -> str:
+        avg = "mean" if self.avg_len is None else f"{self.avg_len:g}"
+        return f"bm25_k1-{self.k1:g}_b-{self.b:g}_avg-{avg}.npz"
+
+
+BM25_SETTINGS = tuple(Bm25Setting(k1, b) for k1 in (0.9, 1.2) for b in (0.4, 0.75))
+"""The grid the protocol chooses among (with avg_len 256, the encoder's constant)."""
+BM25_DIAGNOSTICS = tuple(Bm25Setting(s.k1, s.b, None) for s in BM25_SETTINGS)
+"""The same with avg_len set to each corpus's mean: what the constant costs, shown only."""
+
+
+def term_columns(vectors: Sequence[Any]) -> dict[int, int]:
+    """Each hashed term of ``vectors`` -> a compact column (the hash space is 2**32)."""
+    terms = np.unique(np.concatenate([np.asarray(v.indices, dtype=np.int64) for v in vectors]))
+    return {int(t): i for i, t in enumerate(terms)}
+
+
+def bm25_matrix(vectors: Sequence[Any], columns: Mapping[int, int]) -> Any:
+    """Sparse rows over compact columns; terms no document has are dropped (they match nothing)."""
+    import scipy.sparse as sp
+
+    rows, cols, vals = [], [], []
+    for row, vector in enumerate(vectors):
+        for term, value in zip(vector.indices, vector.values, strict=True):
+            if term in columns:
+                rows.append(row)
+                cols.append(columns[term])
+                vals.append(value)
+    return sp.csr_matrix((vals, (rows, cols)), shape=(len(vectors), len(columns)), dtype=np.float64)
+
+
+def idf(docs: Any) -> Any:
+    """Qdrant's ``IDF`` modifier: ln(1 + (N - n + 0.5) / (n + 0.5)) per column, with N the
+    documents and n those whose vector has the term."""
+    n = np.bincount(docs.indices, minlength=docs.shape[1])
+    return np.log1p((docs.shape[0] - n + 0.5) / (n + 0.5))
+
+
+def bm25_scores(queries: Sequence[Any], docs: Sequence[Any]) -> Any:
+    """What an exact Qdrant search of the ``IDF``-modified vector scores: the query's
+    weights times each term's IDF, dot the document's weights (queries x documents)."""
+    import scipy.sparse as sp
+
+    columns = term_columns(docs)
+    doc_matrix = bm25_matrix(docs, columns)
+    query_matrix = bm25_matrix(queries, columns) @ sp.diags(idf(doc_matrix))
+    return np.asarray((query_matrix @ doc_matrix.T).todense())
+
+
+def bm25_lists(folder: Path, cache: Path, depth: int) -> None:
+    """Top ``depth`` BM25 hits per judged query, per setting of the grid and diagnostic;
+    and each corpus's mean kept-term count (``bm25_terms.json``)."""
+    from hybrid_retriever.encoders.bm25 import Bm25Encoder
+
+    ids = json.loads((cache / "ids.json").read_text())
+    texts = {str(d.id): d.page_content for d in beir_corpus(folder)}
+    documents = [texts[i] for i in ids["docs"]]
+    queries = beir_queries(folder)
+    query_texts = [queries[q] for q in ids["queries"]]
+    terms_path = cache / "bm25_terms.json"
+    if not terms_path.exists():
+        counter = Bm25Encoder()
+        lengths = [len(counter.term_indices(t)) for t in documents]
+        terms_path.write_text(json.dumps({"mean_terms": math.fsum(lengths) / len(lengths)}))
+    mean_terms = json.loads(terms_path.read_text())["mean_terms"]
+    for setting in (*BM25_SETTINGS, *BM25_DIAGNOSTICS):
+        path = cache / setting.file
+        if path.exists():
+            continue
+        encoder = Bm25Encoder(k1=setting.k1, b=setting.b, avg_len=setting.avg_len or mean_terms)
+        scores = timed(
+            f"{cache.name} {setting.label}",
+            bm25_scores,
+            encoder.encode_queries(query_texts),
+            encoder.encode_documents(documents),
+        )
+        idx, top = top_k(scores, depth)
+        np.savez(path, idx=idx.astype(np.int32), score=top)
+
+
+def load_bm25(cache: Path, setting: Bm25Setting) -> dict[str, list[BranchHit]]:
+    """Query id -> BM25 hits in rank order; hits of score 0 (no shared term) dropped, as
+    a real sparse search does not return them."""
+    ids = json.loads((cache / "ids.json").read_text())
+    arrays = np.load(cache / setting.file)
+    return {
+        query: ranked_hits(ids["docs"], arrays["idx"][row], arrays["score"][row], drop_zero=True)
+        for row, query in enumerate(ids["queries"])
+    }
 
 
 # -- stage 3: candidates, scores, protocol -------------------------------------------------------
@@ -358,49 +493,86 @@ def load_lists(cache: Path, name: str) -> tuple[Rankings, dict[str, float]]:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A label-free way to fuse: a fixed config, one that reads the known-item MRR, or
-    convex fusion with weights from the query's length."""
+    """A label-free way to fuse some of the branches: fixed weights, weights from the
+    known-item MRR, or convex weights from the query's length."""
 
     name: str
-    config: FusionConfig
+    method: FusionMethod
+    weights: Mapping[str, float] | None = None
+    """None: equal weights over ``branches``."""
+    branches: tuple[str, ...] = TWO_BRANCHES
+    """The branches searched; the others' lists are not passed to fusion at all."""
+    rrf_k: float = DEFAULT_RRF_K
     calibrated: bool = False
-    """Weights from the known-item calibration (the old default), times ``config``'s."""
+    """Weights from the known-item calibration (the old default), times ``weights``."""
     length_rule: tuple[float, float] | None = None
     """(base, slope) of :func:`query_length_weights`: per-query convex weights."""
+    bm25_fraction: float = BM25_FRACTION
+    """The length rule's share of the lexical weight that goes to BM25 (three branches)."""
     family: str = field(default="", compare=False)
+
+    def branch_weights(self, query: str, calibrated: Mapping[str, float]) -> dict[str, float]:
+        if self.length_rule is not None:
+            base, slope = self.length_rule
+            return query_length_weights(
+                query,
+                branches=self.branches,
+                base=base,
+                slope=slope,
+                bm25_fraction=self.bm25_fraction,
+            )
+        weights = dict(self.weights or dict.fromkeys(self.branches, 1.0))
+        if self.calibrated:
+            weights = {b: w * calibrated[b] for b, w in weights.items()}
+        return weights
+
+    def fuse(
+        self,
+        rankings: Mapping[str, Sequence[BranchHit]],
+        query: str,
+        calibrated: Mapping[str, float],
+    ) -> list[FusedHit]:
+        """What ``FusionConfig.fuse`` does (each list cut to the prefetch depth, a branch
+        of weight 0 left unsearched), then the library's :func:`fuse`; by hand because a
+        ``FusionConfig`` here names only the two original branches."""
+        weights = self.branch_weights(query, calibrated)
+        searched = {
+            b: (list(rankings[b][:DEFAULT_PREFETCH_K]) if weights[b] > 0 else [])
+            for b in self.branches
+        }
+        return fuse(searched, method=self.method, weights=weights, rrf_k=self.rrf_k, limit=10)
 
 
 def candidates() -> list[Candidate]:
     """What the protocol chooses among: each method with a fixed dense share of the
-    weight (a prior), and the old calibrated default."""
+    weight (a prior), and the old calibrated default (the two original branches)."""
     out: list[Candidate] = [
-        Candidate("dense", FusionConfig(FusionMethod.RRF, {"dense": 1.0, "sparse": 0.0})),
-        Candidate("sparse", FusionConfig(FusionMethod.RRF, {"dense": 0.0, "sparse": 1.0})),
+        Candidate("dense", FusionMethod.RRF, {DENSE: 1.0, SPARSE: 0.0}),
+        Candidate("sparse", FusionMethod.RRF, {DENSE: 0.0, SPARSE: 1.0}),
     ]
     for rrf_k in (10.0, 20.0, 60.0):
-        out.append(
-            Candidate(f"rrf k={rrf_k:g}", FusionConfig(FusionMethod.RRF, rrf_k=rrf_k), family="rrf")
-        )
+        out.append(Candidate(f"rrf k={rrf_k:g}", FusionMethod.RRF, rrf_k=rrf_k, family="rrf"))
     for share in (0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8):
-        weights = {"dense": share, "sparse": round(1 - share, 2)}
+        weights = {DENSE: share, SPARSE: round(1 - share, 2)}
         for method in (FusionMethod.CONVEX, FusionMethod.DBSF, FusionMethod.ADAPTIVE):
-            out.append(
-                Candidate(
-                    f"{method.value} {share:g}", FusionConfig(method, weights), family=method.value
-                )
-            )
+            out.append(Candidate(f"{method.value} {share:g}", method, weights, family=method.value))
     for base in LENGTH_BASES:
         for slope in LENGTH_SLOPES:
             out.append(
                 Candidate(
                     f"length {base:g}+{slope:g}",
-                    FusionConfig(FusionMethod.CONVEX),
+                    FusionMethod.CONVEX,
                     length_rule=(base, slope),
                     family="length",
                 )
             )
     out.append(
-        Candidate("calibrated adaptive (old default)", FusionConfig(FusionMethod.ADAPTIVE), True)
+        Candidate(
+            "calibrated adaptive (old default)",
+            FusionMethod.ADAPTIVE,
+            {DENSE: 1.0, SPARSE: 1.0},
+            calibrated=True,
+        )
     )
     return out
 
@@ -411,30 +583,118 @@ LENGTH_SLOPES = (0.025, 0.0375, 0.05, 0.075)
 """Dense share added per doubling of the query's words."""
 
 
+def three_branch_candidates() -> list[Candidate]:
+    """The pool the plan added, for one BM25 setting: 56 candidates (docs/bm25-study-plan.md)."""
+    out: list[Candidate] = []
+    subsets = {"dense+bm25": (DENSE, BM25), "sparse+bm25": (SPARSE, BM25), "all": ALL_BRANCHES}
+    for label, branches in subsets.items():
+        for rrf_k in (10.0, 20.0, 60.0):
+            out.append(
+                Candidate(
+                    f"rrf {label} k={rrf_k:g}",
+                    FusionMethod.RRF,
+                    branches=branches,
+                    rrf_k=rrf_k,
+                    family="rrf3",
+                )
+            )
+    for beta in (0.1, 0.2, 0.3, 0.4, 0.5):
+        for dense_part in (0.5, 0.6, 0.7):
+            weights = {
+                DENSE: (1 - beta) * dense_part,
+                SPARSE: (1 - beta) * (1 - dense_part),
+                BM25: beta,
+            }
+            name = f"convex all bm25={beta:g} dense-part={dense_part:g}"
+            out.append(
+                Candidate(name, FusionMethod.CONVEX, weights, ALL_BRANCHES, family="convex3")
+            )
+    for share in (0.4, 0.5, 0.6, 0.7):
+        weights = {DENSE: share, BM25: round(1 - share, 2)}
+        out.append(
+            Candidate(
+                f"convex dense+bm25 {share:g}",
+                FusionMethod.CONVEX,
+                weights,
+                (DENSE, BM25),
+                family="convex-dense-bm25",
+            )
+        )
+    for base in (0.45, 0.5, 0.55):
+        for slope in (0.0375, 0.05):
+            for fraction in (0.25, 0.5, 0.75, 1.0):
+                out.append(
+                    Candidate(
+                        f"length all {base:g}+{slope:g} bm25-part={fraction:g}",
+                        FusionMethod.CONVEX,
+                        branches=ALL_BRANCHES,
+                        length_rule=(base, slope),
+                        bm25_fraction=fraction,
+                        family="length3",
+                    )
+                )
+    priors = {"equal": None, "0.5/0.25/0.25": {DENSE: 0.5, SPARSE: 0.25, BM25: 0.25}}
+    for method in (FusionMethod.DBSF, FusionMethod.ADAPTIVE):
+        for label, prior in priors.items():
+            out.append(
+                Candidate(
+                    f"{method.value} all {label}",
+                    method,
+                    prior,
+                    ALL_BRANCHES,
+                    family=method.value + "3",
+                )
+            )
+    return out
+
+
+BM25_ONLY = Candidate("bm25", FusionMethod.RRF, branches=(BM25,))
+CONVEX_EQUAL_3 = Candidate("convex all equal", FusionMethod.CONVEX, branches=ALL_BRANCHES)
+"""The bar beside the single branches: equal-weight convex fusion of all three."""
+REFERENCE_3 = [
+    BM25_ONLY,
+    CONVEX_EQUAL_3,
+    Candidate("rrf dense+bm25 k=60", FusionMethod.RRF, branches=(DENSE, BM25)),
+    Candidate("rrf sparse+bm25 k=60", FusionMethod.RRF, branches=(SPARSE, BM25)),
+    Candidate("rrf all k=60", FusionMethod.RRF, branches=ALL_BRANCHES),
+]
+"""Shown for every BM25 setting, never chosen (the RRF rows are also in the pool)."""
+
+
 def mean_ndcg(
     rankings: Rankings,
     qrels: Mapping[str, Mapping[str, int]],
     texts: Mapping[str, str],
-    config: FusionConfig,
-    weights: Mapping[str, float] | None = None,
-    length_rule: tuple[float, float] | None = None,
+    fused: Callable[[Mapping[str, Sequence[BranchHit]], str], Sequence[FusedHit]],
 ) -> float:
-    """nDCG@10 over the judged queries of ``qrels``, fused by ``config`` (through the
-    library's ``FusionConfig.fuse``, the retriever's fusion); ``texts`` are the queries'."""
-    if weights is not None:
-        base = config.weights or {"dense": 1.0, "sparse": 1.0}
-        config = FusionConfig(config.method, {b: base[b] * weights[b] for b in base}, config.rrf_k)
+    """nDCG@10 over the judged queries of ``qrels``, each query's branch lists fused by
+    ``fused(lists, query text)``; ``texts`` are the queries'."""
     ranking = {}
     for query in qrels:
-        per_query = config
-        if length_rule is not None:
-            base_share, slope = length_rule
-            rule = query_length_weights(texts[query], base=base_share, slope=slope)
-            per_query = FusionConfig(config.method, rule, config.rrf_k)
-        hits = per_query.fuse(rankings[query], query=texts[query], limit=10)
+        hits = fused(rankings[query], texts[query])
         ranking[query] = {h.id: -float(rank) for rank, h in enumerate(hits, start=1)}
     scores = score_queries(qrels, ranking, [METRIC])
     return math.fsum(s[METRIC] for s in scores.values()) / len(scores)
+
+
+def candidate_ndcg(row: Row, candidate: Candidate) -> float:
+    rankings, mrr, qrels, texts = row
+    calibrated = weights_from_mrr(mrr)
+    return mean_ndcg(rankings, qrels, texts, lambda lists, q: candidate.fuse(lists, q, calibrated))
+
+
+def default_ndcg(row: Row) -> float:
+    """Today's default, through the retriever's own ``FusionConfig.fuse``, on the two
+    original branches."""
+    rankings, _, qrels, texts = row
+    return mean_ndcg(
+        rankings,
+        qrels,
+        texts,
+        lambda lists, q: DEFAULT_FUSION_CONFIG.fuse(
+            {b: lists[b] for b in TWO_BRANCHES}, query=q, limit=10
+        ),
+    )
 
 
 Row = tuple[Rankings, dict[str, float], dict[str, dict[str, int]], dict[str, str]]
@@ -443,21 +703,10 @@ Row = tuple[Rankings, dict[str, float], dict[str, dict[str, int]], dict[str, str
 
 def score_table(rows: Mapping[str, Row], pool: Sequence[Candidate]) -> dict[str, dict[str, float]]:
     table: dict[str, dict[str, float]] = {}
-    for row, (rankings, mrr, qrels, texts) in rows.items():
-        calibrated = weights_from_mrr(mrr)
-        table[row] = {
-            c.name: mean_ndcg(
-                rankings,
-                qrels,
-                texts,
-                c.config,
-                calibrated if c.calibrated else None,
-                c.length_rule,
-            )
-            for c in pool
-        }
-        table[row]["default"] = mean_ndcg(rankings, qrels, texts, DEFAULT_FUSION_CONFIG)
-        print(f"  {row}: " + ", ".join(f"{k} {v:.3f}" for k, v in table[row].items()), flush=True)
+    for name, row in rows.items():
+        table[name] = {c.name: candidate_ndcg(row, c) for c in pool}
+        table[name]["default"] = default_ndcg(row)
+        print(f"  {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in table[name].items()), flush=True)
     return table
 
 
@@ -472,26 +721,44 @@ def lead(row: Mapping[str, float], name: str) -> float:
     return row[name] - max(row["dense"], row["sparse"], row["convex 0.5"])
 
 
+Leads = Mapping[str, Mapping[str, float]]
+"""Corpus -> candidate -> its lead over the bar the default must clear there."""
+
+
 def choose(
     table: Mapping[str, Mapping[str, float]], corpora_: Sequence[str], pool: Sequence[str]
 ) -> str:
-    """The candidate with the best worst-case :func:`lead` over ``corpora_`` (ties within
+    """The two-branch study's choice: :func:`choose_by_leads` with :func:`lead`."""
+    leads = {c: {name: lead(table[c], name) for name in pool} for c in corpora_}
+    return choose_by_leads(leads, corpora_, pool)
+
+
+def choose_by_leads(leads: Leads, corpora_: Sequence[str], pool: Sequence[str]) -> str:
+    """The candidate with the best worst-case lead over ``corpora_`` (ties within
     0.001: the better mean). Worst case, because the default must hold on every corpus."""
+    return ranked(leads, corpora_, pool)[0][0]
+
+
+def ranked(
+    leads: Leads, corpora_: Sequence[str], pool: Sequence[str]
+) -> list[tuple[str, float, float]]:
+    """(candidate, worst lead rounded to 0.001, mean lead), best first by :func:`choose`'s
+    rule (a stable sort: among equals, the first in ``pool``, as ``max`` picks)."""
 
     def key(name: str) -> tuple[float, float]:
-        margins = [lead(table[c], name) for c in corpora_]
+        margins = [leads[c][name] for c in corpora_]
         return (round(min(margins), 3), math.fsum(margins) / len(margins))
 
-    return max(pool, key=key)
+    return [(name, *key(name)) for name in sorted(pool, key=key, reverse=True)]
 
 
 def leave_one_corpus_out(
-    table: Mapping[str, Mapping[str, float]], real: Sequence[str], pool: Sequence[str]
+    table: Mapping[str, Mapping[str, float]], leads: Leads, real: Sequence[str], pool: Sequence[str]
 ) -> dict[str, dict[str, Any]]:
     """For each corpus: the candidate chosen on the others, and its score on this one."""
     out = {}
     for held_out in real:
-        chosen = choose(table, [c for c in real if c != held_out], pool)
+        chosen = choose_by_leads(leads, [c for c in real if c != held_out], pool)
         out[held_out] = {"chosen": chosen, METRIC: table[held_out][chosen]}
     return out
 
@@ -513,7 +780,8 @@ def evaluate(suite: Path, cache: Path, out: Path) -> dict[str, Any]:
     stress = score_table(stress_rows, pool)
     real = list(table)
     choosable = [c.name for c in pool if c.name not in ("dense", "sparse")]
-    loo = leave_one_corpus_out(table, real, choosable)
+    leads = {c: {name: lead(table[c], name) for name in choosable} for c in real}
+    loo = leave_one_corpus_out(table, leads, real, choosable)
     report = {
         "suite": [str(p) for p in corpora(suite)],
         "metric": METRIC,
@@ -534,6 +802,258 @@ def evaluate(suite: Path, cache: Path, out: Path) -> dict[str, Any]:
     print(markdown(report))
     print(f"wrote {out} and {out.with_suffix('.md')}")
     return report
+
+
+# -- the BM25 study: (BM25 setting, candidate) pairs, chosen out of sample -----------------------
+
+TODAY_IN_SAMPLE_MEAN = 0.550
+"""Today's default, in-sample mean over the six corpora: the plan's condition 3 adds 0.01."""
+QDRANT_SCIFACT_ANCHOR = 0.7175
+SINGLES = ("dense", "sparse")
+
+
+def pair_name(setting: Bm25Setting, candidate: str) -> str:
+    return f"{setting.label} | {candidate}"
+
+
+def corpus_scores(folder: Path, cache: Path) -> dict[str, Any]:
+    """Every candidate's nDCG@10 on one corpus: the two-branch pool once, the BM25 pool
+    and references per BM25 setting, and the avg_len diagnostic."""
+    rankings, mrr = load_lists(cache, "plain")
+    qrels, texts = beir_qrels(folder, "test"), beir_queries(folder)
+    row: Row = (rankings, mrr, qrels, texts)
+    three = {c.name: c for c in [*REFERENCE_3, *three_branch_candidates()]}
+
+    def with_bm25(setting: Bm25Setting) -> Row:
+        bm25 = load_bm25(cache, setting)
+        return ({q: {**lists, BM25: bm25[q]} for q, lists in rankings.items()}, mrr, qrels, texts)
+
+    entry: dict[str, Any] = {
+        "two_branch": {c.name: candidate_ndcg(row, c) for c in candidates()},
+        "default": default_ndcg(row),
+        "bm25": {},
+        "mean_terms": json.loads((cache / "bm25_terms.json").read_text())["mean_terms"],
+        "bm25_avg_len_corpus_mean": {},
+    }
+    for setting, diagnostic in zip(BM25_SETTINGS, BM25_DIAGNOSTICS, strict=True):
+        three_row = with_bm25(setting)
+        entry["bm25"][setting.label] = {n: candidate_ndcg(three_row, c) for n, c in three.items()}
+        entry["bm25_avg_len_corpus_mean"][setting.label] = candidate_ndcg(
+            with_bm25(diagnostic), BM25_ONLY
+        )
+        print(f"  {folder.name} {setting.label}: bm25 {entry['bm25'][setting.label]['bm25']:.3f}")
+    return entry
+
+
+def pair_tables(
+    table: Mapping[str, Mapping[str, Any]],
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]], dict[str, str]]:
+    """Per corpus, each choosable (setting, candidate) pair's nDCG@10 and lead over its own
+    setting's bar (the best of dense, SPLADE, that BM25, equal-weight convex of all three);
+    and each pair's BM25 setting's label."""
+    two = [c.name for c in candidates() if c.name not in SINGLES]
+    three = [c.name for c in three_branch_candidates()]
+    scores: dict[str, dict[str, float]] = {}
+    leads: dict[str, dict[str, float]] = {}
+    setting_of: dict[str, str] = {}
+    for corpus, entry in table.items():
+        scores[corpus], leads[corpus] = {}, {}
+        for setting in BM25_SETTINGS:
+            own = entry["bm25"][setting.label]
+            bar = max(
+                entry["two_branch"]["dense"],
+                entry["two_branch"]["sparse"],
+                own["bm25"],
+                own[CONVEX_EQUAL_3.name],
+            )
+            for name in two + three:
+                pair = pair_name(setting, name)
+                value = entry["two_branch"][name] if name in two else own[name]
+                scores[corpus][pair], leads[corpus][pair] = value, value - bar
+                setting_of[pair] = setting.label
+    return scores, leads, setting_of
+
+
+def best_single(entry: Mapping[str, Any], settings: Sequence[str]) -> float:
+    """The best of dense, SPLADE and BM25 at any of ``settings``."""
+    two = entry["two_branch"]
+    return float(max(two["dense"], two["sparse"], *(entry["bm25"][s]["bm25"] for s in settings)))
+
+
+def conditions(
+    table: Mapping[str, Mapping[str, Any]],
+    loo: Mapping[str, Mapping[str, Any]],
+    chosen: str,
+    setting_of: Mapping[str, str],
+    scores: Mapping[str, Mapping[str, float]],
+) -> dict[str, Any]:
+    """The plan's conditions for a three-branch default, those this study can measure.
+
+    Condition 2's best single branch is dense, SPLADE and the BM25 of the left-out pair's
+    own setting, as the selection rule judges a pair; ``..._any_setting`` is the stricter
+    reading (BM25 at whichever setting is best on that corpus), shown beside it."""
+    three = {c.name for c in three_branch_candidates()}
+    per_corpus = {}
+    for corpus, held in loo.items():
+        own = best_single(table[corpus], [setting_of[held["chosen"]]])
+        anywhere = best_single(table[corpus], [s.label for s in BM25_SETTINGS])
+        per_corpus[corpus] = {
+            "left_out": held[METRIC],
+            "best_single_own_setting": own,
+            "minus_best_single_own_setting": held[METRIC] - own,
+            "best_single_any_setting": anywhere,
+            "minus_best_single_any_setting": held[METRIC] - anywhere,
+        }
+    mean_loo = math.fsum(v[METRIC] for v in loo.values()) / len(loo)
+    scifact = scores.get("scifact", {}).get(chosen)
+    return {
+        "1_uses_bm25": chosen.split(" | ", 1)[1] in three,
+        "2_left_out_within_0.005_of_best_single": all(
+            v["minus_best_single_own_setting"] >= -TOLERANCE for v in per_corpus.values()
+        ),
+        "2_strict_any_setting": all(
+            v["minus_best_single_any_setting"] >= -TOLERANCE for v in per_corpus.values()
+        ),
+        "2_per_corpus": per_corpus,
+        "3_left_out_mean": mean_loo,
+        "3_left_out_mean_at_least": TODAY_IN_SAMPLE_MEAN + 0.01,
+        "3_holds": round(mean_loo, 3) >= TODAY_IN_SAMPLE_MEAN + 0.01,
+        "4_proxy_scifact_in_study": scifact,
+        "4_proxy_holds": scifact is not None and scifact >= QDRANT_SCIFACT_ANCHOR,
+        "4_note": "the plan's condition is SciFact through `hybrid-retriever eval`; this is "
+        "the study's own exact-search figure for the pair chosen on all six corpora",
+        "5_cost": "not measured by this study (speed benchmarks)",
+    }
+
+
+def evaluate_bm25(suite: Path, cache: Path, out: Path) -> dict[str, Any]:
+    print("scoring (BM25 study)", flush=True)
+    table = {folder.name: corpus_scores(folder, cache / folder.name) for folder in corpora(suite)}
+    real = list(table)
+    scores, leads, setting_of = pair_tables(table)
+    pool = list(next(iter(scores.values())))
+    chosen = choose_by_leads(leads, real, pool)
+    loo = leave_one_corpus_out(scores, leads, real, pool)
+    report = {
+        "plan": "docs/bm25-study-plan.md",
+        "suite": [str(p) for p in corpora(suite)],
+        "metric": METRIC,
+        "split": "test",
+        "depth": "top 100 per branch (exact search), cut to DEFAULT_PREFETCH_K by fusion",
+        "bm25_settings": [s.label for s in BM25_SETTINGS],
+        "pool_size": len(pool),
+        "default": DEFAULT_FUSION_CONFIG.describe(),
+        "chosen_on_all_corpora": chosen,
+        "chosen_on_all_corpora_in_sample": {c: scores[c][chosen] for c in real},
+        "chosen_on_all_corpora_leads": {c: leads[c][chosen] for c in real},
+        "runners_up_on_all_corpora": [
+            {"pair": name, "worst_lead": worst, "mean_lead": mean}
+            for name, worst, mean in ranked(leads, real, pool)[:10]
+        ],
+        "leave_one_corpus_out": loo,
+        "conditions": conditions(table, loo, chosen, setting_of, scores),
+        "corpora": table,
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": machine_info(),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    out.with_suffix(".md").write_text(bm25_markdown(report) + "\n")
+    print(bm25_markdown(report))
+    print(f"wrote {out} and {out.with_suffix('.md')}")
+    return report
+
+
+def bm25_markdown(report: Mapping[str, Any]) -> str:
+    """The headline table (left-out figures), the branches and pairs per BM25 setting,
+    and the plan's conditions."""
+    table, loo, chosen = (
+        report["corpora"],
+        report["leave_one_corpus_out"],
+        report["chosen_on_all_corpora"],
+    )
+    settings = report["bm25_settings"]
+    in_sample = report["chosen_on_all_corpora_in_sample"]
+    cond = report["conditions"]
+    proxy = cond["4_proxy_scifact_in_study"]
+    scifact = "none" if proxy is None else f"{proxy:.3f}"
+    header = [
+        "corpus",
+        "dense",
+        "SPLADE",
+        *(f"BM25 {s.removeprefix('bm25 ')}" for s in settings),
+        "today's default",
+        "chosen, in-sample",
+        "**left out**",
+        "left out - best single",
+        "chosen on the other five",
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    columns: list[list[float]] = []
+    for corpus, entry in table.items():
+        values = [
+            entry["two_branch"]["dense"],
+            entry["two_branch"]["sparse"],
+            *(entry["bm25"][s]["bm25"] for s in settings),
+            entry["default"],
+            in_sample[corpus],
+            loo[corpus][METRIC],
+        ]
+        columns.append(values)
+        gap = cond["2_per_corpus"][corpus]["minus_best_single_own_setting"]
+        cells = [f"{v:.3f}" for v in values[:-1]] + [f"**{values[-1]:.3f}**", f"{gap:+.3f}"]
+        chosen_here = loo[corpus]["chosen"].replace("|", "\\|")
+        lines.append(f"| {corpus} | " + " | ".join(cells) + f" | {chosen_here} |")
+    means = [math.fsum(col) / len(col) for col in zip(*columns, strict=True)]
+    lines.append("| **mean** | " + " | ".join(f"{m:.3f}" for m in means) + " | | |")
+    lines += [
+        "",
+        f"nDCG@10, test splits. Chosen on all six corpora (in-sample): {chosen}. Left out: "
+        "the (BM25 setting, candidate) pair chosen on the other five corpora, scored on this "
+        f"one. Today's default: {report['default']}.",
+        "",
+    ]
+    for setting in settings:
+        lines += [f"### {setting}", ""]
+        names = ["bm25", "rrf dense+bm25 k=60", "rrf sparse+bm25 k=60", "rrf all k=60"]
+        head = [
+            "corpus",
+            "BM25",
+            "RRF dense+SPLADE",
+            "RRF dense+BM25",
+            "RRF SPLADE+BM25",
+            "RRF all three",
+            "convex all equal",
+            "BM25, avg_len = corpus mean",
+            "mean kept terms",
+        ]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for corpus, entry in table.items():
+            own = entry["bm25"][setting]
+            values = [
+                own["bm25"],
+                entry["two_branch"]["rrf k=60"],
+                *(own[n] for n in names[1:]),
+                own[CONVEX_EQUAL_3.name],
+                entry["bm25_avg_len_corpus_mean"][setting],
+            ]
+            cells = [f"{v:.3f}" for v in values] + [f"{entry['mean_terms']:.0f}"]
+            lines.append(f"| {corpus} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += [
+        "### The plan's conditions for a three-branch default",
+        "",
+        f"1. uses the BM25 branch: **{cond['1_uses_bm25']}**",
+        "2. left out >= best single branch - 0.005 on every corpus: "
+        f"**{cond['2_left_out_within_0.005_of_best_single']}** (best single over every BM25 "
+        f"setting: {cond['2_strict_any_setting']})",
+        f"3. left-out mean {cond['3_left_out_mean']:.3f} >= "
+        f"{cond['3_left_out_mean_at_least']:.3f}: **{cond['3_holds']}**",
+        "4. SciFact >= 0.7175 (proxy: this study's in-sample SciFact figure "
+        f"{scifact}): {cond['4_proxy_holds']}; through `hybrid-retriever eval`: not measured here",
+        f"5. cost: {cond['5_cost']}",
+    ]
+    return "\n".join(lines)
 
 
 LENGTH_BINS = ((1, 5), (6, 10), (11, 20), (21, 40), (41, None))
@@ -667,15 +1187,26 @@ def markdown(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+FUSION_OUT = Path("benchmarks/results/fusion_study.json")
+BM25_OUT = Path("benchmarks/results/bm25_study.json")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--suite", type=Path, default=Path("../shared/data"))
     parser.add_argument("--cache", type=Path, default=Path("/tmp/fusion_study"))
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/fusion_study.json"))
+    parser.add_argument("--out", type=Path, default=FUSION_OUT)
     parser.add_argument("--depth", type=int, default=100, help="hits kept per branch")
     parser.add_argument("--stage", choices=["encode", "lists", "eval", "all"], default="all")
     parser.add_argument("--no-stress", action="store_true", help="skip the synthetic settings")
+    parser.add_argument(
+        "--bm25",
+        action="store_true",
+        help="the BM25 study of docs/bm25-study-plan.md (default --out: bm25_study.json)",
+    )
     args = parser.parse_args()
+    if args.bm25 and args.out == FUSION_OUT:
+        args.out = BM25_OUT
     folders = corpora(args.suite)
     if args.stage in ("encode", "all"):
         for folder in folders:
@@ -689,8 +1220,10 @@ def main() -> None:
             if folder.name == STRESS_CORPUS and not args.no_stress:
                 settings.update(stress_settings(cache))
             branch_lists(cache, settings, args.depth)
+            if args.bm25:
+                bm25_lists(folder, cache, args.depth)
     if args.stage in ("eval", "all"):
-        evaluate(args.suite, args.cache, args.out)
+        (evaluate_bm25 if args.bm25 else evaluate)(args.suite, args.cache, args.out)
 
 
 if __name__ == "__main__":

@@ -31,9 +31,9 @@ from hybrid_retriever.errors import (
 from hybrid_retriever.model_record import (
     ModelCheckState,
     acheck_models,
-    arecord_new_collection,
+    acreate_recorded,
     check_models,
-    record_new_collection,
+    create_recorded,
 )
 from hybrid_retriever.search_options import BM25, DENSE, SPARSE
 from hybrid_retriever.storage.base import (
@@ -206,17 +206,16 @@ class Indexer:
         layout = self.storage.get_layout(self.spec.name)
         if layout is None:
             try:
-                self.storage.create_collection(self.spec)
-            except CollectionExistsError:  # another writer won the race; check theirs
-                layout = self.storage.get_layout(self.spec.name)
-            else:
-                record_new_collection(
+                create_recorded(
                     self.storage,
                     self.spec,
                     self.dense_encoder,
                     self.sparse_encoder,
                     self.bm25_encoder,
                 )
+            except CollectionExistsError:  # another writer won the race; check theirs
+                layout = self.storage.get_layout(self.spec.name)
+            else:
                 return
         if layout is not None:
             check_layout(self.spec, layout, encoder_name=self.dense_encoder.name)
@@ -236,17 +235,16 @@ class Indexer:
         layout = await self.storage.aget_layout(self.spec.name)
         if layout is None:
             try:
-                await self.storage.acreate_collection(self.spec)
-            except CollectionExistsError:
-                layout = await self.storage.aget_layout(self.spec.name)
-            else:
-                await arecord_new_collection(
+                await acreate_recorded(
                     self.storage,
                     self.spec,
                     self.dense_encoder,
                     self.sparse_encoder,
                     self.bm25_encoder,
                 )
+            except CollectionExistsError:
+                layout = await self.storage.aget_layout(self.spec.name)
+            else:
                 return
         if layout is not None:
             check_layout(self.spec, layout, encoder_name=self.dense_encoder.name)

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from hybrid_retriever.collection import CollectionSpec, Distance
 from hybrid_retriever.errors import CollectionMismatchError, ModelRecordWarning, StorageError
+from hybrid_retriever.storage.base import RecordNotWrittenError
 from hybrid_retriever.vectors import SparseVector
 
 if TYPE_CHECKING:
@@ -420,32 +421,44 @@ async def acheck_models(
     _warn_unrecorded(findings, storage, where, recorded_now=record_now, state=state)
 
 
-def record_new_collection(
+def create_recorded(
     storage: StorageBackend,
     spec: CollectionSpec,
     dense: DenseEncoder,
     sparse: SparseEncoder,
     bm25: Bm25Encoder | None = None,
 ) -> None:
-    """Right after creating a collection: record the models that write it."""
-    if storage.keeps_collection_record:
-        record = new_record(spec, dense, sparse, bm25)
-        _recorded(storage.write_collection_record, spec.name, record, _where(storage, spec))
+    """Create the collection with the record of the models that write it, as one step
+    (``StorageBackend.create_recorded_collection``). Raises ``CollectionExistsError`` when
+    another writer created it first; a record that cannot be written only warns."""
+    if not storage.keeps_collection_record:
+        storage.create_collection(spec)
+        return
+    record = new_record(spec, dense, sparse, bm25)
+    try:
+        storage.create_recorded_collection(spec, record)
+    except RecordNotWrittenError as exc:
+        _record_failed(_where(storage, spec), exc)
 
 
-async def arecord_new_collection(
+async def acreate_recorded(
     storage: StorageBackend,
     spec: CollectionSpec,
     dense: DenseEncoder,
     sparse: SparseEncoder,
     bm25: Bm25Encoder | None = None,
 ) -> None:
-    """Async :func:`record_new_collection`."""
+    """Async :func:`create_recorded`."""
     import asyncio
 
-    if storage.keeps_collection_record:
-        record = await asyncio.to_thread(new_record, spec, dense, sparse, bm25)
-        await _arecorded(storage.awrite_collection_record, spec.name, record, _where(storage, spec))
+    if not storage.keeps_collection_record:
+        await storage.acreate_collection(spec)
+        return
+    record = await asyncio.to_thread(new_record, spec, dense, sparse, bm25)
+    try:
+        await storage.acreate_recorded_collection(spec, record)
+    except RecordNotWrittenError as exc:
+        _record_failed(_where(storage, spec), exc)
 
 
 def _where(storage: StorageBackend, spec: CollectionSpec) -> str:

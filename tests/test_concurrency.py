@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 from langchain_core.documents import Document
 
-from hybrid_retriever import HybridRetriever
+from hybrid_retriever import HybridRetriever, ModelRecordWarning
 from hybrid_retriever.documents import point_id, prepare_document
 from hybrid_retriever.storage.base import StoredPoint
 
@@ -238,7 +239,9 @@ def test_writers_racing_to_create_one_collection(
     make_retriever: MakeRetriever, engine: str
 ) -> None:
     """Four threads start indexing into a collection that does not exist yet: exactly one
-    creates it, the others find it, and every document of every writer is there."""
+    creates it, the others find it, and every document of every writer is there. No writer
+    sees the new collection without its model record (it would warn that the collection's
+    models are unchecked, and record its own)."""
     retriever = make_retriever(collection_name="race", engine=engine)
     start = threading.Barrier(4)
 
@@ -250,7 +253,8 @@ def test_writers_racing_to_create_one_collection(
         start.wait()
         return retriever.add_documents(docs, batch_size=4, show_progress=False)
 
-    with ThreadPoolExecutor(4) as pool:
+    with warnings.catch_warnings(), ThreadPoolExecutor(4) as pool:
+        warnings.simplefilter("error", ModelRecordWarning)  # raised in the writer's thread
         written = [id_ for ids in pool.map(writer, range(4)) for id_ in ids]
     assert len(set(written)) == 32
     assert retriever.count() == 32

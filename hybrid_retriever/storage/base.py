@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from hybrid_retriever.collection import CollectionLayout, CollectionSpec
+from hybrid_retriever.errors import StorageError
 from hybrid_retriever.fusion.rrf import BranchHit
 from hybrid_retriever.vectors import SparseVector
 
@@ -145,6 +146,15 @@ class StorageBackend(ABC):
         """Keep ``record`` (JSON) with ``collection``, replacing any earlier one. It must
         never appear as a point: not in count, search, retrieve or listings."""
 
+    def create_recorded_collection(self, spec: CollectionSpec, record: Mapping[str, Any]) -> None:
+        """Create the collection with ``record`` written, as one step for this process's
+        readers where the engine allows: a writer that finds the collection between the two
+        would take it for an older, unrecorded one and record its own models. Raises
+        ``CollectionExistsError`` as :meth:`create_collection` does, and
+        ``RecordNotWrittenError`` when the collection was made but the record was not."""
+        self.create_collection(spec)
+        write_record_after_create(self, spec.name, record)
+
     def optimize(self, collection: str) -> None:  # noqa: B027 - optional hook
         """Called after a bulk write: make it durable and fast to search.
 
@@ -159,6 +169,11 @@ class StorageBackend(ABC):
 
     async def acreate_collection(self, spec: CollectionSpec) -> None:
         await asyncio.to_thread(self.create_collection, spec)
+
+    async def acreate_recorded_collection(
+        self, spec: CollectionSpec, record: Mapping[str, Any]
+    ) -> None:
+        await asyncio.to_thread(self.create_recorded_collection, spec, record)
 
     async def aread_collection_record(self, collection: str) -> dict[str, Any] | None:
         return await asyncio.to_thread(self.read_collection_record, collection)
@@ -193,3 +208,18 @@ class StorageBackend(ABC):
 
 class CollectionExistsError(Exception):
     """Internal signal: another writer created the collection between check and create."""
+
+
+class RecordNotWrittenError(StorageError):
+    """The collection was created, but the record of its models could not be written."""
+
+
+def write_record_after_create(
+    storage: StorageBackend, collection: str, record: Mapping[str, Any]
+) -> None:
+    """:meth:`StorageBackend.write_collection_record` right after a create: a failure
+    says the collection exists without its record."""
+    try:
+        storage.write_collection_record(collection, record)
+    except StorageError as exc:
+        raise RecordNotWrittenError(str(exc)) from exc

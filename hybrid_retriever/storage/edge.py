@@ -55,6 +55,7 @@ from hybrid_retriever.storage.base import (
     StoredPoint,
     Vector,
     payload_points,
+    write_record_after_create,
 )
 from hybrid_retriever.storage.disk_space import (
     OPTIMIZE_GROWTH,
@@ -144,8 +145,9 @@ class EdgeStorage(StorageBackend):
 
     def get_layout(self, collection: str) -> CollectionLayout | None:
         config_path = self._folder(collection) / CONFIG_FILE
-        if not config_path.is_file():
-            return None
+        with self._lock:  # a collection being created is seen with its record, or not at all
+            if not config_path.is_file():
+                return None
         try:
             config = json.loads(config_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
@@ -200,6 +202,13 @@ class EdgeStorage(StorageBackend):
                 ) from exc
             with _edge_errors(self, spec.name):
                 self._shards[spec.name] = EdgeShard.create(str(folder), config)
+
+    def create_recorded_collection(self, spec: CollectionSpec, record: Mapping[str, Any]) -> None:
+        """Create and record under the lock that :meth:`get_layout` takes, so that no
+        writer of this process sees the collection before its record."""
+        with self._lock:
+            self.create_collection(spec)
+            write_record_after_create(self, spec.name, record)
 
     keeps_collection_record = True
 

@@ -31,6 +31,7 @@ from hybrid_retriever.storage.base import (
     RECORD_KEY,
     BranchQuery,
     CollectionExistsError,
+    RecordNotWrittenError,
     Routing,
     ScoredPoint,
     StorageBackend,
@@ -197,7 +198,21 @@ class QdrantClientStorage(StorageBackend):
             return _layout(self.client.get_collection(collection))
 
     def create_collection(self, spec: CollectionSpec) -> None:
-        with self._locked(), _engine_errors(self._description, creating=spec.name):
+        with self._locked():
+            self._create(spec)
+
+    def create_recorded_collection(self, spec: CollectionSpec, record: Mapping[str, Any]) -> None:
+        """Create and record under the lock every embedded call takes, so that no writer of
+        this process sees the collection before its record (a server has no such lock)."""
+        with self._locked():
+            self._create(spec)
+            try:
+                self._write_record(spec.name, record)
+            except StorageError as exc:
+                raise RecordNotWrittenError(str(exc)) from exc
+
+    def _create(self, spec: CollectionSpec) -> None:
+        with _engine_errors(self._description, creating=spec.name):
             self.client.create_collection(spec.name, **_collection_config(spec, self._cluster))
             for key in self._cluster.shard_keys:
                 self.client.create_shard_key(spec.name, key)
@@ -210,11 +225,11 @@ class QdrantClientStorage(StorageBackend):
 
     def write_collection_record(self, collection: str, record: Mapping[str, Any]) -> None:
         """Into the collection's metadata (Qdrant 1.16+), under :data:`RECORD_KEY`."""
-        with (
-            self._locked(),
-            _engine_errors(self._description, collection=collection),
-            _metadata_supported(),
-        ):
+        with self._locked():
+            self._write_record(collection, record)
+
+    def _write_record(self, collection: str, record: Mapping[str, Any]) -> None:
+        with _engine_errors(self._description, collection=collection), _metadata_supported():
             self.client.update_collection(collection, metadata={RECORD_KEY: dict(record)})
 
     def upsert(self, collection: str, points: Sequence[StoredPoint]) -> None:
@@ -316,6 +331,17 @@ class QdrantClientStorage(StorageBackend):
             if not await self._async_client.collection_exists(collection):
                 return None
             return _layout(await self._async_client.get_collection(collection))
+
+    async def acreate_recorded_collection(
+        self, spec: CollectionSpec, record: Mapping[str, Any]
+    ) -> None:
+        if self._async_client is None:
+            return await super().acreate_recorded_collection(spec, record)
+        await self.acreate_collection(spec)
+        try:
+            await self.awrite_collection_record(spec.name, record)
+        except StorageError as exc:
+            raise RecordNotWrittenError(str(exc)) from exc
 
     async def acreate_collection(self, spec: CollectionSpec) -> None:
         if self._async_client is None:

@@ -17,8 +17,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from hybrid_retriever.errors import InvalidDocumentError, InvalidQueryError
 from hybrid_retriever.search_options import DENSE
 from hybrid_retriever.vectors import SparseVector
@@ -31,6 +29,8 @@ _FIX = (
 
 def vector_problem(vector: Any, *, branch: str) -> str | None:
     """What makes ``vector`` unsearchable, in words; None if it is fine."""
+    import numpy as np  # here, not at import: the package imports this module
+
     values = vector.values if isinstance(vector, SparseVector) else vector
     try:
         array = np.asarray(values, dtype=np.float64)

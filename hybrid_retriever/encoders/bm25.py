@@ -33,6 +33,7 @@ fastembed's constant, and a low b makes a constant that misses a corpus's mean c
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import threading
@@ -40,8 +41,6 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
-
-import regex  # type: ignore[import-untyped]  # no stubs; ships with transformers
 
 from hybrid_retriever.encoders.base import SparseEncoder
 from hybrid_retriever.encoders.stopwords import STOPWORDS, SUPPORTED_LANGUAGES
@@ -60,9 +59,15 @@ INSTALL_HINT = "Install it with: pip install 'hybrid-retriever[bm25]' (PyStemmer
 WORD_CACHE_SIZE = 1 << 18
 """Words remembered with their term's index; the cache starts over when full."""
 
-# Letters, digits and combining marks: Python's \w leaves out marks, which would cut
-# Hindi or Tamil words at every vowel sign.
-_WORD = regex.compile(r"[\p{L}\p{N}\p{M}]+")
+
+@functools.cache
+def _word_pattern() -> Any:
+    """Letters, digits and combining marks: Python's ``\\w`` leaves out marks, which would
+    cut Hindi or Tamil words at every vowel sign. Compiled on first use, so that importing
+    the package does not load ``regex``."""
+    import regex  # type: ignore[import-untyped]  # no stubs; ships with transformers
+
+    return regex.compile(r"[\p{L}\p{N}\p{M}]+")
 
 
 class Bm25Encoder(SparseEncoder):
@@ -153,7 +158,7 @@ class Bm25Encoder(SparseEncoder):
         return indices
 
     def _words(self, text: str) -> list[str]:
-        words: list[str] = _WORD.findall(_normalise(text))
+        words: list[str] = _word_pattern().findall(_normalise(text))
         return [w for w in words if w not in self._stopwords]
 
     def encode_documents(self, texts: Sequence[str]) -> list[SparseVector]:

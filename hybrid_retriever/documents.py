@@ -112,6 +112,8 @@ def prepare_document(text: Any, metadata: Any, doc_id: Any, *, position: int) ->
             f"{where} has id {doc_id!r} of type {type(doc_id).__name__}; ids must be non-empty "
             "strings or integers (or None to derive the id from the content)."
         )
+    if isinstance(doc_id, str):
+        _check_unicode(doc_id, f"{where}: its id")
     metadata = dict(metadata)
     pid = point_id(doc_id, text, metadata)
     payload: dict[str, Any] = {CONTENT_KEY: text, METADATA_KEY: metadata}
@@ -179,7 +181,10 @@ def _check_json(value: Any, path: str, depth: int = 0) -> None:
     silently altered: what JSON cannot hold, integers beyond 64 bits (Qdrant Edge turns
     them into floats, qdrant-client keeps them: refused on both, so both agree) and
     nesting deeper than :data:`MAX_METADATA_DEPTH`."""
-    if value is None or isinstance(value, str | bool):
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, str):
+        _check_unicode(value, path)
         return
     if isinstance(value, int):
         if not -_INT64_MAX - 1 <= value <= _INT64_MAX:
@@ -208,6 +213,7 @@ def _check_json(value: Any, path: str, depth: int = 0) -> None:
                     f"{path} has a key {key!r} of type {type(key).__name__}; "
                     "metadata keys must be strings."
                 )
+            _check_unicode(key, f"a key of {path}")
             _check_json(item, f"{path}[{key!r}]", depth + 1)
         return
     if isinstance(value, list | tuple):
@@ -219,6 +225,18 @@ def _check_json(value: Any, path: str, depth: int = 0) -> None:
         "(for example a datetime with .isoformat(), a set with sorted(...), a numpy value with "
         ".item() or .tolist())."
     )
+
+
+def _check_unicode(text: str, path: str) -> None:
+    """A lone surrogate (``"\\ud800"``, from a bad decode or a JSON escape) cannot be
+    written as UTF-8: every engine would fail on it with a bare ``UnicodeEncodeError``."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidDocumentError(
+            f"{path} has an invalid character at position {exc.start} (a lone surrogate); it "
+            "is not valid Unicode. Decode the source with errors='replace'."
+        ) from None
 
 
 def documents_from_texts(

@@ -302,6 +302,27 @@ def test_metadata_that_would_come_back_altered_is_refused(
     assert retriever.count() == 1
 
 
+@pytest.mark.parametrize(
+    ("metadata", "doc_id", "message"),
+    [
+        pytest.param({"a": "x\ud800"}, None, r"metadata\['a'\] has an invalid", id="value"),
+        pytest.param({"k\udc00": 1}, None, r"a key of .*metadata has an invalid", id="key"),
+        pytest.param({}, "id\udc00", r"its id has an invalid", id="id"),
+    ],
+)
+def test_a_lone_surrogate_is_refused_not_a_unicode_error(
+    make_retriever: MakeRetriever,
+    engine: str,
+    metadata: dict[str, Any],
+    doc_id: str | None,
+    message: str,
+) -> None:
+    """Before: a bare UnicodeEncodeError from the engine's write, on both engines."""
+    retriever = make_retriever(engine=engine)
+    with pytest.raises(InvalidDocumentError, match=message):
+        retriever.add_documents([Document(id=doc_id, page_content="t", metadata=metadata)])
+
+
 def test_64_bit_integers_come_back_exact(make_retriever: MakeRetriever, engine: str) -> None:
     retriever = make_retriever(engine=engine)
     metadata = {"max": 2**63 - 1, "min": -(2**63), "list": [2**53 + 1, -(2**62)]}

@@ -365,22 +365,16 @@ class HybridRetriever(BaseRetriever):
         options: SearchOptions,
     ) -> list[list[Document]]:
         """Each text's Documents: its page of ``picked``, or MMR's page of them."""
-        fetched = {p.id: p for p in points or ()}
+        fetched = {p.id: p.payload for p in points or ()}
+        dense = {p.id: p.vectors.get(self.dense_vector_name) for p in points or ()}
         documents = []
         for i, hits in enumerate(picked):
             if options.search_type is SearchType.MMR:
                 hits = mmr_order(
-                    hits,
-                    {pid: p.vectors.get(self.dense_vector_name) for pid, p in fetched.items()},
-                    lambda_mult=options.lambda_mult,
-                    limit=options.offset + options.k,
+                    hits, dense, lambda_mult=options.lambda_mult, limit=options.offset + options.k
                 )
-            payloads = rankings[i].payloads
-            if points is not None:
-                payloads = {pid: p.payload for pid, p in fetched.items()}
-            documents.append(
-                _documents(hits[options.offset : options.offset + options.k], payloads)
-            )
+            page = hits[options.offset : options.offset + options.k]
+            documents.append(_documents(page, rankings[i].payloads if points is None else fetched))
         return documents
 
     def _options(self, overrides: dict[str, Any]) -> SearchOptions:

@@ -121,9 +121,12 @@ def test_lambda_zero_picks_the_near_duplicate_last(store: HybridVectorStore) -> 
     assert sorted(diverse) == sorted(ranked)
 
 
-def test_default_balance_splits_the_twins(store: HybridVectorStore) -> None:
-    picked = ids(store.max_marginal_relevance_search(QUERY, k=2))
-    assert len(picked) == 2 and not {"d0", "d1"} <= set(picked)
+def test_default_balance_is_langchains(store: HybridVectorStore) -> None:
+    explicit = store.max_marginal_relevance_search(QUERY, k=3, fetch_k=20, lambda_mult=0.5)
+    assert ids(store.max_marginal_relevance_search(QUERY, k=3)) == ids(explicit)
+    retriever = store.as_retriever(search_type="mmr")
+    assert (retriever.fetch_k, retriever.lambda_mult) == (None, 0.5)
+    assert ids(retriever.invoke(QUERY, k=3)) == ids(explicit)
 
 
 def test_async_and_retriever_agree_with_the_store(store: HybridVectorStore) -> None:
@@ -168,7 +171,7 @@ def test_bad_mmr_options_are_refused(
     store: HybridVectorStore, options: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(InvalidParameterError, match=message):
-        store.retriever.invoke(QUERY, k=4, search_type=options.pop("search_type", "mmr"), **options)
+        store.retriever.invoke(QUERY, k=4, **{"search_type": "mmr", **options})
 
 
 def test_mmr_by_vector_says_to_pass_the_text(store: HybridVectorStore) -> None:

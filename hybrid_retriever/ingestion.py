@@ -170,12 +170,18 @@ class Indexer:
         """Upsert, then drop the older copies the new points replace (never the other way
         round, so a crash in between leaves a duplicate to clean up, never a loss)."""
         self.storage.upsert(self.spec.name, points)
-        if replaced:
+        if replaced and self.tenancy is not None:  # never another tenant's point
+            self.storage.delete_matching(self.spec.name, replaced, self.tenancy.confine(None))
+        elif replaced:
             self.storage.delete(self.spec.name, replaced)
 
     async def _awrite(self, points: Sequence[StoredPoint], replaced: Sequence[str]) -> None:
         await self.storage.aupsert(self.spec.name, points)
-        if replaced:
+        if replaced and self.tenancy is not None:
+            await self.storage.adelete_matching(
+                self.spec.name, replaced, self.tenancy.confine(None)
+            )
+        elif replaced:
             await self.storage.adelete(self.spec.name, replaced)
 
     def _tally(self) -> TruncationTally:

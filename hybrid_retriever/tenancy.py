@@ -130,13 +130,15 @@ class Tenancy:
 
     def prepare(self, text: Any, metadata: Any, doc_id: Any, *, position: int) -> PreparedDocument:
         """:func:`~hybrid_retriever.documents.prepare_document` for this tenant: the tenant
-        set in the metadata, the point id derived with the tenant, nothing replaced (the
-        older copy a UUID id names could be another tenant's)."""
+        set in the metadata, the point id derived with the tenant. It replaces the copy an
+        unbound writer made of this tenant's document (under the id itself if a UUID, else
+        its hash); the ingestion deletes that copy only if this tenant owns it."""
         stamped = self._stamped(metadata, position)
         prepared = prepare_document(text, stamped, doc_id, position=position)
         if doc_id is None:
             return prepared  # the content hash covers the metadata, the tenant included
-        return dataclasses.replace(prepared, point_id=self.point_id(doc_id), replaces=None)
+        unbound = lookup_point_ids([doc_id])[0][0]
+        return dataclasses.replace(prepared, point_id=self.point_id(doc_id), replaces=unbound)
 
     def _stamped(self, metadata: Any, position: int) -> Any:
         if metadata is None:

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from langchain_core.documents import Document
 from qdrant_client.http import models
@@ -269,6 +269,7 @@ def _check_property(template: Template, data: st.DataObject) -> None:
         if kind == "search":
             _, query, query_filter, k = op
             found = a.invoke(query, k=k, filter=query_filter)
+            event("search: some found" if found else "search: none found")
             for doc in found:
                 assert doc.metadata["_id"] in a_docs, (doc, query_filter)
                 assert doc.metadata["tenant"] == "A"
@@ -278,6 +279,7 @@ def _check_property(template: Template, data: st.DataObject) -> None:
         elif kind == "get":
             asked = _names(op[1])
             got = a.get_by_ids(op[1])
+            event("get: some found" if got else "get: none found")
             expected = {pid for pid, v in a_docs.items() if v[1] in asked or pid in asked}
             assert {d.metadata.get("tenant") for d in got} <= {"A"}
             assert {(d.id, d.page_content) for d in got} == {
@@ -286,6 +288,9 @@ def _check_property(template: Template, data: st.DataObject) -> None:
         elif kind == "delete":
             asked = _names(op[1])
             a.delete(op[1])
+            event(
+                f"delete: {sum(1 for p, v in a_docs.items() if v[1] in asked or p in asked)} of A's"
+            )
             for pid, v in a_docs.items():
                 if v[1] in asked or pid in asked:
                     del model[pid]

@@ -105,6 +105,10 @@ class HybridRetriever(BaseRetriever):
     with ``weights`` / ``rrf_k`` / ``prefetch_k``; or ``fusion_config=`` the file (or
     ``FusionConfig``) that ``hybrid-retriever tune`` saved. Explicit arguments win.
 
+    Tenants: ``tenant="acme"`` confines every search, read, write, delete and count to the
+    documents whose ``metadata[tenant_key]`` (default ``"tenant"``) is ``"acme"``, whatever
+    filter or ids a call passes (:mod:`hybrid_retriever.tenancy`).
+
     Example::
 
         retriever = HybridRetriever.from_texts(

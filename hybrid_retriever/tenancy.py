@@ -17,7 +17,9 @@ or deletes a point of another tenant:
   overwrite each other. (The alternative, checking for the id under another tenant and
   refusing, would fail one tenant's writes because of another's data and tell it which
   ids the other uses.) Documents without an id get the content hash as before, which
-  covers the metadata and so the tenant;
+  covers the metadata and so the tenant. Rewriting a document an unbound writer stored
+  with this tenant's metadata replaces that copy (deleted only if this tenant owns it),
+  so moving to tenant binding duplicates nothing;
 * **get_by_ids**: only points whose stored metadata names this tenant, whatever id is
   asked for (a result's point id, the caller's id, an id of another tenant);
 * **delete** (and so the cleanup of LangChain's ``index()``): the ids *and* the tenant

@@ -395,6 +395,15 @@ def test_vectorstore_and_langchain_index_cleanup_are_confined(template: Template
     assert store_a.similarity_search("same text", k=50)
     assert all(d.metadata["tenant"] == "A" for d in store_a.similarity_search("text", k=50))
     assert store_a.as_retriever(k=3).tenant == "A"
+    store_c = HybridVectorStore.from_texts(
+        ["C's only note."],
+        collection_name=name,
+        storage=template.storage,
+        tenant="C",
+        show_progress=False,
+        **template.encoders,
+    )
+    assert [d.page_content for d in store_c.similarity_search("note", k=50)] == ["C's only note."]
     with pytest.raises(InvalidParameterError, match="bound to tenant 'A'"):
         store_a.as_retriever(search_kwargs={"tenant": "B"})
 

@@ -16,6 +16,7 @@ The query path, top to bottom (:meth:`HybridRetriever._get_relevant_documents`):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -75,6 +76,7 @@ from hybrid_retriever.search_options import (
 from hybrid_retriever.storage.base import BranchQuery, ScoredPoint, StorageBackend, Vector
 from hybrid_retriever.storage.connect import CONNECTION_ARGUMENTS, open_storage
 from hybrid_retriever.stored_calibration import warn_if_calibrated
+from hybrid_retriever.tenancy import DEFAULT_TENANT_KEY, Tenancy, tenancy_of
 from hybrid_retriever.vector_checks import check_query_vector
 
 
@@ -102,6 +104,10 @@ class HybridRetriever(BaseRetriever):
     Fusion: ``fusion=`` a :class:`~hybrid_retriever.FusionMethod` (convex by default),
     with ``weights`` / ``rrf_k`` / ``prefetch_k``; or ``fusion_config=`` the file (or
     ``FusionConfig``) that ``hybrid-retriever tune`` saved. Explicit arguments win.
+
+    Tenants: ``tenant="acme"`` confines every search, read, write, delete and count to the
+    documents whose ``metadata[tenant_key]`` (default ``"tenant"``) is ``"acme"``, whatever
+    filter or ids a call passes (:mod:`hybrid_retriever.tenancy`).
 
     Example::
 
@@ -144,6 +150,12 @@ class HybridRetriever(BaseRetriever):
     """The branches a search fuses, e.g. ``("dense", "bm25")``; also per call. None: all
     the retriever has (dense and sparse, and bm25 with ``bm25_encoder``)."""
 
+    tenant: str | int | None = None
+    """Bind the retriever to one tenant: every search, read, write and delete is confined
+    to documents whose ``metadata[tenant_key]`` is this value (see ``tenancy``)."""
+    tenant_key: str = DEFAULT_TENANT_KEY
+    """The metadata key that holds a document's tenant (payload ``metadata.<tenant_key>``)."""
+
     query_cache_size: int = DEFAULT_QUERY_CACHE_SIZE
     """Query vectors kept per branch in an LRU cache; 0 turns the cache off."""
     allow_model_mismatch: bool = False
@@ -174,6 +186,8 @@ class HybridRetriever(BaseRetriever):
         if data.get("branches") is not None:
             data["branches"] = tuple(data["branches"])
         check_cache_size(data.get("query_cache_size", DEFAULT_QUERY_CACHE_SIZE))
+        tenancy = tenancy_of(data.get("tenant"), data.get("tenant_key"))
+        data["tenant_key"] = tenancy.key if tenancy is not None else DEFAULT_TENANT_KEY
         super().__init__(**data)
         self._query_cache = QueryVectorCache(self.query_cache_size)
 
@@ -290,8 +304,13 @@ class HybridRetriever(BaseRetriever):
             payloads = _payloads_of(branch_results)
         return [_documents(hits, payloads) for hits in fused]
 
+    @property
+    def tenancy(self) -> Tenancy | None:
+        """The tenant this retriever is bound to (``tenant=``), or None."""
+        return None if self.tenant is None else Tenancy(self.tenant_key, self.tenant)
+
     def _options(self, overrides: dict[str, Any]) -> SearchOptions:
-        return resolve_search_options(
+        options = resolve_search_options(
             k=self.k,
             prefetch_k=self.prefetch_k,
             fusion=self.fusion,
@@ -302,6 +321,10 @@ class HybridRetriever(BaseRetriever):
             available=_available_branches(self.bm25_encoder),
             overrides=overrides,
         )
+        tenancy = self.tenancy
+        if tenancy is None:
+            return options
+        return dataclasses.replace(options, filter=tenancy.confine(options.filter))
 
     def _encode_queries(
         self, texts: Sequence[str], options: SearchOptions
@@ -534,6 +557,7 @@ class HybridRetriever(BaseRetriever):
             bm25_encoder=self.bm25_encoder,
             allow_model_mismatch=self.allow_model_mismatch,
             model_state=self._model_state,
+            tenancy=self.tenancy,
         )
 
     # -- writing -----------------------------------------------------------------------------
@@ -613,32 +637,52 @@ class HybridRetriever(BaseRetriever):
         """Delete documents by their ids (the caller's, as added, or those results carry).
 
         True once the deletion is done, as LangChain's ``VectorStore.delete``; unknown ids
-        are ignored (still True: none of them is stored afterwards). Errors raise."""
-        self.storage.delete(self.collection_name, _point_ids(ids))
+        are ignored (still True: none of them is stored afterwards). Errors raise.
+        Tenant-bound: only this tenant's documents; ids of another tenant are unknown."""
+        tenancy = self.tenancy
+        if tenancy is None:
+            self.storage.delete(self.collection_name, _point_ids(ids))
+        else:
+            found = _unique(tenancy.lookup_point_ids(ids))
+            self.storage.delete_matching(self.collection_name, found, tenancy.confine(None))
         return True
 
     async def adelete(self, ids: Iterable[str | int]) -> bool:
         """Async :meth:`delete`."""
-        await self.storage.adelete(self.collection_name, _point_ids(ids))
+        tenancy = self.tenancy
+        if tenancy is None:
+            await self.storage.adelete(self.collection_name, _point_ids(ids))
+        else:
+            found = _unique(tenancy.lookup_point_ids(ids))
+            await self.storage.adelete_matching(self.collection_name, found, tenancy.confine(None))
         return True
 
     # -- reading by id -----------------------------------------------------------------------
 
     def get_by_ids(self, ids: Iterable[str | int]) -> list[Document]:
         """The stored documents among ``ids`` (as for :meth:`delete`), in the order of
-        ``ids``; unknown ids are left out."""
-        candidates = lookup_point_ids(ids)
+        ``ids``; unknown ids (tenant-bound: another tenant's too) are left out."""
+        tenancy = self.tenancy
+        candidates = lookup_point_ids(ids) if tenancy is None else tenancy.lookup_point_ids(ids)
         points = self.storage.retrieve(self.collection_name, _unique(candidates))
+        if tenancy is not None:
+            points = tenancy.owned(points)
         return _in_order(candidates, {p.id: p.payload for p in points})
 
     async def aget_by_ids(self, ids: Iterable[str | int]) -> list[Document]:
         """Async :meth:`get_by_ids`."""
-        candidates = lookup_point_ids(ids)
+        tenancy = self.tenancy
+        candidates = lookup_point_ids(ids) if tenancy is None else tenancy.lookup_point_ids(ids)
         points = await self.storage.aretrieve(self.collection_name, _unique(candidates))
+        if tenancy is not None:
+            points = tenancy.owned(points)
         return _in_order(candidates, {p.id: p.payload for p in points})
 
     def count(self) -> int:
-        """Number of points in the collection."""
+        """Number of points in the collection (tenant-bound: this tenant's)."""
+        tenancy = self.tenancy
+        if tenancy is not None:
+            return self.storage.count_matching(self.collection_name, tenancy.confine(None))
         return self.storage.count(self.collection_name)
 
     def close(self) -> None:

@@ -16,18 +16,15 @@ from hybrid_retriever.fusion.branches import ALL_BRANCHES, TWO_BRANCHES
 from hybrid_retriever.fusion.branches import BM25 as BM25  # re-exported
 from hybrid_retriever.fusion.branches import DENSE as DENSE  # re-exported
 from hybrid_retriever.fusion.branches import SPARSE as SPARSE  # re-exported
+from hybrid_retriever.fusion.depth import DEFAULT_PREFETCH_K as DEFAULT_PREFETCH_K  # re-exported
+from hybrid_retriever.fusion.depth import MAX_K as MAX_K  # re-exported
+from hybrid_retriever.fusion.depth import check_k as check_k  # re-exported
 from hybrid_retriever.fusion.methods import DEFAULT_FUSION, FusionMethod, check_fusion
 from hybrid_retriever.fusion.rrf import check_rrf_k, check_weights
 from hybrid_retriever.storage.base import Routing
 
 BRANCHES = TWO_BRANCHES
 """The branches every retriever has; BM25 joins them with ``bm25_encoder=``."""
-
-DEFAULT_PREFETCH_K = 100
-"""Candidates taken from each branch when ``prefetch_k`` is not set (or k, if larger)."""
-
-MAX_K = 10_000
-"""Upper bound for k and prefetch_k: beyond it a search is a scan, better done with scroll."""
 
 MAX_QUERY_CHARS = 100_000
 """Models read at most a few hundred tokens; a longer query is almost surely a mistake."""
@@ -88,19 +85,6 @@ def check_query(query: Any) -> str:
             "input with errors='replace' first."
         ) from None
     return query
-
-
-def check_k(k: Any, name: str = "k") -> int:
-    if isinstance(k, bool) or not isinstance(k, int):
-        raise InvalidParameterError(f"{name} must be an integer >= 1, not {type(k).__name__}.")
-    if k < 1:
-        raise InvalidParameterError(f"{name} must be >= 1, got {k}.")
-    if k > MAX_K:
-        raise InvalidParameterError(
-            f"{name}={k:,} is too large (at most {MAX_K:,}); to read a whole collection, "
-            "scroll through it with qdrant-client instead."
-        )
-    return k
 
 
 def check_filter(query_filter: Any) -> Any:

@@ -23,6 +23,7 @@ from hybrid_retriever.documents import RESERVED_METADATA_KEYS
 from hybrid_retriever.errors import CollectionNotFoundError, InvalidParameterError
 from hybrid_retriever.ingestion import DEFAULT_BATCH_SIZE
 from hybrid_retriever.retriever import HybridRetriever
+from hybrid_retriever.tenancy import check_rebinding
 
 _WRITE_OPTIONS = frozenset({"batch_size", "show_progress"})
 
@@ -113,6 +114,7 @@ class HybridVectorStore(VectorStore):
                 "one. Drop search_type, or pick a fusion with fusion=."
             )
         search_kwargs = kwargs.pop("search_kwargs", None) or {}
+        check_rebinding(self.retriever.tenancy, {**search_kwargs, **kwargs})
         current = {
             name: getattr(self.retriever, name) for name in type(self.retriever).model_fields
         }

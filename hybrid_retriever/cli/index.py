@@ -12,6 +12,7 @@ from hybrid_retriever.cli.common import (
     add_collection_option,
     add_location_options,
     add_model_options,
+    add_tenant_options,
     collection_name,
     positive_int,
     retriever_arguments,
@@ -101,6 +102,7 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_location_options(parser, default=LOCATION_HELP)
     add_model_options(parser)
+    add_tenant_options(parser)
     parser.set_defaults(run=run)
 
 

@@ -15,6 +15,7 @@ from hybrid_retriever.cli.common import (
     LOCATION_HELP,
     add_location_options,
     add_model_options,
+    add_tenant_options,
     embedded_folder,
     positive_int,
     retriever_arguments,
@@ -89,6 +90,7 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     add_location_options(parser, default=f"{LOCATION_HELP} (as for index)")
     add_model_options(parser)
+    add_tenant_options(parser)
     parser.set_defaults(run=run)
 
 

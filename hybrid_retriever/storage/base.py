@@ -124,6 +124,23 @@ class StorageBackend(ABC):
     ) -> list[list[ScoredPoint]]:
         """Run every branch query in one round trip; one ranked list per query."""
 
+    def delete_matching(self, collection: str, ids: Sequence[str], query_filter: Filter) -> None:
+        """Delete the points among ``ids`` that match ``query_filter``, in one engine call
+        (a tenant-bound delete: ``tenancy``); unknown or unmatched ids are ignored. Backends
+        that cannot raise StorageError, never deleting more than asked."""
+        raise StorageError(f"{self!r} cannot delete by ids and filter in one call.")
+
+    def count_matching(self, collection: str, query_filter: Filter) -> int:
+        """Exact number of points that match ``query_filter``."""
+        raise StorageError(f"{self!r} cannot count the points that match a filter.")
+
+    def ensure_tenant_index(self, collection: str, key: str, *, integer: bool) -> bool:
+        """Make sure the payload field ``key`` holding tenants is indexed for tenants
+        (Qdrant's ``is_tenant``; an integer index for ``integer`` tenants); True when such
+        an index exists afterwards. An existing index on the field is left as it is. The
+        default: no index (confinement never depends on one)."""
+        return False
+
     def scroll_points(self, collection: str, *, batch_size: int) -> Iterator[list[StoredPoint]]:
         """Every point with its vectors and payload, ``batch_size`` at a time, in id order
         (used to copy a collection, ``add_bm25``). Backends that cannot raise StorageError."""
@@ -189,6 +206,14 @@ class StorageBackend(ABC):
 
     async def adelete(self, collection: str, ids: Sequence[str]) -> None:
         await asyncio.to_thread(self.delete, collection, ids)
+
+    async def adelete_matching(
+        self, collection: str, ids: Sequence[str], query_filter: Filter
+    ) -> None:
+        await asyncio.to_thread(self.delete_matching, collection, ids, query_filter)
+
+    async def aensure_tenant_index(self, collection: str, key: str, *, integer: bool) -> bool:
+        return await asyncio.to_thread(self.ensure_tenant_index, collection, key, integer=integer)
 
     async def aoptimize(self, collection: str) -> None:
         await asyncio.to_thread(self.optimize, collection)

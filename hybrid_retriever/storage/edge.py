@@ -297,6 +297,51 @@ class EdgeStorage(StorageBackend):
             with _edge_errors(self, collection):
                 shard.update(UpdateOperation.delete_points(list(ids)))
 
+    def delete_matching(self, collection: str, ids: Sequence[str], query_filter: Filter) -> None:
+        from qdrant_client.http import models
+        from qdrant_edge import UpdateOperation
+
+        if not ids:
+            return
+        selector = models.Filter(must=[models.HasIdCondition(has_id=list(ids)), query_filter])
+        needed = SAFETY_MARGIN_BYTES + UPSERT_GROWTH * _DELETE_RECORD_BYTES * len(ids)
+        with self._lock:
+            shard = self._shard(collection)
+            require_free_space(self._folder(collection), needed, action=f"delete {len(ids)} points")
+            with _edge_errors(self, collection):
+                shard.update(UpdateOperation.delete_points_by_filter(to_edge_filter(selector)))
+
+    def count_matching(self, collection: str, query_filter: Filter) -> int:
+        from qdrant_edge import CountRequest
+
+        with self._lock, _edge_errors(self, collection):
+            request = CountRequest(exact=True, filter=to_edge_filter(query_filter))
+            return int(self._shard(collection).count(request))
+
+    def ensure_tenant_index(self, collection: str, key: str, *, integer: bool) -> bool:
+        """Edge indexes payload fields as a server does: a keyword index with ``is_tenant``
+        (an integer index for integer tenants), kept with the shard."""
+        from qdrant_edge import IntegerIndexParams, KeywordIndexParams, UpdateOperation
+
+        with self._lock:
+            shard = self._shard(collection)
+            with _edge_errors(self, collection):
+                if key in shard.info().payload_schema:
+                    return True
+            params = (
+                IntegerIndexParams(lookup=True, range=False)
+                if integer
+                else KeywordIndexParams(is_tenant=True)
+            )
+            require_free_space(
+                self._folder(collection),
+                SAFETY_MARGIN_BYTES,
+                action=f"index the tenant field {key!r}",
+            )
+            with _edge_errors(self, collection):
+                shard.update(UpdateOperation.create_field_index(key, params))
+            return True
+
     def retrieve(self, collection: str, ids: Sequence[str]) -> list[StoredPoint]:
         with self._lock, _edge_errors(self, collection):
             records = self._shard(collection).retrieve(

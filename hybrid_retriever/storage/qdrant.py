@@ -252,6 +252,54 @@ class QdrantClientStorage(StorageBackend):
                 shard_key_selector=self._shard_key,
             )
 
+    def delete_matching(
+        self, collection: str, ids: Sequence[str], query_filter: models.Filter
+    ) -> None:
+        if not ids:
+            return
+        with self._locked(), _engine_errors(self._description, collection=collection):
+            self.client.delete(
+                collection,
+                points_selector=_matching(ids, query_filter),
+                wait=True,
+                shard_key_selector=self._shard_key,
+            )
+
+    def count_matching(self, collection: str, query_filter: models.Filter) -> int:
+        with self._locked(), _engine_errors(self._description, collection=collection):
+            counted = self.client.count(
+                collection,
+                count_filter=query_filter,
+                exact=True,
+                shard_key_selector=self._shard_key,
+            )
+            return int(counted.count)
+
+    def ensure_tenant_index(self, collection: str, key: str, *, integer: bool) -> bool:
+        """A server gets a keyword index with ``is_tenant`` (an integer index for integer
+        tenants); embedded mode ignores payload indexes (and warns), so it gets none."""
+        if self._embedded_lock is not None:
+            return False
+        with _engine_errors(self._description, collection=collection):
+            if key in (self.client.get_collection(collection).payload_schema or {}):
+                return True
+            self.client.create_payload_index(
+                collection, key, field_schema=_tenant_index(integer=integer), wait=True
+            )
+        return True
+
+    async def aensure_tenant_index(self, collection: str, key: str, *, integer: bool) -> bool:
+        if self._async_client is None:
+            return await super().aensure_tenant_index(collection, key, integer=integer)
+        with _engine_errors(self._description, collection=collection):
+            info = await self._async_client.get_collection(collection)
+            if key in (info.payload_schema or {}):
+                return True
+            await self._async_client.create_payload_index(
+                collection, key, field_schema=_tenant_index(integer=integer), wait=True
+            )
+        return True
+
     def retrieve(self, collection: str, ids: Sequence[str]) -> list[StoredPoint]:
         with self._locked(), _engine_errors(self._description, collection=collection):
             records = self.client.retrieve(
@@ -392,6 +440,21 @@ class QdrantClientStorage(StorageBackend):
                 shard_key_selector=self._shard_key,
             )
 
+    async def adelete_matching(
+        self, collection: str, ids: Sequence[str], query_filter: models.Filter
+    ) -> None:
+        if self._async_client is None:
+            return await super().adelete_matching(collection, ids, query_filter)
+        if not ids:
+            return
+        with _engine_errors(self._description, collection=collection):
+            await self._async_client.delete(
+                collection,
+                points_selector=_matching(ids, query_filter),
+                wait=True,
+                shard_key_selector=self._shard_key,
+            )
+
     async def asearch(
         self,
         collection: str,
@@ -516,6 +579,27 @@ def _point_structs(points: Sequence[StoredPoint]) -> list[models.PointStruct]:
         )
         for p in points
     ]
+
+
+def _tenant_index(*, integer: bool) -> Any:
+    """Qdrant's ``is_tenant`` exists for keyword (and UUID) indexes; integer tenants get a
+    lookup-only integer index."""
+    from qdrant_client.http import models
+
+    if integer:
+        return models.IntegerIndexParams(
+            type=models.IntegerIndexType.INTEGER, lookup=True, range=False
+        )
+    return models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True)
+
+
+def _matching(ids: Sequence[str], query_filter: models.Filter) -> models.FilterSelector:
+    """The points among ``ids`` that match ``query_filter``, as one delete selector."""
+    from qdrant_client.http import models
+
+    return models.FilterSelector(
+        filter=models.Filter(must=[models.HasIdCondition(has_id=list(ids)), query_filter])
+    )
 
 
 def _query_requests(

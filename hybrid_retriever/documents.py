@@ -38,7 +38,7 @@ from hybrid_retriever.errors import InvalidDocumentError, InvalidParameterError
 ID_NAMESPACE = uuid.UUID("6f1c3a52-8d0e-5b7a-9c4e-2a1f0b3d7e91")
 CONTENT_NAMESPACE = uuid.UUID("b2e7d9c4-1f6a-5e3b-8a0d-4c9f2e1b7a63")
 
-RESERVED_METADATA_KEYS = frozenset({"_id", "_score", "_ranks", "_scores"})
+RESERVED_METADATA_KEYS = frozenset({"_id", "_score", "_ranks", "_scores", "_relevance"})
 """Keys the retriever adds to returned documents; stored metadata may not use them."""
 
 _INT64_MAX = 2**63 - 1

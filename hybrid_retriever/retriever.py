@@ -10,7 +10,9 @@ The query path, top to bottom (:meth:`HybridRetriever._get_relevant_documents`):
 5. fuse the ranked lists (see ``fusion/``; the default, ``fusion.config``, was chosen
    across a suite of corpora by ``benchmarks/fusion_study.py``);
 6. return LangChain Documents with the caller's ids, that explain their rank: ``_id``
-   (the point id), ``_score``, ``_ranks`` and ``_scores`` in the metadata.
+   (the point id), ``_score``, ``_ranks`` and ``_scores`` in the metadata; and
+   ``_relevance``, in [0, 1] and comparable across queries (``relevance.py``), which
+   ``score_threshold`` filters on.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ from hybrid_retriever.query_cache import (
     QueryVectorCache,
     check_cache_size,
 )
+from hybrid_retriever.relevance import RELEVANCE_KEY, floors, query_scales, relevance
 from hybrid_retriever.runs import afinish_runs, astart_runs, finish_runs, start_runs
 from hybrid_retriever.search_options import (
     BM25,
@@ -155,6 +158,9 @@ class HybridRetriever(BaseRetriever):
     to documents whose ``metadata[tenant_key]`` is this value (see ``tenancy``)."""
     tenant_key: str = DEFAULT_TENANT_KEY
     """The metadata key that holds a document's tenant (payload ``metadata.<tenant_key>``)."""
+    score_threshold: float | None = None
+    """Drop results whose ``_relevance`` (in [0, 1], comparable across queries) is below
+    it; also per call. None: keep all. ``docs/relevance.md`` gives the recommended value."""
 
     query_cache_size: int = DEFAULT_QUERY_CACHE_SIZE
     """Query vectors kept per branch in an LRU cache; 0 turns the cache off."""
@@ -182,6 +188,7 @@ class HybridRetriever(BaseRetriever):
             query_filter=data.get("filter"),
             branches=data.get("branches"),
             available=_available_branches(data.get("bm25_encoder")),
+            score_threshold=data.get("score_threshold"),
         )
         if data.get("branches") is not None:
             data["branches"] = tuple(data["branches"])
@@ -276,7 +283,7 @@ class HybridRetriever(BaseRetriever):
             payloads = {p.id: p.payload for p in points}
         else:
             payloads = _payloads_of(branch_results)
-        return [_documents(hits, payloads) for hits in fused]
+        return _results(fused, payloads, vectors, branch_results, options)
 
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
@@ -302,7 +309,7 @@ class HybridRetriever(BaseRetriever):
             payloads = {p.id: p.payload for p in points}
         else:
             payloads = _payloads_of(branch_results)
-        return [_documents(hits, payloads) for hits in fused]
+        return _results(fused, payloads, vectors, branch_results, options)
 
     @property
     def tenancy(self) -> Tenancy | None:
@@ -320,6 +327,7 @@ class HybridRetriever(BaseRetriever):
             branches=self.branches,
             available=_available_branches(self.bm25_encoder),
             overrides=overrides,
+            score_threshold=self.score_threshold,
         )
         tenancy = self.tenancy
         if tenancy is None:
@@ -803,16 +811,43 @@ def _payloads_of(
     return {p.id: p.payload for per_text in results for points in per_text.values() for p in points}
 
 
-def _documents(hits: Sequence[FusedHit], payloads: dict[str, dict[str, Any]]) -> list[Document]:
+def _results(
+    fused: Sequence[Sequence[FusedHit]],
+    payloads: dict[str, dict[str, Any]],
+    vectors: Mapping[str, Sequence[Vector]],
+    branch_results: Sequence[Mapping[str, Sequence[ScoredPoint]]],
+    options: SearchOptions,
+) -> list[list[Document]]:
+    """Each query's Documents, with their relevance; those below ``score_threshold`` dropped
+    (the rest keep their fused order)."""
+    found = []
+    for i, hits in enumerate(fused):
+        searched = {branch: per_text[i] for branch, per_text in vectors.items()}
+        scales = query_scales(searched)
+        bounds = floors({b: branch_results[i].get(b, []) for b in searched})
+        relevances = [relevance(hit, scales, bounds) for hit in hits]
+        documents = _documents(hits, payloads, relevances)
+        if options.score_threshold is not None:
+            documents = [
+                d for d in documents if d.metadata[RELEVANCE_KEY] >= options.score_threshold
+            ]
+        found.append(documents)
+    return found
+
+
+def _documents(
+    hits: Sequence[FusedHit], payloads: dict[str, dict[str, Any]], relevances: Sequence[float]
+) -> list[Document]:
     """LangChain Documents that explain their rank. A hit whose point was deleted between
     the search and the payload lookup is dropped rather than returned empty."""
     documents = []
-    for hit in hits:
+    for hit, hit_relevance in zip(hits, relevances, strict=True):
         payload = payloads.get(hit.id)
         if payload is None:
             continue
         metadata = dict(payload.get(METADATA_KEY) or {})
         metadata.update(_id=hit.id, _score=hit.score, _ranks=hit.ranks, _scores=hit.scores)
+        metadata[RELEVANCE_KEY] = hit_relevance
         documents.append(
             Document(
                 id=document_id(hit.id, payload),

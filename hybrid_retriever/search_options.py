@@ -21,6 +21,7 @@ from hybrid_retriever.fusion.depth import MAX_K as MAX_K  # re-exported
 from hybrid_retriever.fusion.depth import check_k as check_k  # re-exported
 from hybrid_retriever.fusion.methods import DEFAULT_FUSION, FusionMethod, check_fusion
 from hybrid_retriever.fusion.rrf import check_rrf_k, check_weights
+from hybrid_retriever.relevance import check_score_threshold
 from hybrid_retriever.storage.base import Routing
 
 BRANCHES = TWO_BRANCHES
@@ -40,6 +41,7 @@ PER_CALL_OPTIONS = frozenset(
         "filter",
         "shard_key",
         "read_consistency",
+        "score_threshold",
     }
 )
 
@@ -56,6 +58,8 @@ class SearchOptions:
     routing: Routing
     branches: tuple[str, ...] = TWO_BRANCHES
     """The branches this search fuses, in :data:`ALL_BRANCHES` order."""
+    score_threshold: float | None = None
+    """Results whose ``_relevance`` is below it are dropped; None: none are."""
 
     def searches(self, branch: str) -> bool:
         """Whether ``branch`` is searched at all: not when unselected or its weight is 0."""
@@ -143,6 +147,7 @@ def resolve_search_options(
     branches: Any = None,
     available: tuple[str, ...] = TWO_BRANCHES,
     overrides: Mapping[str, Any] | None = None,
+    score_threshold: Any = None,
 ) -> SearchOptions:
     """Merge per-call ``overrides`` over the retriever's settings, and validate the result.
 
@@ -184,6 +189,7 @@ def resolve_search_options(
             read_consistency=check_read_consistency(overrides.get("read_consistency")),
         ),
         branches=selected,
+        score_threshold=check_score_threshold(overrides.get("score_threshold", score_threshold)),
     )
 
 

@@ -307,7 +307,19 @@ def test_search_json_explains_each_rank_and_applies_the_filter(flow: dict[str, R
         # The fused score is RRF over the branch ranks it reports (k=60, weights 1).
         expected = sum(1 / (60 + r[b]["rank"]) for b in ("dense", "sparse") if r[b]["rank"])
         assert r["score"] == pytest.approx(expected)
-        assert set(r) == {"rank", "score", "dense", "sparse", "id", "point_id", "text", "metadata"}
+        assert set(r) == {
+            "rank",
+            "score",
+            "relevance",
+            "dense",
+            "sparse",
+            "id",
+            "point_id",
+            "text",
+            "metadata",
+        }
+        assert 0.0 <= r["relevance"] <= 1.0
+        assert not any(key.startswith("_") for key in r["metadata"])  # result keys apart
         assert r["metadata"]["doc_id"] == r["id"]
 
 

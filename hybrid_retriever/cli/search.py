@@ -29,7 +29,7 @@ from hybrid_retriever.metadata_keys import DOC_ID_KEY
 BRANCHES = ("dense", "sparse")
 DEFAULT_K = 4
 """Results shown: the same default as Python's ``k`` and LangChain's retrievers."""
-_RESULT_KEYS = frozenset({"_id", "_score", "_ranks", "_scores"})
+_RESULT_KEYS = frozenset({"_id", "_score", "_ranks", "_scores", "_relevance"})
 
 
 def mode_options(mode: str) -> dict[str, Any]:
@@ -144,6 +144,7 @@ def result_rows(documents: Sequence[Document]) -> list[dict[str, Any]]:
             {
                 "rank": rank,
                 "score": doc.metadata["_score"],
+                "relevance": doc.metadata["_relevance"],
                 **{b: {"rank": ranks.get(b), "score": scores.get(b)} for b in BRANCHES},
                 "id": str(metadata.get(DOC_ID_KEY, doc.id)),
                 "point_id": doc.metadata["_id"],

@@ -1,0 +1,479 @@
+"""Writing documents whose vectors were computed elsewhere (a GPU box, a batch job).
+
+Encoding is what costs when indexing; a corpus encoded once elsewhere should not be
+encoded again here. :class:`EmbeddedDocument` carries a document with its dense and
+SPLADE vectors, and :class:`EmbeddedWriter` (``HybridRetriever.add_embedded_documents``)
+writes them through the same rules as ``add_documents``: the same ids, payload and
+idempotence (``documents.prepare_document``; writing again overwrites, never duplicates),
+a batch refused whole before any of it is written, and the same model record.
+
+What the vectors are checked against, since nothing here computed them:
+
+* the models: the caller declares which models computed them (``dense_model=``,
+  ``sparse_model=``). They must be the retriever's own encoders, which encode the queries
+  searched against these vectors, and the models the collection's record names
+  (``model_record``); otherwise ``CollectionMismatchError`` (a warning with
+  ``allow_model_mismatch=True``). The record itself is made as ``add_documents`` makes it,
+  with the encoders' probe vectors: so the encoders are loaded once per call (a second or
+  two for the default models), and a collection built here is checked by every later
+  reader exactly as one built by ``add_documents``;
+* the vectors: the dense one has the collection's dimension, and the sparse one integer
+  indices in ``[0, vocabulary size)`` (the SPLADE model's vocabulary; below ``2**32``,
+  the engine's limit, where an encoder does not say its vocabulary), each once, with as
+  many values; no NaN, infinity or all-zero dense vector (``vector_checks``). Values are
+  checked as the engine stores them (32-bit floats): a finite 64-bit value beyond
+  float32's range would be stored as infinity, so it is refused too.
+
+A BM25 vector (collections with a BM25 branch) is computed here from the text by the
+retriever's ``Bm25Encoder`` (pure Python, cheap), unless the document brings its own.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from hybrid_retriever.collection import CollectionSpec, check_layout, check_writable
+from hybrid_retriever.documents import PreparedDocument, prepare_document
+from hybrid_retriever.errors import (
+    CollectionMismatchError,
+    DuplicateIdError,
+    InvalidDocumentError,
+    InvalidParameterError,
+    ModelRecordWarning,
+)
+from hybrid_retriever.model_record import (
+    OVERRIDE_HINT,
+    ModelCheckState,
+    check_models,
+    create_recorded,
+)
+from hybrid_retriever.search_options import BM25, DENSE, SPARSE
+from hybrid_retriever.storage.base import CollectionExistsError, StoredPoint, Vector
+from hybrid_retriever.vector_checks import vector_problem
+from hybrid_retriever.vectors import SparseVector
+
+if TYPE_CHECKING:
+    from hybrid_retriever.encoders.base import SparseEncoder
+    from hybrid_retriever.retriever import HybridRetriever
+
+DEFAULT_EMBEDDED_BATCH_SIZE = 1024
+"""Points per validation-and-upsert step. Nothing is encoded, so a batch is only its
+vectors (~3 MB at 384 dense dimensions and ~300 SPLADE terms); larger batches amortise
+the engine's per-call cost (measured: benchmarks/precomputed_write.py)."""
+
+SPARSE_INDEX_LIMIT = 2**32
+"""Qdrant stores sparse indices as unsigned 32-bit integers."""
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedDocument:
+    """A document with its vectors already computed, for
+    :meth:`~hybrid_retriever.HybridRetriever.add_embedded_documents`.
+
+    ``dense``: a list (or 1-D numpy array) of floats from the dense model; ``sparse``: a
+    :class:`~hybrid_retriever.vectors.SparseVector` (or ``{"indices": [...], "values":
+    [...]}``) from the SPLADE model, each the vector of ``page_content`` as a document
+    (not as a query). ``id`` and ``metadata`` as for ``add_documents``. ``bm25``: only to
+    override the BM25 vector computed from ``page_content``.
+    """
+
+    page_content: str
+    dense: Sequence[float] | Any
+    sparse: SparseVector | Mapping[str, Any]
+    metadata: Mapping[str, Any] | None = None
+    id: str | int | None = None
+    bm25: SparseVector | Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VectorRules:
+    """What one collection accepts from precomputed vectors."""
+
+    dense_size: int
+    vocabulary_size: int | None = None
+    """The SPLADE model's vocabulary; None: only the engine's limit applies."""
+
+    @property
+    def index_limit(self) -> int:
+        return SPARSE_INDEX_LIMIT if self.vocabulary_size is None else self.vocabulary_size
+
+    def dense(self, vector: Any, where: str) -> list[float]:
+        """``vector`` as stored (float32 values as Python floats); refused with the reason."""
+        import numpy as np
+
+        try:
+            with np.errstate(over="ignore"):  # beyond float32: becomes inf, refused below
+                array = np.asarray(vector, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise InvalidDocumentError(
+                f"{where}: its dense vector is not a list of numbers "
+                f"({type(vector).__name__}). Give one float per dimension."
+            ) from None
+        if array.ndim != 1 or array.shape[0] != self.dense_size:
+            shape = f"{array.shape[0]} values" if array.ndim == 1 else f"shape {array.shape}"
+            raise CollectionMismatchError(
+                f"{where}: its dense vector has {shape}, but the collection's dense vectors "
+                f"have {self.dense_size} dimensions. Nothing of this batch was written. "
+                "Encode with the dense model the collection was built with (dense_model=)."
+            )
+        if not np.isfinite(array).all() or not array.any():
+            raise InvalidDocumentError(
+                f"{where}: its dense vector (as the engine stores it, in float32) "
+                f"{vector_problem(array, branch=DENSE)}, so it could never be found. Nothing "
+                "of this batch was written. Re-encode this document, or drop it."
+            )
+        values: list[float] = array.tolist()
+        return values
+
+    def sparse(self, vector: Any, where: str, *, branch: str = SPARSE) -> SparseVector:
+        """``vector`` as stored; refused with the reason (indices outside the vocabulary,
+        repeated or not integers, values not finite)."""
+        import numpy as np
+
+        indices, values = _sparse_parts(vector, where, branch)
+        try:
+            index_array = np.asarray(indices)
+            with np.errstate(over="ignore"):
+                value_array = np.asarray(values, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise InvalidDocumentError(
+                f"{where}: its {branch} vector's indices and values must be lists of numbers."
+            ) from None
+        if index_array.ndim != 1 or value_array.ndim != 1 or index_array.size != value_array.size:
+            raise InvalidDocumentError(
+                f"{where}: its {branch} vector has {index_array.size} indices but "
+                f"{value_array.size} values (flat lists of the same length are needed)."
+            )
+        if index_array.size == 0:  # no terms: legitimate, found by dense search only
+            return SparseVector(indices=[], values=[])
+        if index_array.dtype.kind not in "iu":
+            raise InvalidDocumentError(
+                f"{where}: its {branch} vector's indices are not integers (read as "
+                f"{index_array.dtype}); give vocabulary token ids as integers."
+            )
+        low, high = int(index_array.min()), int(index_array.max())
+        limit = SPARSE_INDEX_LIMIT if branch == BM25 else self.index_limit
+        if low < 0 or high >= limit:
+            bad = low if low < 0 else high
+            what = (
+                f"the sparse model's vocabulary of {limit} terms"
+                if limit != SPARSE_INDEX_LIMIT
+                else "the engine's range (0 to 2**32 - 1)"
+            )
+            raise InvalidDocumentError(
+                f"{where}: its {branch} vector has index {bad}, outside {what}. Nothing of "
+                "this batch was written. Encode with the model the collection was built with "
+                "(sparse_model=), whose token ids these must be."
+            )
+        unsorted = index_array.size > 1 and not (np.diff(index_array) > 0).all()
+        if unsorted and np.unique(index_array).size != index_array.size:
+            raise InvalidDocumentError(
+                f"{where}: its {branch} vector names an index twice; each term must appear "
+                "once (sum or take the maximum of its weights)."
+            )
+        if not np.isfinite(value_array).all():
+            raise InvalidDocumentError(
+                f"{where}: its {branch} vector's values (as the engine stores them, in "
+                f"float32) {vector_problem(value_array, branch=branch)}. Nothing of this "
+                "batch was written. Re-encode this document, or drop it."
+            )
+        return SparseVector(indices=index_array.tolist(), values=value_array.tolist())
+
+
+def _sparse_parts(vector: Any, where: str, branch: str) -> tuple[Any, Any]:
+    if isinstance(vector, SparseVector):
+        return vector.indices, vector.values
+    if isinstance(vector, Mapping) and set(vector) == {"indices", "values"}:
+        return vector["indices"], vector["values"]
+    raise InvalidDocumentError(
+        f"{where}: its {branch} vector is a {type(vector).__name__}; give a SparseVector or "
+        '{"indices": [...], "values": [...]}.'
+    )
+
+
+def sparse_vocabulary_size(encoder: SparseEncoder) -> int | None:
+    """How many terms ``encoder``'s vectors can index (its ``vocabulary_size``), or None
+    when it does not say (then only the engine's limit is checked)."""
+    size = getattr(encoder, "vocabulary_size", None)
+    return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """The collection being written, once checked."""
+
+    spec: CollectionSpec
+    rules: VectorRules
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedEmbedded:
+    """One validated document with its vectors, ready to write."""
+
+    prepared: PreparedDocument
+    vectors: dict[str, Vector]
+
+
+class EmbeddedWriter:
+    """Writes :class:`EmbeddedDocument` s into one retriever's collection (see the module
+    docstring for what is checked)."""
+
+    def __init__(
+        self,
+        retriever: HybridRetriever,
+        *,
+        dense_model: str,
+        sparse_model: str,
+        model_state: ModelCheckState | None = None,
+    ) -> None:
+        examples = (retriever.dense_encoder.name, retriever.sparse_encoder.name)
+        for label, name, example in zip(
+            ("dense_model", "sparse_model"), (dense_model, sparse_model), examples, strict=True
+        ):
+            if not isinstance(name, str) or not name:
+                raise InvalidParameterError(
+                    f"{label} must name the model that computed the vectors (for example "
+                    f"{example!r}), not {name!r}."
+                )
+        self._retriever = retriever
+        self._declared = {DENSE: dense_model, SPARSE: sparse_model}
+        self._model_state = model_state
+        self._target: _Target | None = None
+
+    # -- before anything is written ------------------------------------------------------------
+
+    def rules(self) -> VectorRules:
+        """What the vectors must be, after checking the declared models against the
+        retriever's encoders and the collection's layout and record. Writes nothing (an
+        unrecorded collection excepted: it gets the record ``add_documents`` would give it)."""
+        return self._checked().rules
+
+    def _checked(self) -> _Target:
+        if self._target is None:
+            self._check_declared_names()
+            retriever = self._retriever
+            spec = retriever.collection_spec()  # loads the dense model
+            layout = retriever.storage.get_layout(spec.name)
+            if layout is not None:
+                check_layout(spec, layout, encoder_name=retriever.dense_encoder.name)
+                check_writable(spec, layout)
+                self._check_models(spec)
+            rules = VectorRules(
+                dense_size=spec.dense_size,
+                vocabulary_size=sparse_vocabulary_size(retriever.sparse_encoder),
+            )
+            self._target = _Target(spec, rules)
+        return self._target
+
+    def _check_declared_names(self) -> None:
+        """The declared models must be the encoders that will encode the queries."""
+        retriever = self._retriever
+        encoders = {DENSE: retriever.dense_encoder.name, SPARSE: retriever.sparse_encoder.name}
+        problems = [
+            f"the {branch} vectors are declared as {self._declared[branch]!r}'s, but this "
+            f"retriever encodes queries with {encoders[branch]!r}"
+            for branch in (DENSE, SPARSE)
+            if self._declared[branch] != encoders[branch]
+        ]
+        if problems:
+            message = (
+                "The vectors do not come from this retriever's models: "
+                + "; ".join(problems)
+                + " (vectors of two models are not comparable)."
+            )
+            self._mismatch(
+                message,
+                fix=" Open the retriever with the models that computed the vectors "
+                "(dense_encoder=, sparse_encoder=), or declare the right names.",
+            )
+
+    def _check_models(self, spec: CollectionSpec) -> None:
+        """The record, by name first (no model needed, clearest message), then the
+        encoders' usual probe check, which records them where the record lacks them."""
+        retriever = self._retriever
+        record = retriever.storage.read_collection_record(spec.name)
+        vectors = record.get("vectors") if isinstance(record, Mapping) else None
+        if isinstance(vectors, Mapping):
+            names = {DENSE: spec.dense_vector_name, SPARSE: spec.sparse_vector_name}
+            problems = []
+            for branch, vector_name in names.items():
+                entry = vectors.get(vector_name)
+                model = entry.get("model") if isinstance(entry, Mapping) else None
+                if isinstance(model, str) and model != self._declared[branch]:
+                    problems.append(
+                        f"its {branch} vector {vector_name!r} holds vectors of {model!r}, "
+                        f"but these are declared as {self._declared[branch]!r}'s"
+                    )
+            if problems:
+                self._mismatch(
+                    f"Collection {spec.name!r} in {retriever.storage!r} was written by other "
+                    "models: " + "; ".join(problems) + ".",
+                    fix=f" {OVERRIDE_HINT}",
+                )
+        check_models(
+            retriever.storage,
+            spec,
+            retriever.dense_encoder,
+            retriever.sparse_encoder,
+            retriever.bm25_encoder,
+            allow_mismatch=retriever.allow_model_mismatch,
+            writing=True,
+            state=self._model_state,
+        )
+
+    def _mismatch(self, message: str, *, fix: str) -> None:
+        if not self._retriever.allow_model_mismatch:
+            raise CollectionMismatchError(f"{message} Nothing was written.{fix}")
+        import warnings
+
+        warnings.warn(
+            f"{message} Written anyway because allow_model_mismatch=True; results may be wrong.",
+            ModelRecordWarning,
+            stacklevel=4,
+        )
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def write(
+        self,
+        documents: Iterable[EmbeddedDocument],
+        *,
+        batch_size: int = DEFAULT_EMBEDDED_BATCH_SIZE,
+        show_progress: bool = True,
+    ) -> list[str]:
+        """Validate and write ``documents`` a batch at a time; return their ids (as
+        ``add_documents`` does), in input order."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidParameterError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
+        if isinstance(documents, EmbeddedDocument | str | Mapping):
+            raise InvalidParameterError(
+                "documents must be an iterable of EmbeddedDocument, not a single "
+                f"{type(documents).__name__}. Wrap it in a list."
+            )
+        from tqdm.auto import tqdm
+
+        target = self._checked()
+        storage, name = self._retriever.storage, self._retriever.collection_name
+        written: list[str] = []
+        fingerprints: dict[str, int] = {}
+        stream = iter(documents)
+        position = 0
+        created = False
+        with tqdm(
+            unit="doc", desc=f"Writing into {name!r}", delay=2.0, disable=not show_progress
+        ) as bar:
+            while chunk := list(itertools.islice(stream, batch_size)):
+                ids, points, replaced = self._prepare(chunk, position, fingerprints)
+                position += len(chunk)
+                if not created:
+                    self._ensure_collection(target.spec)
+                    created = True
+                if points:
+                    storage.upsert(name, points)
+                    if replaced:  # after the upsert: a crash between leaves no loss
+                        storage.delete(name, replaced)
+                written.extend(ids)
+                bar.update(len(chunk))
+        if written:
+            storage.optimize(name)
+        return written
+
+    def prepare_one(self, document: EmbeddedDocument, where: str) -> PreparedEmbedded:
+        """One document checked as :meth:`write` checks it; errors name ``where``."""
+        target = self._checked()
+        if not isinstance(document, EmbeddedDocument):
+            raise InvalidParameterError(
+                f"{where} is a {type(document).__name__}, not an EmbeddedDocument."
+            )
+        try:
+            prepared = prepare_document(
+                document.page_content, document.metadata, document.id, position=0
+            )
+        except InvalidDocumentError as exc:
+            message = str(exc).replace("Document at position 0", where, 1)
+            raise type(exc)(message) from None
+        vectors = self._vectors(document, target, where)
+        return PreparedEmbedded(prepared, vectors)
+
+    def _vectors(
+        self, document: EmbeddedDocument, target: _Target, where: str
+    ) -> dict[str, Vector]:
+        spec, rules = target.spec, target.rules
+        vectors: dict[str, Vector] = {
+            spec.dense_vector_name: rules.dense(document.dense, where),
+            spec.sparse_vector_name: rules.sparse(document.sparse, where),
+        }
+        if spec.bm25_vector_name is not None:
+            bm25_encoder = self._retriever.bm25_encoder
+            if document.bm25 is not None:
+                vectors[spec.bm25_vector_name] = rules.sparse(document.bm25, where, branch=BM25)
+            elif bm25_encoder is not None:
+                vectors[spec.bm25_vector_name] = bm25_encoder.encode_documents(
+                    [document.page_content]
+                )[0]
+        elif document.bm25 is not None:
+            raise InvalidDocumentError(
+                f"{where} brings a BM25 vector, but this retriever has no BM25 branch to "
+                "store it in. Open it with bm25_encoder=True, or leave bm25 out."
+            )
+        return vectors
+
+    def _prepare(
+        self,
+        chunk: Sequence[EmbeddedDocument],
+        first_position: int,
+        fingerprints: dict[str, int],
+    ) -> tuple[list[str], list[StoredPoint], list[str]]:
+        """Validate a whole batch (nothing of it is written if one document is refused);
+        a document repeated verbatim is written once, two different ones under one id
+        are refused (as ``add_documents`` does)."""
+        ids: list[str] = []
+        points: list[StoredPoint] = []
+        replaced: list[str] = []
+        for offset, document in enumerate(chunk):
+            position = first_position + offset
+            ready = self.prepare_one(document, f"Document at position {position}")
+            prepared = ready.prepared
+            fingerprint = hash(json.dumps(prepared.payload, sort_keys=True, ensure_ascii=False))
+            previous = fingerprints.get(prepared.point_id)
+            if previous is None:
+                fingerprints[prepared.point_id] = fingerprint
+                points.append(
+                    StoredPoint(
+                        id=prepared.point_id, vectors=ready.vectors, payload=prepared.payload
+                    )
+                )
+                if prepared.replaces is not None:
+                    replaced.append(prepared.replaces)
+            elif previous != fingerprint:
+                raise DuplicateIdError(
+                    f"Document at position {position} has id {document.id!r}, already used by "
+                    "a different document in this call. Give each document its own id."
+                )
+            ids.append(prepared.document_id)
+        return ids, points, replaced
+
+    def _ensure_collection(self, spec: CollectionSpec) -> None:
+        """Create the collection with the model record ``add_documents`` would give it
+        (the encoders' probe vectors), unless it exists (then :meth:`rules` checked it)."""
+        retriever = self._retriever
+        if retriever.storage.get_layout(spec.name) is not None:
+            return
+        try:
+            create_recorded(
+                retriever.storage,
+                spec,
+                retriever.dense_encoder,
+                retriever.sparse_encoder,
+                retriever.bm25_encoder,
+            )
+        except CollectionExistsError:  # another writer won the race: check theirs
+            layout = retriever.storage.get_layout(spec.name)
+            if layout is not None:
+                check_layout(spec, layout, encoder_name=retriever.dense_encoder.name)
+                check_writable(spec, layout)
+                self._check_models(spec)

@@ -347,13 +347,29 @@ class EmbeddedWriter:
     ) -> list[str]:
         """Validate and write ``documents`` a batch at a time; return their ids (as
         ``add_documents`` does), in input order."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InvalidParameterError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
         if isinstance(documents, EmbeddedDocument | str | Mapping):
             raise InvalidParameterError(
                 "documents must be an iterable of EmbeddedDocument, not a single "
                 f"{type(documents).__name__}. Wrap it in a list."
             )
+        prepared = (
+            self.prepare_one(document, f"Document at position {position}")
+            for position, document in enumerate(documents)
+        )
+        return self.write_prepared(prepared, batch_size=batch_size, show_progress=show_progress)
+
+    def write_prepared(
+        self,
+        documents: Iterable[PreparedEmbedded],
+        *,
+        batch_size: int = DEFAULT_EMBEDDED_BATCH_SIZE,
+        show_progress: bool = True,
+    ) -> list[str]:
+        """Write documents that :meth:`prepare_one` checked, a batch at a time; a batch is
+        taken whole (so checked whole) before any of it is written. A document repeated
+        verbatim is written once; two different ones under one id are refused."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidParameterError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
         from tqdm.auto import tqdm
 
         target = self._checked()
@@ -367,7 +383,7 @@ class EmbeddedWriter:
             unit="doc", desc=f"Writing into {name!r}", delay=2.0, disable=not show_progress
         ) as bar:
             while chunk := list(itertools.islice(stream, batch_size)):
-                ids, points, replaced = self._prepare(chunk, position, fingerprints)
+                points, replaced = _unique_points(chunk, position, fingerprints)
                 position += len(chunk)
                 if not created:
                     self._ensure_collection(target.spec)
@@ -376,7 +392,7 @@ class EmbeddedWriter:
                     storage.upsert(name, points)
                     if replaced:  # after the upsert: a crash between leaves no loss
                         storage.delete(name, replaced)
-                written.extend(ids)
+                written.extend(ready.prepared.document_id for ready in chunk)
                 bar.update(len(chunk))
         if written:
             storage.optimize(name)
@@ -422,41 +438,6 @@ class EmbeddedWriter:
             )
         return vectors
 
-    def _prepare(
-        self,
-        chunk: Sequence[EmbeddedDocument],
-        first_position: int,
-        fingerprints: dict[str, int],
-    ) -> tuple[list[str], list[StoredPoint], list[str]]:
-        """Validate a whole batch (nothing of it is written if one document is refused);
-        a document repeated verbatim is written once, two different ones under one id
-        are refused (as ``add_documents`` does)."""
-        ids: list[str] = []
-        points: list[StoredPoint] = []
-        replaced: list[str] = []
-        for offset, document in enumerate(chunk):
-            position = first_position + offset
-            ready = self.prepare_one(document, f"Document at position {position}")
-            prepared = ready.prepared
-            fingerprint = hash(json.dumps(prepared.payload, sort_keys=True, ensure_ascii=False))
-            previous = fingerprints.get(prepared.point_id)
-            if previous is None:
-                fingerprints[prepared.point_id] = fingerprint
-                points.append(
-                    StoredPoint(
-                        id=prepared.point_id, vectors=ready.vectors, payload=prepared.payload
-                    )
-                )
-                if prepared.replaces is not None:
-                    replaced.append(prepared.replaces)
-            elif previous != fingerprint:
-                raise DuplicateIdError(
-                    f"Document at position {position} has id {document.id!r}, already used by "
-                    "a different document in this call. Give each document its own id."
-                )
-            ids.append(prepared.document_id)
-        return ids, points, replaced
-
     def _ensure_collection(self, spec: CollectionSpec) -> None:
         """Create the collection with the model record ``add_documents`` would give it
         (the encoders' probe vectors), unless it exists (then :meth:`rules` checked it)."""
@@ -477,3 +458,28 @@ class EmbeddedWriter:
                 check_layout(spec, layout, encoder_name=retriever.dense_encoder.name)
                 check_writable(spec, layout)
                 self._check_models(spec)
+
+
+def _unique_points(
+    chunk: Sequence[PreparedEmbedded], first_position: int, fingerprints: dict[str, int]
+) -> tuple[list[StoredPoint], list[str]]:
+    """The points of a batch, each once (``fingerprints``: the payloads written so far
+    in this call, by point id), and the older copies they replace (``documents.py``)."""
+    points: list[StoredPoint] = []
+    replaced: list[str] = []
+    for offset, ready in enumerate(chunk):
+        prepared = ready.prepared
+        fingerprint = hash(json.dumps(prepared.payload, sort_keys=True, ensure_ascii=False))
+        previous = fingerprints.get(prepared.point_id)
+        if previous is None:
+            fingerprints[prepared.point_id] = fingerprint
+            points.append(StoredPoint(prepared.point_id, ready.vectors, prepared.payload))
+            if prepared.replaces is not None:
+                replaced.append(prepared.replaces)
+        elif previous != fingerprint:
+            raise DuplicateIdError(
+                f"Document at position {first_position + offset} has id "
+                f"{prepared.document_id!r}, already used by a different document in this "
+                "call. Give each document its own id."
+            )
+    return points, replaced

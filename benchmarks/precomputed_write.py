@@ -112,7 +112,8 @@ def engine_alone(sample: Sample, batch_size: int) -> dict[str, Any]:
 
     for document in sample.documents():
         sparse = document.sparse
-        assert isinstance(sparse, dict)
+        if not isinstance(sparse, dict):
+            raise TypeError("Sample.documents gives sparse vectors as dicts")
         batch.append(
             Point(
                 id=str(uuid.uuid5(uuid.NAMESPACE_URL, str(document.id))),
@@ -164,7 +165,9 @@ def through_the_api(sample: Sample, batch_size: int, *, bm25: bool) -> dict[str,
     start = time.perf_counter()
     first = next(sample.documents())
     retriever.add_embedded_documents(
-        [first], dense_model=DEFAULT_DENSE_MODEL, sparse_model=DEFAULT_SPARSE_MODEL,
+        [first],
+        dense_model=DEFAULT_DENSE_MODEL,
+        sparse_model=DEFAULT_SPARSE_MODEL,
         show_progress=False,
     )
     setup = time.perf_counter() - start

@@ -196,9 +196,14 @@ FLOAT32_MAX = 3.4028234663852886e38
 
 
 def _as_float64(values: Any) -> Any:
+    """Numbers as float64; ``TypeError`` for anything else (strings, booleans, None),
+    which ``np.asarray(..., dtype=float)`` would convert or parse."""
     import numpy as np
 
-    return np.asarray(values, dtype=np.float64)
+    array = np.asarray(values)
+    if array.dtype.kind not in "fiu":
+        raise TypeError(f"not numbers ({array.dtype})")
+    return array.astype(np.float64, copy=False)
 
 
 def _problem(array: Any, branch: str) -> str:
@@ -498,7 +503,7 @@ def _unique_points(
     replaced: list[str] = []
     for offset, ready in enumerate(chunk):
         prepared = ready.prepared
-        fingerprint = _fingerprint(prepared.payload)
+        fingerprint = payload_fingerprint(prepared.payload)
         previous = fingerprints.get(prepared.point_id)
         if previous is None:
             fingerprints[prepared.point_id] = fingerprint
@@ -514,7 +519,7 @@ def _unique_points(
     return points, replaced
 
 
-def _fingerprint(payload: Mapping[str, Any]) -> int:
+def payload_fingerprint(payload: Mapping[str, Any]) -> int:
     """Equal for equal payloads, as ``add_documents`` compares them; the text (most of the
     payload) is hashed as a string rather than JSON-encoded, which is a third of a write's
     time otherwise."""

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -234,7 +235,7 @@ def test_vectors_of_other_models_are_refused(
     make_retriever: Callable[..., HybridRetriever], demo_embedded: list[EmbeddedDocument]
 ) -> None:
     retriever = make_retriever(collection_name="models")
-    with pytest.raises(CollectionMismatchError, match="'bge-small-en-v1.5'"):
+    with pytest.raises(CollectionMismatchError, match=re.escape("'bge-small-en-v1.5'")):
         retriever.add_embedded_documents(
             demo_embedded, dense_model="bge-small-en-v1.5", sparse_model=DEFAULT_SPARSE_MODEL
         )
@@ -255,7 +256,9 @@ def test_the_collection_record_is_compared_with_the_declared_models(
     assert record is not None
     record["vectors"]["dense"]["model"] = "bge-small-en-v1.5"  # as if built by another model
     retriever.storage.write_collection_record("recorded", record)
-    with pytest.raises(CollectionMismatchError, match="holds vectors of 'bge-small-en-v1.5'"):
+    with pytest.raises(
+        CollectionMismatchError, match=re.escape("holds vectors of 'bge-small-en-v1.5'")
+    ):
         retriever.add_embedded_documents(demo_embedded, **MODELS, show_progress=False)
     assert retriever.count() == 2
 

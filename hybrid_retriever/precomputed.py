@@ -290,8 +290,10 @@ class EmbeddedWriter:
         if self._target is None:
             self._check_declared_names()
             retriever = self._retriever
+            layout = retriever.storage.get_layout(retriever.collection_name)
+            if layout is not None:  # before any model loads: it may be the wrong one
+                self._check_recorded_names()
             spec = retriever.collection_spec()  # loads the dense model
-            layout = retriever.storage.get_layout(spec.name)
             if layout is not None:
                 check_layout(spec, layout, encoder_name=retriever.dense_encoder.name)
                 check_writable(spec, layout)
@@ -325,14 +327,15 @@ class EmbeddedWriter:
                 "(dense_encoder=, sparse_encoder=), or declare the right names.",
             )
 
-    def _check_models(self, spec: CollectionSpec) -> None:
-        """The record, by name first (no model needed, clearest message), then the
-        encoders' usual probe check, which records them where the record lacks them."""
+    def _check_recorded_names(self) -> None:
+        """The declared models against the collection's record, by name: no model needed,
+        and the clearest message. (``_check_models`` then compares the encoders' probes.)"""
         retriever = self._retriever
-        record = retriever.storage.read_collection_record(spec.name)
+        name = retriever.collection_name
+        record = retriever.storage.read_collection_record(name)
         vectors = record.get("vectors") if isinstance(record, Mapping) else None
         if isinstance(vectors, Mapping):
-            names = {DENSE: spec.dense_vector_name, SPARSE: spec.sparse_vector_name}
+            names = {DENSE: retriever.dense_vector_name, SPARSE: retriever.sparse_vector_name}
             problems = []
             for branch, vector_name in names.items():
                 entry = vectors.get(vector_name)
@@ -344,10 +347,15 @@ class EmbeddedWriter:
                     )
             if problems:
                 self._mismatch(
-                    f"Collection {spec.name!r} in {retriever.storage!r} was written by other "
+                    f"Collection {name!r} in {retriever.storage!r} was written by other "
                     "models: " + "; ".join(problems) + ".",
                     fix=f" {OVERRIDE_HINT}",
                 )
+
+    def _check_models(self, spec: CollectionSpec) -> None:
+        """The encoders' usual probe check against the record, which records them where
+        the record lacks them (as a write by ``add_documents`` does)."""
+        retriever = self._retriever
         check_models(
             retriever.storage,
             spec,
@@ -491,6 +499,7 @@ class EmbeddedWriter:
             if layout is not None:
                 check_layout(spec, layout, encoder_name=retriever.dense_encoder.name)
                 check_writable(spec, layout)
+                self._check_recorded_names()
                 self._check_models(spec)
 
 

@@ -146,3 +146,38 @@ def test_strict_writes_nothing_and_models_are_required(
 
     missing = run("index-vectors", source, "--path", data, cwd=tmp_path)
     assert missing.returncode == 2 and "--dense-model" in missing.stderr
+
+
+def test_index_vectors_reads_parquet_rows(
+    tmp_path: Path,
+    good_lines: list[dict[str, Any]],
+    dense_encoder: SentenceTransformerEncoder,
+    sparse_encoder: SpladeEncoder,
+) -> None:
+    pyarrow = pytest.importorskip("pyarrow")
+    parquet = pytest.importorskip("pyarrow.parquet")
+    rows = [{**g, "metadata": json.dumps(g["metadata"])} for g in good_lines]
+    rows[2] = {**rows[2], "id": "far", "sparse": {"indices": [1, 99999], "values": [1.0, 2.0]}}
+    source = tmp_path / "vectors.parquet"
+    parquet.write_table(pyarrow.Table.from_pylist(rows), source)
+    data = tmp_path / "qdrant"
+
+    ran = ok(run("index-vectors", source, *MODELS, "--path", data, "--no-progress", cwd=tmp_path))
+    assert "Wrote 5 documents" in ran.stdout and "Rejected 1 line" in ran.stdout
+    (reject,) = [
+        json.loads(line)
+        for line in (tmp_path / "rejects-vectors.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    assert reject["where"] == f"{source}:3" and "index 99999" in reject["reason"]
+    retriever = HybridRetriever(
+        collection_name="vectors",
+        path=str(data),
+        dense_encoder=dense_encoder,
+        sparse_encoder=sparse_encoder,
+    )
+    try:
+        assert retriever.count() == 5
+        (stored,) = retriever.get_by_ids([good_lines[0]["id"]])
+        assert stored.metadata == good_lines[0]["metadata"]
+    finally:
+        retriever.close()

@@ -285,3 +285,33 @@ def test_bm25_is_computed_from_the_text_unless_given(
     plain = make_retriever(collection_name="no_bm25")
     with pytest.raises(InvalidDocumentError, match="no BM25 branch"):
         plain.add_embedded_documents([first], **MODELS, show_progress=False)
+
+
+def test_numpy_vectors_and_unordered_sparse_indices_are_written_as_lists(
+    make_retriever: Callable[..., HybridRetriever], demo_embedded: list[EmbeddedDocument]
+) -> None:
+    import numpy as np
+
+    as_lists = make_retriever(collection_name="lists")
+    as_lists.add_embedded_documents(demo_embedded, **MODELS, show_progress=False)
+    as_numpy = make_retriever(collection_name="numpy")
+    converted = []
+    for document in demo_embedded:
+        sparse = document.sparse
+        assert isinstance(sparse, SparseVector)
+        order = list(reversed(range(len(sparse))))  # valid, just not in increasing order
+        converted.append(
+            with_(
+                document,
+                dense=np.asarray(document.dense, dtype=np.float32),
+                sparse={
+                    "indices": np.asarray(sparse.indices, dtype=np.int64)[order],
+                    "values": np.asarray(sparse.values, dtype=np.float64)[order],
+                },
+            )
+        )
+    as_numpy.add_embedded_documents(converted, **MODELS, show_progress=False)
+    for query in QUERIES:
+        got, want = ranking(as_numpy, query), ranking(as_lists, query)
+        assert [(i, t) for i, _, t in got] == [(i, t) for i, _, t in want]
+        assert [s for _, s, _ in got] == pytest.approx([s for _, s, _ in want], abs=1e-6)

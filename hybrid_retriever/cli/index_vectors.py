@@ -25,6 +25,7 @@ from hybrid_retriever.errors import (
     CollectionMismatchError,
     DuplicateIdError,
     InvalidDocumentError,
+    InvalidParameterError,
 )
 from hybrid_retriever.precomputed import DEFAULT_EMBEDDED_BATCH_SIZE
 from hybrid_retriever.quirks import plural
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from hybrid_retriever.sources import Rejected
 
 VECTOR_KEYS = ("dense", "sparse", "bm25")
+PARQUET_SUFFIX = ".parquet"
 FORMAT_HELP = """\
 the file (.jsonl, .jsonl.gz, .ndjson), one JSON object a line:
   {"id": "doc-1", "text": "...", "metadata": {"topic": "x"},
@@ -52,6 +54,10 @@ the file (.jsonl, .jsonl.gz, .ndjson), one JSON object a line:
 checked against the collection's record of its models (a new collection records
 them), and the models load once here to record their fingerprints and to know the
 SPLADE vocabulary; queries will be encoded with them.
+
+A Parquet file (.parquet; needs pyarrow) has the same columns: dense a list of floats,
+sparse a struct of indices and values lists, metadata a struct or a JSON string; rows
+are numbered from 1 in rejects (FILE:ROW).
 
 Each line is checked before it is written: JSON as `index` reads it, the write path's
 document checks, the dense vector's dimension, sparse indices (integers, each once,
@@ -73,7 +79,9 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
         epilog=FORMAT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("source", type=Path, metavar="FILE", help="the JSON-lines file")
+    parser.add_argument(
+        "source", type=Path, metavar="FILE", help="the JSON-lines (or Parquet) file"
+    )
     add_collection_option(parser, what="write into")
     parser.add_argument(
         "--batch-size",
@@ -117,7 +125,10 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.source.is_file():
         raise SourceNotFoundError(f"{args.source} is not a file of JSON lines.")
-    args.collection = args.collection or collection_name(args.source.name)
+    name = args.source.name
+    if name.lower().endswith(PARQUET_SUFFIX):
+        name = name[: -len(PARQUET_SUFFIX)]
+    args.collection = args.collection or collection_name(name)
     rejects_path = args.rejects or Path(f"rejects-{args.collection}.jsonl")
     retriever = HybridRetriever(**retriever_arguments(args, collection=args.collection))
     rejects = RejectsFile(rejects_path)
@@ -164,7 +175,12 @@ def vector_lines(path: Path, writer: EmbeddedWriter) -> Iterator[PreparedEmbedde
     from hybrid_retriever.sources import Rejected, jsonl_lines
 
     seen: dict[str, tuple[int, str]] = {}
-    for line_number, line, record in jsonl_lines(path, strict_json=True):
+    rows = (
+        parquet_rows(path)
+        if path.name.lower().endswith(PARQUET_SUFFIX)
+        else jsonl_lines(path, strict_json=True)
+    )
+    for line_number, line, record in rows:
         where = f"{path}:{line_number}"
         if isinstance(record, InvalidDocumentError):
             yield Rejected(record, where, line, line_number=line_number)
@@ -189,6 +205,41 @@ def vector_lines(path: Path, writer: EmbeddedWriter) -> Iterator[PreparedEmbedde
             continue
         seen.setdefault(ready.prepared.point_id, (fingerprint, where))
         yield ready
+
+
+def parquet_rows(
+    path: Path,
+) -> Iterator[tuple[int, str | None, dict[str, Any] | InvalidDocumentError]]:
+    """``(row number from 1, None, the row as a dict)`` per row of a Parquet file, read a
+    record batch at a time; ``metadata`` may be a struct or a JSON object as a string.
+    Needs pyarrow (not a dependency of this package)."""
+    import json
+
+    try:
+        import pyarrow.parquet as parquet  # type: ignore[import-untyped]
+    except ImportError:
+        raise InvalidParameterError(
+            f"Reading {path} needs pyarrow, which is not installed: pip install pyarrow, "
+            "or write the vectors as JSON lines (see --help)."
+        ) from None
+    number = 0
+    for batch in parquet.ParquetFile(path).iter_batches(batch_size=1024):
+        for record in batch.to_pylist():
+            number += 1
+            metadata = record.get("metadata")
+            if isinstance(metadata, str):
+                try:
+                    record["metadata"] = json.loads(metadata)
+                except json.JSONDecodeError as exc:
+                    yield (
+                        number,
+                        None,
+                        InvalidDocumentError(
+                            f"{path}:{number}: 'metadata' is a string but not JSON ({exc.msg})."
+                        ),
+                    )
+                    continue
+            yield number, None, record
 
 
 def strict_lines(path: Path, writer: EmbeddedWriter) -> Iterator[PreparedEmbedded]:

@@ -7,8 +7,9 @@ memory as numpy arrays, as a batch job hands them over; nothing is encoded.
 
 Three figures per size:
 
-* ``engine``: Edge's own upsert alone (``EdgeShard.update`` on ready ``Point`` s, the
-  same batches): the ceiling;
+* ``engine_alone``: Edge's own upsert (``EdgeShard.update`` on ready ``Point`` s, the
+  same batches): the ceiling; and with the building of those ``Point`` s from Python
+  lists, which any Python caller pays (``python_points_and_upsert_per_s``);
 * ``write``: ``HybridRetriever.add_embedded_documents`` minus the index build: checking
   each document and vector, ids and payloads, the engine's upsert;
 * ``optimize``: Edge's index build (HNSW and sparse indexes), which the write call runs
@@ -82,7 +83,7 @@ def _corpus_texts(path: Path) -> dict[str, str]:
     return texts
 
 
-def engine_alone(sample: Sample, batch_size: int) -> dict[str, Any]:
+def engine_alone(sample: Sample, batch_size: int, *, build: bool = True) -> dict[str, Any]:
     """Edge's upsert of ready points, timed alone (points built outside the timing)."""
     from qdrant_edge import (
         Distance,
@@ -101,7 +102,7 @@ def engine_alone(sample: Sample, batch_size: int) -> dict[str, Any]:
         sparse_vectors={"sparse": EdgeSparseVectorParams()},
     )
     shard = EdgeShard.create(str(Path(folder) / "c"), config)
-    upserting = 0.0
+    upserting = building = 0.0
     batch: list[Any] = []
 
     def flush() -> float:
@@ -111,6 +112,7 @@ def engine_alone(sample: Sample, batch_size: int) -> dict[str, Any]:
         return time.perf_counter() - start
 
     for document in sample.documents():
+        started = time.perf_counter()
         sparse = document.sparse
         if not isinstance(sparse, dict):
             raise TypeError("Sample.documents gives sparse vectors as dicts")
@@ -126,26 +128,32 @@ def engine_alone(sample: Sample, batch_size: int) -> dict[str, Any]:
                 payload={"page_content": document.page_content, "metadata": document.metadata},
             )
         )
+        building += time.perf_counter() - started
         if len(batch) == batch_size:
             upserting += flush()
             batch = []
     if batch:
         upserting += flush()
     start = time.perf_counter()
-    shard.flush()
-    shard.optimize()
+    if build:
+        shard.flush()
+        shard.optimize()
     optimizing = time.perf_counter() - start
     shard.close()
     n = len(sample.rows)
     return {
         "upsert_s": round(upserting, 2),
         "upsert_points_per_s": round(n / upserting),
+        "python_points_s": round(building, 2),
+        "python_points_and_upsert_per_s": round(n / (building + upserting)),
         "optimize_s": round(optimizing, 2),
         "end_to_end_points_per_s": round(n / (upserting + optimizing)),
     }
 
 
-def through_the_api(sample: Sample, batch_size: int, *, bm25: bool) -> dict[str, Any]:
+def through_the_api(
+    sample: Sample, batch_size: int, *, bm25: bool, build: bool = True
+) -> dict[str, Any]:
     folder = tempfile.mkdtemp(prefix="precomputed-api-")
     retriever = HybridRetriever(collection_name="c", path=folder, bm25_encoder=bm25 or None)
     retriever.dense_encoder.encode_query("warm up")
@@ -156,7 +164,8 @@ def through_the_api(sample: Sample, batch_size: int, *, bm25: bool) -> dict[str,
 
     def timed_optimize(collection: str) -> None:
         start = time.perf_counter()
-        optimize(collection)
+        if build:
+            optimize(collection)
         timings["optimize_s"] += time.perf_counter() - start
 
     storage.optimize = timed_optimize  # type: ignore[method-assign]
@@ -203,9 +212,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=Path("/work/shared/data"))
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--bm25", action="store_true", help="also with a BM25 branch")
+    parser.add_argument(
+        "--no-index-build",
+        action="store_true",
+        help="skip Edge's index build (write rates only: minutes less on a busy machine)",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     results = []
+    build = not args.no_index_build
     for size in args.sizes:
         sample = Sample(args.corpus, args.data, size)
         row: dict[str, Any] = {
@@ -213,11 +228,12 @@ def main(argv: list[str] | None = None) -> None:
             "batch_size": args.batch_size,
             "sparse_terms_per_document": round(sample.terms_per_document(), 1),
             "load_average_before": os.getloadavg(),
-            "engine_alone": engine_alone(sample, args.batch_size),
-            "api": through_the_api(sample, args.batch_size, bm25=False),
+            "index_build": not args.no_index_build,
+            "engine_alone": engine_alone(sample, args.batch_size, build=build),
+            "api": through_the_api(sample, args.batch_size, bm25=False, build=build),
         }
         if args.bm25:
-            row["api_with_bm25"] = through_the_api(sample, args.batch_size, bm25=True)
+            row["api_with_bm25"] = through_the_api(sample, args.batch_size, bm25=True, build=build)
         row["load_average_after"] = os.getloadavg()
         print(json.dumps(row), flush=True)
         results.append(row)

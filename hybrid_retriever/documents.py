@@ -168,7 +168,7 @@ def _hashed_id(doc_id: str | int) -> str:
 
 def _as_uuid(value: str | int) -> str | None:
     """``value`` as a canonical UUID string (how engines return point ids), or None."""
-    if not isinstance(value, str):
+    if not isinstance(value, str) or len(value) < 32:  # a UUID has 32 hex digits at least
         return None
     try:
         return str(uuid.UUID(value))

@@ -60,6 +60,11 @@ from hybrid_retriever.fusion.rrf import DEFAULT_RRF_K, BranchHit, FusedHit
 from hybrid_retriever.ingestion import DEFAULT_BATCH_SIZE, Indexer
 from hybrid_retriever.model_catalog import DEFAULT_DENSE_MODEL, DEFAULT_SPARSE_MODEL
 from hybrid_retriever.model_record import ModelCheckState, acheck_models, check_models
+from hybrid_retriever.precomputed import (
+    DEFAULT_EMBEDDED_BATCH_SIZE,
+    EmbeddedDocument,
+    EmbeddedWriter,
+)
 from hybrid_retriever.query_cache import (
     DEFAULT_QUERY_CACHE_SIZE,
     QueryVectorCache,
@@ -640,6 +645,31 @@ class HybridRetriever(BaseRetriever):
             batch_size=batch_size,
             show_progress=show_progress,
         )
+
+    def add_embedded_documents(
+        self,
+        documents: Iterable[EmbeddedDocument],
+        *,
+        dense_model: str,
+        sparse_model: str,
+        batch_size: int = DEFAULT_EMBEDDED_BATCH_SIZE,
+        show_progress: bool = True,
+    ) -> list[str]:
+        """Write documents whose vectors were computed elsewhere, without encoding them;
+        return their ids as :meth:`add_documents` does (same ids, payload, idempotence).
+
+        ``dense_model`` / ``sparse_model`` name the models that computed the vectors:
+        they must be this retriever's encoders and the collection's recorded models
+        (else ``CollectionMismatchError``). Each batch is checked whole before any of it
+        is written (dimension, sparse indices within the vocabulary, no NaN/inf/zero
+        vectors); see :mod:`hybrid_retriever.precomputed`.
+        """
+        writer = EmbeddedWriter(
+            self, dense_model=dense_model, sparse_model=sparse_model, model_state=self._model_state
+        )
+        written = writer.write(documents, batch_size=batch_size, show_progress=show_progress)
+        self._verified = self._verified or bool(written)
+        return written
 
     def delete(self, ids: Iterable[str | int]) -> bool:
         """Delete documents by their ids (the caller's, as added, or those results carry).

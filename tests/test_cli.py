@@ -372,7 +372,7 @@ def test_help_and_version_load_no_model(tmp_path: Path) -> None:
         "import contextlib, io, sys\n"
         "from hybrid_retriever.cli import main\n"
         "for argv in (['--help'], ['index', '--help'], ['search', '--help'], ['eval', '--help'],"
-        " ['tune', '--help'], ['demo', '--help'], ['--version']):\n"
+        " ['tune', '--help'], ['demo', '--help'], ['index-vectors', '--help'], ['--version']):\n"
         "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
         "        main(argv)\n"
         "heavy = ('torch', 'sentence_transformers', 'transformers', 'ranx', 'matplotlib')\n"

@@ -24,12 +24,12 @@ import warnings
 from collections.abc import Sequence
 
 from hybrid_retriever.advice import command_line
-from hybrid_retriever.cli import demo, evaluate, index, search, tune
+from hybrid_retriever.cli import demo, evaluate, index, index_vectors, search, tune
 from hybrid_retriever.cli.common import add_debug_option
 from hybrid_retriever.errors import HybridRetrieverError
 
 PROG = "hybrid-retriever"
-SUBCOMMANDS = (index, search, evaluate, tune, demo)
+SUBCOMMANDS = (index, index_vectors, search, evaluate, tune, demo)
 
 
 def package_version() -> str:

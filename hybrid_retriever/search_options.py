@@ -21,7 +21,8 @@ from hybrid_retriever.fusion.rrf import check_rrf_k, check_weights
 from hybrid_retriever.storage.base import Routing
 
 BRANCHES = TWO_BRANCHES
-"""The branches every retriever has; BM25 joins them with ``bm25_encoder=``."""
+"""The branches every retriever has; BM25 joins them unless its collection has none or
+``bm25_encoder=False``."""
 
 DEFAULT_PREFETCH_K = 100
 """Candidates taken from each branch when ``prefetch_k`` is not set (or k, if larger)."""
@@ -221,9 +222,10 @@ def check_branches(branches: Any, available: tuple[str, ...]) -> tuple[str, ...]
         raise InvalidParameterError(f"branches is empty; name one or more of {list(available)}.")
     if BM25 in branches and BM25 not in available:
         raise InvalidParameterError(
-            "branches names 'bm25', but this retriever has no BM25 branch. Open it with "
-            "bm25_encoder=True (the collection must have been written with one), or leave "
-            "'bm25' out."
+            "branches names 'bm25', but this retriever has no BM25 branch: its collection "
+            "was written without a BM25 vector, or it was opened with bm25_encoder=False. "
+            "Leave 'bm25' out; or copy the collection into one with a BM25 vector "
+            "(hybrid_retriever.add_bm25.copy_with_bm25) and search that."
         )
     return tuple(b for b in ALL_BRANCHES if b in branches)
 

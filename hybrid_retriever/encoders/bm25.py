@@ -57,7 +57,9 @@ DEFAULT_B = 0.4
 DEFAULT_AVG_LEN = 256.0
 TOKENISER_VERSION = 1
 """Bump when tokenisation, stopwords or hashing change: stored vectors would then differ."""
-INSTALL_HINT = "Install it with: pip install 'PyStemmer>=3.1,<4' (a dependency of hybrid-retriever)."
+INSTALL_HINT = (
+    "Install it with: pip install 'PyStemmer>=3.1,<4' (a dependency of hybrid-retriever)."
+)
 
 WORD_CACHE_SIZE = 1 << 18
 """Words remembered with their term's index; the cache starts over when full."""

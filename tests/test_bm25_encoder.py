@@ -13,7 +13,6 @@ import sys
 
 import pytest
 
-
 from hybrid_retriever.encoders.base import SparseEncoder
 from hybrid_retriever.encoders.bm25 import Bm25Encoder
 from hybrid_retriever.encoders.stopwords import STOPWORDS, SUPPORTED_LANGUAGES

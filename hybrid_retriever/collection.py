@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
+from hybrid_retriever.advice import advise
 from hybrid_retriever.errors import CollectionMismatchError
 
 CONTENT_KEY = "page_content"
@@ -121,8 +122,13 @@ def check_writable(spec: CollectionSpec, layout: CollectionLayout) -> None:
         raise CollectionMismatchError(
             f"Collection {spec.name!r} has a BM25 vector {unfilled[0]!r} that this retriever "
             "does not write, so the documents it adds would be missing from BM25 results. "
-            "Nothing was written. Open it with bm25_encoder left unset or True, not False "
-            "(and bm25_vector_name= if the vector has another name)."
+            "Nothing was written. "
+            + advise(
+                python="Open it with bm25_encoder left unset or True, not False (and "
+                "bm25_vector_name= if the vector has another name).",
+                cli="Index without --no-bm25 (the collection has BM25), or into a new "
+                "--collection.",
+            )
         )
 
 

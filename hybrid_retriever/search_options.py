@@ -10,6 +10,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from hybrid_retriever.advice import advise
 from hybrid_retriever.collection import CONTENT_KEY, METADATA_KEY
 from hybrid_retriever.errors import InvalidParameterError, InvalidQueryError
 from hybrid_retriever.fusion.branches import ALL_BRANCHES, TWO_BRANCHES
@@ -222,10 +223,15 @@ def check_branches(branches: Any, available: tuple[str, ...]) -> tuple[str, ...]
         raise InvalidParameterError(f"branches is empty; name one or more of {list(available)}.")
     if BM25 in branches and BM25 not in available:
         raise InvalidParameterError(
-            "branches names 'bm25', but this retriever has no BM25 branch: its collection "
-            "was written without a BM25 vector, or it was opened with bm25_encoder=False. "
-            "Leave 'bm25' out; or copy the collection into one with a BM25 vector "
-            "(hybrid_retriever.add_bm25.copy_with_bm25) and search that."
+            advise(
+                python="branches names 'bm25', but this retriever has no BM25 branch: its "
+                "collection was written without a BM25 vector, or it was opened with "
+                "bm25_encoder=False. Leave 'bm25' out; or copy the collection into one with "
+                "a BM25 vector (hybrid_retriever.add_bm25.copy_with_bm25) and search that.",
+                cli="--branches names bm25, but the collection has no BM25 branch: it was "
+                "indexed with --no-bm25 or before BM25 was a default. Leave bm25 out, or "
+                "index the source again into a new --collection to search it with BM25.",
+            )
         )
     return tuple(b for b in ALL_BRANCHES if b in branches)
 

@@ -340,14 +340,16 @@ def test_search_json_explains_each_rank_and_applies_the_filter(flow: dict[str, R
         assert r["score"] == pytest.approx(expected)
         assert set(r) == {"rank", "score", *branches, "id", "point_id", "text", "metadata"}
         assert r["metadata"]["doc_id"] == r["id"]
+    # All three searched; only d1 (filtered out) has the query's words, so BM25 ranks none.
     assert found["branches"] == ["dense", "sparse", "bm25"]
-    assert any(r["bm25"]["rank"] is not None for r in results)
+    assert all(r["bm25"] == {"rank": None, "score": None} for r in results)
 
 
 def test_search_branches_chooses_what_is_fused(flow: dict[str, Ran]) -> None:
     found = json.loads(ok(flow["search-branches"]).stdout)
     assert found["branches"] == ["dense", "bm25"]
     assert found["results"][0]["id"] == "d1"
+    assert found["results"][0]["bm25"]["rank"] == 1
     for r in found["results"]:
         assert {"dense", "bm25"} <= set(r) and "sparse" not in r
 

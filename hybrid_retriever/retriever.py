@@ -818,8 +818,13 @@ def _assemble(data: dict[str, Any]) -> dict[str, Any]:
     if config is not None:  # what `hybrid-retriever tune` saved; explicit arguments win
         if not isinstance(config, FusionConfig):
             config = FusionConfig.load(config)
+        weights_given = data.get("weights") is not None
         for key, value in config.retriever_kwargs().items():
             data.setdefault(key, value)
+        if config.weights is not None and not weights_given:
+            # Tuned weights name the branches they were tuned on: a two-branch config
+            # stays two-branch on a collection with BM25 (FusionConfig's promise).
+            data.setdefault("branches", tuple(config.weights))
     connection = {key: data.pop(key) for key in CONNECTION_ARGUMENTS if key in data}
     if data.get("storage") is not None:
         if any(value is not None for value in connection.values()):

@@ -470,3 +470,24 @@ def test_writing_without_bm25_into_a_three_branch_collection_is_refused(build: A
     with pytest.raises(CollectionMismatchError, match="missing from BM25 results"):
         plain.add_texts(["Mrs Vandermolen also keeps the gate key."], show_progress=False)
     assert plain.count() == len(TEXTS)
+
+
+def test_a_two_branch_fusion_config_stays_two_branch(build: Any, tmp_path: Path) -> None:
+    """A config tuned on dense and SPLADE, loaded over a collection with BM25 (the new
+    default), fuses those two as tuned rather than adding BM25 at weight 1."""
+    index(build())
+    two = FusionConfig(weights={"dense": 0.6, "sparse": 0.4}).save(tmp_path / "two.json")
+    found = build(fusion_config=two).invoke(QUERY, k=5)
+    assert all(set(d.metadata["_ranks"]) == {DENSE, SPARSE} for d in found)
+    assert [(d.id, d.metadata["_score"]) for d in found] == [
+        (d.id, d.metadata["_score"])
+        for d in build().invoke(
+            QUERY, k=5, branches=[DENSE, SPARSE], weights={"dense": 0.6, "sparse": 0.4}
+        )
+    ]
+    three = FusionConfig(weights={"dense": 0.5, "sparse": 0.2, "bm25": 0.3})
+    found = build(fusion_config=three.save(tmp_path / "three.json")).invoke(QUERY, k=5)
+    assert all(set(d.metadata["_ranks"]) == set(ALL_BRANCHES) for d in found)
+    # Explicit weights win over the config's, and with them its branches.
+    explicit = build(fusion_config=two, weights={"dense": 1.0, "sparse": 1.0, "bm25": 1.0})
+    assert set(explicit.invoke(QUERY, k=1)[0].metadata["_ranks"]) == set(ALL_BRANCHES)

@@ -491,3 +491,42 @@ def test_a_two_branch_fusion_config_stays_two_branch(build: Any, tmp_path: Path)
     # Explicit weights win over the config's, and with them its branches.
     explicit = build(fusion_config=two, weights={"dense": 1.0, "sparse": 1.0, "bm25": 1.0})
     assert set(explicit.invoke(QUERY, k=1)[0].metadata["_ranks"]) == set(ALL_BRANCHES)
+
+
+def test_the_collection_is_looked_at_when_first_needed(build: Any) -> None:
+    """A retriever opened before its collection exists: searches say it does not exist
+    (sync and async) and settle nothing; once another writer has created it without BM25,
+    the same retriever searches its two branches."""
+    from hybrid_retriever.errors import CollectionNotFoundError
+
+    early = build()
+    with pytest.raises(CollectionNotFoundError):
+        early.invoke(QUERY)
+    with pytest.raises(CollectionNotFoundError):
+        asyncio.run(early.ainvoke(QUERY))
+    assert early.bm25_encoder == "auto"  # still to be decided
+    index(build(bm25_encoder=False))
+    found = early.invoke(QUERY, k=3)
+    assert early.bm25_encoder is None
+    assert all(set(d.metadata["_ranks"]) == {DENSE, SPARSE} for d in found)
+
+
+def test_resolved_once_then_no_extra_round_trip(
+    build: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index(build())
+    retriever = build()
+    retriever.invoke(QUERY)  # the first search looks at the collection
+    looked: list[str] = []
+    for name in ("get_layout", "read_collection_record", "aget_layout", "aread_collection_record"):
+        real = getattr(retriever.storage, name)
+
+        def spy(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
+            looked.append(_name)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(retriever.storage, name, spy)
+    retriever.invoke("another question")
+    retriever.batch(["one", "two"])
+    asyncio.run(retriever.ainvoke("a third"))
+    assert looked == []

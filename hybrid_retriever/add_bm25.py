@@ -44,25 +44,30 @@ def copy_with_bm25(
 
     from hybrid_retriever.retriever import HybridRetriever
 
-    if source.bm25_encoder is not None:
-        raise InvalidParameterError(
-            f"{source.collection_name!r} is opened with a BM25 branch already; open it "
-            "without bm25_encoder to copy it."
-        )
     if collection_name == source.collection_name:
         raise InvalidParameterError(
             "The copy needs a new collection_name: Qdrant cannot add a vector to an "
             "existing collection."
         )
-    source._check_collection_once()  # exists, fits the encoders, written by their models
+    # Exists, fits the encoders, written by their models; bm25_encoder left unset
+    # ("auto") is resolved: to None for a collection without BM25.
+    source._check_collection_once()
+    if source.bm25_encoder is not None:
+        raise InvalidParameterError(
+            f"{source.collection_name!r} is opened with a BM25 branch already (it has a BM25 "
+            "vector, or bm25_encoder asks for one); a collection without BM25 opens without "
+            "it when bm25_encoder is left unset."
+        )
+    if bm25_encoder is None or bm25_encoder is False:
+        raise InvalidParameterError("bm25_encoder must name a BM25 encoder, e.g. True.")
     fields = {name: getattr(source, name) for name in type(source).model_fields}
     target = HybridRetriever(
         **{**fields, "collection_name": collection_name, "bm25_encoder": bm25_encoder}
     )
-    bm25 = target.bm25_encoder
-    if bm25 is None:
+    indexer = target._indexer()  # resolves True to the default encoder for a new copy
+    bm25 = indexer.bm25_encoder
+    if bm25 is None:  # pragma: no cover - the indexer of a BM25 retriever writes BM25
         raise InvalidParameterError("bm25_encoder must name a BM25 encoder, e.g. True.")
-    indexer = target._indexer()
     indexer._ensure_collection()  # create and record, or check a half-done earlier copy
     storage, vector_name = source.storage, target.bm25_vector_name
     total = source.count()

@@ -63,6 +63,7 @@ from hybrid_retriever.vectors import SparseVector
 
 if TYPE_CHECKING:
     from hybrid_retriever.encoders.base import SparseEncoder
+    from hybrid_retriever.encoders.bm25 import Bm25Encoder
     from hybrid_retriever.retriever import HybridRetriever
 
 DEFAULT_EMBEDDED_BATCH_SIZE = 1024
@@ -324,6 +325,7 @@ class EmbeddedWriter:
         *,
         dense_model: str,
         sparse_model: str,
+        bm25_encoder: Bm25Encoder | None,
         model_state: ModelCheckState | None = None,
     ) -> None:
         examples = (retriever.dense_encoder.name, retriever.sparse_encoder.name)
@@ -336,6 +338,8 @@ class EmbeddedWriter:
                     f"{example!r}), not {name!r}."
                 )
         self._retriever = retriever
+        self._bm25_encoder = bm25_encoder
+        """The retriever's BM25 encoder as resolved for this collection; None: no BM25."""
         self._declared = {DENSE: dense_model, SPARSE: sparse_model}
         self._model_state = model_state
         self._target: _Target | None = None
@@ -423,7 +427,7 @@ class EmbeddedWriter:
             spec,
             retriever.dense_encoder,
             retriever.sparse_encoder,
-            retriever.bm25_encoder,
+            self._bm25_encoder,
             allow_mismatch=retriever.allow_model_mismatch,
             writing=True,
             state=self._model_state,
@@ -542,7 +546,7 @@ class EmbeddedWriter:
         wheres: Sequence[str],
     ) -> None:
         name = target.spec.bm25_vector_name
-        encoder = self._retriever.bm25_encoder
+        encoder = self._bm25_encoder
         if name is None or encoder is None:
             for document, where in zip(chunk, wheres, strict=True):
                 if document.bm25 is not None:
@@ -592,7 +596,7 @@ class EmbeddedWriter:
             spec.sparse_vector_name: rules.sparse(document.sparse, where),
         }
         if spec.bm25_vector_name is not None:
-            bm25_encoder = self._retriever.bm25_encoder
+            bm25_encoder = self._bm25_encoder
             if document.bm25 is not None:
                 vectors[spec.bm25_vector_name] = rules.sparse(document.bm25, where, branch=BM25)
             elif bm25_encoder is not None:
@@ -615,7 +619,7 @@ class EmbeddedWriter:
                 spec,
                 retriever.dense_encoder,
                 retriever.sparse_encoder,
-                retriever.bm25_encoder,
+                self._bm25_encoder,
             )
         except CollectionExistsError:  # another writer won the race: check theirs
             layout = retriever.storage.get_layout(spec.name)

@@ -3,7 +3,8 @@ client-side.
 
 The query path, top to bottom (:meth:`HybridRetriever._get_relevant_documents`):
 
-1. validate the query and the per-call options (which branches, how many, how fused);
+1. validate the query and the per-call options (which branches, how many, how fused),
+   against the branches the collection has (looked at once: ``bm25_encoder="auto"``);
 2. check once that the collection exists and fits the encoders;
 3. encode the query with each selected branch's encoder;
 4. search every selected named vector in one round trip, with the same filter;
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -36,9 +38,18 @@ from langchain_core.runnables.config import RunnableConfig, get_config_list
 from pydantic import ConfigDict, PrivateAttr
 
 from hybrid_retriever.arguments import check_arguments
+from hybrid_retriever.bm25_setting import (
+    AUTO,
+    COPY_HINT,
+    Bm25Setting,
+    as_bm25_setting,
+    bm25_for_collection,
+    is_pending,
+)
 from hybrid_retriever.collection import (
     CONTENT_KEY,
     METADATA_KEY,
+    CollectionLayout,
     CollectionSpec,
     Distance,
     check_layout,
@@ -87,6 +98,8 @@ from hybrid_retriever.stored_calibration import warn_if_calibrated
 from hybrid_retriever.tenancy import DEFAULT_TENANT_KEY, Tenancy, tenancy_of
 from hybrid_retriever.vector_checks import check_query_vector
 
+logger = logging.getLogger(__name__)
+
 
 class HybridRetriever(BaseRetriever):
     """Hybrid learned-sparse (SPLADE) + dense retrieval over one Qdrant collection.
@@ -103,11 +116,19 @@ class HybridRetriever(BaseRetriever):
     Encoders take a model short name, hub id or path, a LangChain ``Embeddings``
     (dense only), or an encoder object; models load on first use.
 
-    BM25, a third branch, is opt-in: ``bm25_encoder=True`` (English), a language name,
-    or a :class:`~hybrid_retriever.encoders.bm25.Bm25Encoder`. Like the other encoders it
-    decides the collection's layout (a sparse vector ``bm25_vector_name`` with Qdrant's
-    IDF modifier), so it is a constructor argument; ``branches=`` (here or per call)
-    only chooses which of the retriever's branches a search fuses.
+    BM25, the third branch, is on for new collections: ``bm25_encoder`` unset creates
+    a collection with dense, SPLADE and BM25 vectors (a default
+    :class:`~hybrid_retriever.encoders.bm25.Bm25Encoder`), and opens an existing one as it
+    was written: with BM25 at the settings its model record holds (a collection written
+    with ``k1=0.9`` keeps it), or with its two branches if it has no BM25 vector (logged
+    once at INFO; ``hybrid_retriever.add_bm25.copy_with_bm25`` copies it into a collection
+    with one). ``bm25_encoder=True`` requires BM25 (a collection without it raises
+    ``CollectionMismatchError``), a language name or a ``Bm25Encoder`` requires those
+    settings, ``False`` turns BM25 off (see :mod:`hybrid_retriever.bm25_setting`). Like the
+    other encoders it decides the collection's layout (a sparse vector
+    ``bm25_vector_name`` with Qdrant's IDF modifier), so it is a constructor argument;
+    ``branches=`` (here or per call) only chooses which of the retriever's branches a
+    search fuses.
 
     Fusion: ``fusion=`` a :class:`~hybrid_retriever.FusionMethod` (convex by default),
     with ``weights`` / ``rrf_k`` / ``prefetch_k``; or ``fusion_config=`` the file (or
@@ -132,8 +153,10 @@ class HybridRetriever(BaseRetriever):
     storage: StorageBackend
     dense_encoder: DenseEncoder
     sparse_encoder: SparseEncoder
-    bm25_encoder: Bm25Encoder | None = None
-    """The BM25 branch's encoder; None: no BM25 branch (the default)."""
+    bm25_encoder: Bm25Setting = AUTO
+    """The BM25 branch's encoder; None: no BM25 branch. ``"auto"`` (the default) and
+    ``True`` become one or the other when the collection is first used (a search or a
+    write): see the class docstring."""
     dense_vector_name: str = DENSE
     sparse_vector_name: str = SPARSE
     bm25_vector_name: str = BM25
@@ -156,7 +179,8 @@ class HybridRetriever(BaseRetriever):
     """A ``qdrant_client.models.Filter`` applied to every branch."""
     branches: tuple[str, ...] | None = None
     """The branches a search fuses, e.g. ``("dense", "bm25")``; also per call. None: all
-    the retriever has (dense and sparse, and bm25 with ``bm25_encoder``)."""
+    the retriever has (dense and sparse, and bm25 unless its collection has none or
+    ``bm25_encoder=False``)."""
 
     tenant: str | int | None = None
     """Bind the retriever to one tenant: every search, read, write and delete is confined
@@ -178,6 +202,7 @@ class HybridRetriever(BaseRetriever):
     _model_state: ModelCheckState = PrivateAttr(default_factory=ModelCheckState)
     _query_cache: QueryVectorCache = PrivateAttr()
     _pool: ThreadPoolExecutor | None = PrivateAttr(default=None)
+    _bm25_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def __init__(self, **data: Any) -> None:
         check_arguments(data, type(self).argument_names(), where=type(self).__name__)
@@ -293,7 +318,8 @@ class HybridRetriever(BaseRetriever):
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
-        return (await self._asearch([check_query(query)], self._options(kwargs)))[0]
+        texts = [check_query(query)]
+        return (await self._asearch(texts, await self._aoptions(kwargs)))[0]
 
     async def _asearch(self, texts: Sequence[str], options: SearchOptions) -> list[list[Document]]:
         """:meth:`_search` for the event loop: the same steps, CPU work in worker threads."""
@@ -322,6 +348,19 @@ class HybridRetriever(BaseRetriever):
         return None if self.tenant is None else Tenancy(self.tenant_key, self.tenant)
 
     def _options(self, overrides: dict[str, Any]) -> SearchOptions:
+        """The per-call ``overrides`` over the retriever's options, validated against the
+        branches its collection has: ``bm25_encoder="auto"`` is resolved first (once)."""
+        self._resolve_bm25()
+        return self._options_for(overrides)
+
+    async def _aoptions(self, overrides: dict[str, Any]) -> SearchOptions:
+        """Async :meth:`_options`: the collection is looked at with the async client."""
+        await self._aresolve_bm25()
+        return self._options_for(overrides)
+
+    def _options_for(self, overrides: dict[str, Any]) -> SearchOptions:
+        """:meth:`_options` with the branches as they stand (a collection not created yet
+        is assumed to get BM25, as a write would create it)."""
         options = resolve_search_options(
             k=self.k,
             prefetch_k=self.prefetch_k,
@@ -355,13 +394,20 @@ class HybridRetriever(BaseRetriever):
             SPARSE: self.sparse_encoder.encode_query,
         }
         names = {DENSE: self.dense_encoder.name, SPARSE: self.sparse_encoder.name}
-        if self.bm25_encoder is not None:
-            encoders[BM25] = self.bm25_encoder.encode_query
-            names[BM25] = self.bm25_encoder.name
+        bm25 = self._bm25()
+        if bm25 is not None:
+            encoders[BM25] = bm25.encode_query
+            names[BM25] = bm25.name
         cache = self._query_cache
         known: dict[str, dict[str, Vector]] = {}
         missing: dict[str, list[str]] = {}
         for branch in (b for b in options.branches if options.searches(b)):
+            if branch not in encoders:  # created without BM25 since the options were checked
+                raise InvalidParameterError(
+                    f"Collection {self.collection_name!r} was created without a BM25 vector "
+                    "while this search began; search again (it then uses the branches the "
+                    f"collection has), or add one: {COPY_HINT}."
+                )
             known[branch] = {}
             for text in dict.fromkeys(texts):
                 vector = cache.get(branch, text)
@@ -472,7 +518,7 @@ class HybridRetriever(BaseRetriever):
         if not inputs:
             return []
         runs = start_runs(self, inputs, get_config_list(config, len(inputs)), kwargs)
-        plan = _BatchPlan.of(self, inputs, kwargs)
+        plan = _BatchPlan.of(self._options, inputs, kwargs)
         if plan.texts and plan.options is not None:
             try:
                 plan.record(self._search(plan.texts, plan.options))
@@ -492,7 +538,7 @@ class HybridRetriever(BaseRetriever):
         if not inputs:
             return []
         runs = await astart_runs(self, inputs, get_config_list(config, len(inputs)), kwargs)
-        plan = _BatchPlan.of(self, inputs, kwargs)
+        plan = await _BatchPlan.aof(self, inputs, kwargs)
         if plan.texts and plan.options is not None:
             try:
                 plan.record(await self._asearch(plan.texts, plan.options))
@@ -503,7 +549,8 @@ class HybridRetriever(BaseRetriever):
     # -- the collection ----------------------------------------------------------------------
 
     def collection_spec(self) -> CollectionSpec:
-        """What this retriever requires of its collection (loads the dense model)."""
+        """What this retriever requires of its collection (loads the dense model). Until
+        ``bm25_encoder="auto"`` is resolved, with the BM25 vector a new collection gets."""
         return CollectionSpec(
             name=self.collection_name,
             dense_vector_name=self.dense_vector_name,
@@ -512,6 +559,62 @@ class HybridRetriever(BaseRetriever):
             sparse_vector_name=self.sparse_vector_name,
             bm25_vector_name=self.bm25_vector_name if self.bm25_encoder is not None else None,
         )
+
+    def _bm25(self) -> Bm25Encoder | None:
+        """The BM25 encoder, once resolved; None without BM25 (or still pending)."""
+        return self.bm25_encoder if isinstance(self.bm25_encoder, Bm25Encoder) else None
+
+    def _resolve_bm25(self, *, creating: bool = False) -> None:
+        """Turn a pending ``bm25_encoder`` ("auto" or True) into what the collection calls
+        for (``bm25_setting.bm25_for_collection``), once. While the collection does not
+        exist it stays pending, unless ``creating``: a write creates it with BM25."""
+        if not is_pending(self.bm25_encoder):
+            return
+        with self._bm25_lock:
+            if not is_pending(self.bm25_encoder):
+                return
+            layout = self.storage.get_layout(self.collection_name)
+            record = (
+                self.storage.read_collection_record(self.collection_name)
+                if layout is not None and self.bm25_vector_name in layout.sparse
+                else None
+            )
+            self._settle_bm25(layout, record, creating=creating)
+
+    async def _aresolve_bm25(self, *, creating: bool = False) -> None:
+        """Async :meth:`_resolve_bm25`."""
+        if not is_pending(self.bm25_encoder):
+            return
+        layout = await self.storage.aget_layout(self.collection_name)
+        record = (
+            await self.storage.aread_collection_record(self.collection_name)
+            if layout is not None and self.bm25_vector_name in layout.sparse
+            else None
+        )
+        with self._bm25_lock:
+            if is_pending(self.bm25_encoder):
+                self._settle_bm25(layout, record, creating=creating)
+
+    def _settle_bm25(self, layout: CollectionLayout | None, record: Any, *, creating: bool) -> None:
+        """The one place a pending ``bm25_encoder`` changes (under ``_bm25_lock``)."""
+        setting = self.bm25_encoder
+        if (layout is None and not creating) or not is_pending(setting):
+            return
+        chosen = bm25_for_collection(
+            setting,
+            layout,
+            record,
+            vector_name=self.bm25_vector_name,
+            where=f"collection {self.collection_name!r} in {self.storage!r}",
+        )
+        if chosen is None:
+            logger.info(
+                "Collection %r has no BM25 vector (it was written without BM25): searching "
+                "its dense and SPLADE branches. %s.",
+                self.collection_name,
+                COPY_HINT,
+            )
+        self.bm25_encoder = chosen
 
     def _checked_spec(self, layout: Any) -> CollectionSpec:
         """The spec, once the collection's layout is known to fit it."""
@@ -529,13 +632,14 @@ class HybridRetriever(BaseRetriever):
         """Before the first search: the collection exists, fits the encoders, and was
         written by their models (``model_record``)."""
         if not self._verified:
+            self._resolve_bm25()  # already done by _options, unless created since
             spec = self._checked_spec(self.storage.get_layout(self.collection_name))
             check_models(
                 self.storage,
                 spec,
                 self.dense_encoder,
                 self.sparse_encoder,
-                self.bm25_encoder,
+                self._bm25(),
                 allow_mismatch=self.allow_model_mismatch,
                 writing=False,
                 state=self._model_state,
@@ -546,13 +650,14 @@ class HybridRetriever(BaseRetriever):
 
     async def _averify_collection(self) -> None:
         """Async :meth:`_check_collection_once` (the caller checks ``_verified``)."""
+        await self._aresolve_bm25()
         spec = self._checked_spec(await self.storage.aget_layout(self.collection_name))
         await acheck_models(
             self.storage,
             spec,
             self.dense_encoder,
             self.sparse_encoder,
-            self.bm25_encoder,
+            self._bm25(),
             allow_mismatch=self.allow_model_mismatch,
             writing=False,
             state=self._model_state,
@@ -562,12 +667,14 @@ class HybridRetriever(BaseRetriever):
         self._verified = True
 
     def _indexer(self) -> Indexer:
+        """The writer of this collection; a new one gets BM25 unless ``bm25_encoder=False``."""
+        self._resolve_bm25(creating=True)
         return Indexer(
             storage=self.storage,
             spec=self.collection_spec(),
             dense_encoder=self.dense_encoder,
             sparse_encoder=self.sparse_encoder,
-            bm25_encoder=self.bm25_encoder,
+            bm25_encoder=self._bm25(),
             allow_model_mismatch=self.allow_model_mismatch,
             model_state=self._model_state,
             tenancy=self.tenancy,
@@ -605,6 +712,7 @@ class HybridRetriever(BaseRetriever):
         show_progress: bool = True,
     ) -> list[str]:
         """Async :meth:`add_documents`."""
+        await self._aresolve_bm25(creating=True)
         indexer = await asyncio.to_thread(self._indexer)  # may load the dense model
         written = await indexer.aindex(
             documents, ids=ids, batch_size=batch_size, show_progress=show_progress
@@ -664,12 +772,28 @@ class HybridRetriever(BaseRetriever):
         is written (dimension, sparse indices within the vocabulary, no NaN/inf/zero
         vectors); see :mod:`hybrid_retriever.precomputed`.
         """
-        writer = EmbeddedWriter(
-            self, dense_model=dense_model, sparse_model=sparse_model, model_state=self._model_state
-        )
+        writer = self.embedded_writer(dense_model=dense_model, sparse_model=sparse_model)
         written = writer.write(documents, batch_size=batch_size, show_progress=show_progress)
         self._verified = self._verified or bool(written)
         return written
+
+    def embedded_writer(self, *, dense_model: str, sparse_model: str) -> EmbeddedWriter:
+        """The writer behind :meth:`add_embedded_documents` (the CLI's ``index-vectors``
+        drives it line by line), with BM25 settled as a write settles it."""
+        if self.tenancy is not None:
+            raise InvalidParameterError(
+                "Precomputed vectors cannot be written through a tenant-bound retriever yet; "
+                "write them with a retriever opened without tenant=, with the tenant in each "
+                "document's metadata, or use add_documents."
+            )
+        self._resolve_bm25(creating=True)  # a new collection gets BM25, as add_documents'
+        return EmbeddedWriter(
+            self,
+            dense_model=dense_model,
+            sparse_model=sparse_model,
+            bm25_encoder=self._bm25(),
+            model_state=self._model_state,
+        )
 
     def delete(self, ids: Iterable[str | int]) -> bool:
         """Delete documents by their ids (the caller's, as added, or those results carry).
@@ -743,10 +867,13 @@ class _BatchPlan:
 
     @classmethod
     def of(
-        cls, retriever: HybridRetriever, inputs: Sequence[Any], kwargs: dict[str, Any]
+        cls,
+        options_of: Callable[[dict[str, Any]], SearchOptions],
+        inputs: Sequence[Any],
+        kwargs: dict[str, Any],
     ) -> _BatchPlan:
         try:
-            options = retriever._options({k: v for k, v in kwargs.items() if k != "verbose"})
+            options = options_of({k: v for k, v in kwargs.items() if k != "verbose"})
         except HybridRetrieverError as exc:  # the same bad option fails every query
             return cls(outcomes=[exc] * len(inputs))
         plan = cls(outcomes=[[] for _ in inputs], options=options)
@@ -757,6 +884,17 @@ class _BatchPlan:
             except HybridRetrieverError as exc:
                 plan.outcomes[position] = exc
         return plan
+
+    @classmethod
+    async def aof(
+        cls, retriever: HybridRetriever, inputs: Sequence[Any], kwargs: dict[str, Any]
+    ) -> _BatchPlan:
+        """:meth:`of` for ``abatch``: the collection's branches looked at asynchronously."""
+        try:
+            await retriever._aresolve_bm25()
+        except HybridRetrieverError as exc:
+            return cls(outcomes=[exc] * len(inputs))
+        return cls.of(retriever._options_for, inputs, kwargs)
 
     def record(self, found: Sequence[list[Document] | Exception]) -> None:
         """Put the search results of ``texts`` in their inputs' places."""
@@ -778,8 +916,13 @@ def _assemble(data: dict[str, Any]) -> dict[str, Any]:
     if config is not None:  # what `hybrid-retriever tune` saved; explicit arguments win
         if not isinstance(config, FusionConfig):
             config = FusionConfig.load(config)
+        weights_given = data.get("weights") is not None
         for key, value in config.retriever_kwargs().items():
             data.setdefault(key, value)
+        if config.weights is not None and not weights_given:
+            # Tuned weights name the branches they were tuned on: a two-branch config
+            # stays two-branch on a collection with BM25 (FusionConfig's promise).
+            data.setdefault("branches", tuple(config.weights))
     connection = {key: data.pop(key) for key in CONNECTION_ARGUMENTS if key in data}
     if data.get("storage") is not None:
         if any(value is not None for value in connection.values()):
@@ -793,30 +936,14 @@ def _assemble(data: dict[str, Any]) -> dict[str, Any]:
         data["storage"] = open_storage(**connection, collection=collection)
     data["dense_encoder"] = as_dense_encoder(data.get("dense_encoder", DEFAULT_DENSE_MODEL))
     data["sparse_encoder"] = as_sparse_encoder(data.get("sparse_encoder", DEFAULT_SPARSE_MODEL))
-    data["bm25_encoder"] = _as_bm25_encoder(data.get("bm25_encoder"))
+    data["bm25_encoder"] = as_bm25_setting(data.get("bm25_encoder", AUTO))
     return data
 
 
-def _as_bm25_encoder(value: Any) -> Bm25Encoder | None:
-    """``bm25_encoder=``: None/False (no BM25 branch), True (English), a language, or an
-    encoder."""
-    if value is None or value is False:
-        return None
-    if value is True:
-        return Bm25Encoder()
-    if isinstance(value, str):
-        return Bm25Encoder(language=value)
-    if isinstance(value, Bm25Encoder):
-        return value
-    raise InvalidParameterError(
-        "bm25_encoder must be True (English BM25), a language such as 'german', or a "
-        f"Bm25Encoder(k1=..., b=...), not {type(value).__name__}."
-    )
-
-
-def _available_branches(bm25_encoder: Any) -> tuple[str, ...]:
-    """The branches a retriever can search: the two it always has, and BM25 if it has one."""
-    return (*BRANCHES, BM25) if bm25_encoder not in (None, False) else BRANCHES
+def _available_branches(bm25_encoder: Bm25Setting) -> tuple[str, ...]:
+    """The branches a retriever can search: the two it always has, and BM25 unless it
+    has none (pending counts as BM25: a collection not created yet will get it)."""
+    return (*BRANCHES, BM25) if bm25_encoder is not None else BRANCHES
 
 
 def _flatten(requests: Sequence[Mapping[str, BranchQuery]]) -> list[BranchQuery]:

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from hybrid_retriever.advice import advise
 from hybrid_retriever.collection import CONTENT_KEY, METADATA_KEY
 from hybrid_retriever.errors import InvalidParameterError, InvalidQueryError
 from hybrid_retriever.fusion.branches import ALL_BRANCHES, TWO_BRANCHES
@@ -25,7 +26,8 @@ from hybrid_retriever.relevance import check_score_threshold
 from hybrid_retriever.storage.base import Routing
 
 BRANCHES = TWO_BRANCHES
-"""The branches every retriever has; BM25 joins them with ``bm25_encoder=``."""
+"""The branches every retriever has; BM25 joins them unless its collection has none or
+``bm25_encoder=False``."""
 
 MAX_QUERY_CHARS = 100_000
 """Models read at most a few hundred tokens; a longer query is almost surely a mistake."""
@@ -211,9 +213,15 @@ def check_branches(branches: Any, available: tuple[str, ...]) -> tuple[str, ...]
         raise InvalidParameterError(f"branches is empty; name one or more of {list(available)}.")
     if BM25 in branches and BM25 not in available:
         raise InvalidParameterError(
-            "branches names 'bm25', but this retriever has no BM25 branch. Open it with "
-            "bm25_encoder=True (the collection must have been written with one), or leave "
-            "'bm25' out."
+            advise(
+                python="branches names 'bm25', but this retriever has no BM25 branch: its "
+                "collection was written without a BM25 vector, or it was opened with "
+                "bm25_encoder=False. Leave 'bm25' out; or copy the collection into one with "
+                "a BM25 vector (hybrid_retriever.add_bm25.copy_with_bm25) and search that.",
+                cli="--branches names bm25, but the collection has no BM25 branch: it was "
+                "indexed with --no-bm25 or before BM25 was a default. Leave bm25 out, or "
+                "index the source again into a new --collection to search it with BM25.",
+            )
         )
     return tuple(b for b in ALL_BRANCHES if b in branches)
 

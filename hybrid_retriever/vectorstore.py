@@ -42,6 +42,8 @@ class HybridVectorStore(VectorStore):
         retriever = store.as_retriever(k=10)         # a HybridRetriever
 
     An empty store (its collection not created yet) searches, reads and deletes nothing.
+    Its first write creates the collection with dense, SPLADE and BM25 vectors; an existing
+    collection is used as it was written (``bm25_encoder``: see :class:`HybridRetriever`).
     """
 
     def __init__(self, retriever: HybridRetriever | None = None, **kwargs: Any) -> None:
@@ -63,7 +65,8 @@ class HybridVectorStore(VectorStore):
 
     @property
     def embeddings(self) -> Embeddings | None:
-        """None: queries are encoded by two encoders (see ``retriever``), not one Embeddings."""
+        """None: queries are encoded by each branch's encoder (see ``retriever``), not one
+        Embeddings."""
         return None
 
     # -- construction ------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from hybrid_retriever import (
     EmbeddedDocument,
     HybridRetriever,
     InvalidDocumentError,
+    InvalidParameterError,
     ModelRecordWarning,
     SentenceTransformerEncoder,
     SparseVector,
@@ -229,6 +230,17 @@ def test_two_different_documents_under_one_id_are_refused(
     with pytest.raises(DuplicateIdError, match="position 1"):
         retriever.add_embedded_documents(clash, **MODELS, show_progress=False)
     assert retriever.storage.get_layout("clash") is None
+
+
+def test_a_tenant_bound_retriever_refuses_precomputed_vectors(
+    make_retriever: Callable[..., HybridRetriever], demo_embedded: list[EmbeddedDocument]
+) -> None:
+    """Tenant-bound writes derive their point ids from the tenant: until precomputed
+    writes do so too, they are refused rather than written outside the tenant."""
+    retriever = make_retriever(collection_name="tenant_vectors", tenant="acme")
+    with pytest.raises(InvalidParameterError, match="tenant-bound"):
+        retriever.add_embedded_documents(demo_embedded[:2], **MODELS, show_progress=False)
+    assert retriever.storage.get_layout("tenant_vectors") is None
 
 
 def test_vectors_of_other_models_are_refused(

@@ -189,13 +189,18 @@ def retriever_arguments(args: argparse.Namespace, *, collection: str) -> dict[st
         encoder_options["precision"] = args.precision
     if getattr(args, "backend", None):
         encoder_options["backend"] = args.backend
-    return {
+    arguments: dict[str, Any] = {
         "collection_name": collection,
         "dense_encoder": SentenceTransformerEncoder(args.dense_model, **encoder_options),
         "sparse_encoder": SpladeEncoder(args.sparse_model, **encoder_options),
         **location_arguments(args),
         **tenant_arguments(args),
     }
+    if getattr(args, "no_bm25", False):
+        # Otherwise bm25_encoder is left unset: BM25 for a new collection, an existing
+        # one as it was written (hybrid_retriever/bm25_setting.py).
+        arguments["bm25_encoder"] = False
+    return arguments
 
 
 def add_tenant_options(parser: argparse.ArgumentParser) -> None:

@@ -119,7 +119,6 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
 
 def run(args: argparse.Namespace) -> int:
     from hybrid_retriever.cli.indexing import RejectsFile
-    from hybrid_retriever.precomputed import EmbeddedWriter
     from hybrid_retriever.retriever import HybridRetriever
     from hybrid_retriever.sources import SourceNotFoundError
 
@@ -133,8 +132,8 @@ def run(args: argparse.Namespace) -> int:
     retriever = HybridRetriever(**retriever_arguments(args, collection=args.collection))
     rejects = RejectsFile(rejects_path)
     try:
-        writer = EmbeddedWriter(
-            retriever, dense_model=args.dense_model, sparse_model=args.sparse_model
+        writer = retriever.embedded_writer(
+            dense_model=args.dense_model, sparse_model=args.sparse_model
         )
         writer.rules()  # the models first: a mismatch concerns every line
         if args.strict:

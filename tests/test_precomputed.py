@@ -294,7 +294,7 @@ def test_bm25_is_computed_from_the_text_unless_given(
     retriever.add_embedded_documents([first, demo_embedded[1]], **MODELS, show_progress=False)
     hits = retriever.invoke(demo_embedded[1].page_content, k=1, branches=("bm25",))
     assert hits[0].id == demo_embedded[1].id
-    plain = make_retriever(collection_name="no_bm25")
+    plain = make_retriever(collection_name="no_bm25", bm25_encoder=False)
     with pytest.raises(InvalidDocumentError, match="no BM25 branch"):
         plain.add_embedded_documents([first], **MODELS, show_progress=False)
 

@@ -49,7 +49,7 @@ from hybrid_retriever.errors import InvalidParameterError, ModelLoadError
 from hybrid_retriever.vectors import SparseVector
 
 DEFAULT_LANGUAGE = "english"
-DEFAULT_K1 = 0.9
+DEFAULT_K1 = 1.2
 DEFAULT_B = 0.4
 DEFAULT_AVG_LEN = 256.0
 TOKENISER_VERSION = 1

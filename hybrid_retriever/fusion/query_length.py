@@ -55,7 +55,7 @@ PIVOT_WORDS = 10
 FLOOR = 0.3
 CEILING = 0.8
 """Neither branch is ever weighted below 0.2: the other always has a say."""
-BM25_FRACTION = 0.5
+BM25_FRACTION = 0.75
 """BM25's part of the lexical share when both SPLADE and BM25 are searched."""
 
 

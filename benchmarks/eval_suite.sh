@@ -10,8 +10,7 @@
 # peak RSS (also in WORK_DIR/summary.json). ONLY="cisi npl" runs only those (lower-case
 # folder names). The runs are those of eval's branches: dense, sparse and bm25 alone, the
 # default (convex) and the other fusions over all three; `-- --no-bm25` evaluates the two
-# original branches only (then pass a WORK_DIR and compare into other JSON names by hand:
-# the reports are written over). Not part of CI.
+# original branches only (into the same eval_NAME.json files). Not part of CI.
 set -euo pipefail
 suite=$(realpath "$1")
 work=$(realpath -m "${2:-/tmp/eval_suite}")

@@ -97,7 +97,8 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
         "--bm25",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="index and search a BM25 branch beside dense and SPLADE (English; default: on)",
+        help="index and search a BM25 branch beside dense and SPLADE (English; default: on; "
+        "--no-bm25 for a collection indexed without one)",
     )
     parser.add_argument(
         "--latency-queries",

@@ -87,7 +87,7 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
         action=argparse.BooleanOptionalAction,
         default=True,
         help="index and search a BM25 branch beside dense and SPLADE, and tune over the "
-        "three (English; default: on)",
+        "three (English; default: on; --no-bm25 for a collection indexed without one)",
     )
     add_dataset_options(parser)
     parser.set_defaults(run=run)

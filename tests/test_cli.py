@@ -189,7 +189,10 @@ def test_eval_report_has_the_documented_structure(report: dict[str, Any]) -> Non
     assert report["metrics"] == ["ndcg@10", "recall@100", "mrr@10"]
     assert report["depth"] == 100
     # The default fusion is named "convex" here as in Python; "convex-0.5": equal weights.
-    runs = ["dense", "sparse", "convex", "rrf", "dbsf", "convex-0.5", "adaptive"]
+    # The runs are those of the branches the collection has (bm25 with a BM25 branch).
+    branches = report["branches"]
+    assert branches in (["dense", "sparse"], ["dense", "sparse", "bm25"])
+    runs = ["dense", "sparse", *branches[2:], "convex", "rrf", "dbsf", "convex-0.5", "adaptive"]
     assert list(report["runs"]) == runs
     for values in report["runs"].values():
         for metric in ("ndcg@10", "recall@100", "mrr@10"):
@@ -201,8 +204,9 @@ def test_eval_report_has_the_documented_structure(report: dict[str, Any]) -> Non
     assert report["query_ms_p50"] == report["runs"]["convex"]["query_ms_p50"]
     assert report["runs"]["convex"]["options"] == {}  # what a retriever does by default
     assert report["runs"]["convex-0.5"]["options"] == {
+        "branches": branches,
         "fusion": "convex",
-        "weights": {"dense": 0.5, "sparse": 0.5},
+        "weights": dict.fromkeys(branches, 0.5),
     }
     # The runtime changes speed and vectors: the report names it per encoder.
     assert report["encoders"] == {
@@ -210,8 +214,8 @@ def test_eval_report_has_the_documented_structure(report: dict[str, Any]) -> Non
         "sparse": {"model": "splade-tiny", "backend": "onnx-int8", "precision": "auto"},
     }
     assert report["machine"]["default_backend"] == "onnx-int8"
-    assert report["runs"]["dense"]["options"] == {"weights": {"dense": 1.0, "sparse": 0.0}}
-    assert report["runs"]["sparse"]["options"] == {"weights": {"dense": 0.0, "sparse": 1.0}}
+    assert report["runs"]["dense"]["options"] == {"branches": ["dense"]}
+    assert report["runs"]["sparse"]["options"] == {"branches": ["sparse"]}
 
 
 def test_eval_reuses_what_index_wrote(report: dict[str, Any]) -> None:

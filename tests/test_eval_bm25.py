@@ -86,7 +86,7 @@ def test_no_bm25_evaluates_the_two_branches(tmp_path: Path) -> None:
 
 def test_the_bm25_run_needs_the_bm25_branch() -> None:
     assert [r.name for r in select_runs("bm25,convex")] == ["bm25", DEFAULT_RUN]
-    with pytest.raises(InvalidParameterError, match="needs the BM25 branch; drop --no-bm25"):
+    with pytest.raises(InvalidParameterError, match="needs the BM25 branch; pass --bm25"):
         select_runs("bm25", ("dense", "sparse"))
     with pytest.raises(InvalidParameterError, match="choose among"):
         select_runs("dense,colbert")

@@ -1,6 +1,7 @@
 """``hybrid-retriever eval``: each branch alone vs fused on a BEIR dataset, scored by ranx.
 
-The branches are dense, SPLADE and BM25 (``--no-bm25``: the first two). The runs are
+The branches are dense and SPLADE, and BM25 where the retriever has it (``--bm25`` /
+``--no-bm25``; by default, as ``HybridRetriever`` decides for the collection). The runs are
 :func:`~hybrid_retriever.evaluation.default_runs` for those branches: ``dense``,
 ``sparse`` and ``bm25`` alone; ``convex``, which searches as a retriever does by default
 (convex fusion with the query-length weights, over all the branches); and ``rrf``,
@@ -31,6 +32,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from hybrid_retriever.branch_lists import retriever_branches
 from hybrid_retriever.cli.common import (
     add_dataset_options,
     collection_name,
@@ -70,7 +72,7 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
             "Index a BEIR dataset once, then run its queries "
             f"{', '.join(f'{r.name} ({r.description})' for r in default_runs(ALL_BRANCHES))}"
             ", and report nDCG@k, Recall@100 and MRR@k per run (computed with ranx), plus "
-            "query latency. With --no-bm25, the same without the BM25 branch."
+            "query latency. Without a BM25 branch, the same without the bm25 run."
         ),
     )
     parser.add_argument(
@@ -96,9 +98,10 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "--bm25",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="index and search a BM25 branch beside dense and SPLADE (English; default: on; "
-        "--no-bm25 for a collection indexed without one)",
+        default=None,
+        help="index and search a BM25 branch beside dense and SPLADE (English), or not "
+        "(default: as HybridRetriever does for the collection; --no-bm25 for a collection "
+        "indexed without one)",
     )
     parser.add_argument(
         "--latency-queries",
@@ -137,8 +140,8 @@ def select_runs(names: str | None, branches: Sequence[str] = ALL_BRANCHES) -> li
     chosen = [n.strip() for n in names.split(",") if n.strip()]
     if BM25 in chosen and BM25 not in known:
         raise InvalidParameterError(
-            f"--runs {names!r}: the {BM25} run needs the BM25 branch; drop --no-bm25, or "
-            f"leave {BM25} out."
+            f"--runs {names!r}: the {BM25} run needs the BM25 branch; pass --bm25 (for a "
+            f"collection indexed with BM25 or a new one), or leave {BM25} out."
         )
     unknown = [n for n in chosen if n not in known]
     if unknown or not chosen:
@@ -149,9 +152,9 @@ def select_runs(names: str | None, branches: Sequence[str] = ALL_BRANCHES) -> li
 
 
 def run(args: argparse.Namespace) -> int:
-    # Everything that can be checked without models is checked first.
-    branches = ALL_BRANCHES if args.bm25 else TWO_BRANCHES
-    runs = select_runs(args.runs, branches)
+    # Everything that can be checked without models is checked first: the run names here,
+    # whether the retriever's branches allow them once it is built.
+    select_runs(args.runs, TWO_BRANCHES if args.bm25 is False else ALL_BRANCHES)
     if importlib.util.find_spec("ranx") is None:
         raise InvalidParameterError("eval needs ranx: pip install 'hybrid-retriever[eval]'.")
     if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
@@ -174,11 +177,14 @@ def run(args: argparse.Namespace) -> int:
     from hybrid_retriever.retriever import HybridRetriever
 
     # No query cache: the timed queries encode each time, as a user's first query does.
+    bm25_option = {} if args.bm25 is None else {"bm25_encoder": args.bm25}
     retriever = HybridRetriever(
-        **{**retriever_arguments(args, collection=collection), "bm25_encoder": args.bm25},
+        **{**retriever_arguments(args, collection=collection), **bm25_option},
         query_cache_size=0,
     )
     try:
+        branches = retriever_branches(retriever)
+        runs = select_runs(args.runs, branches)
         storage = repr(retriever.storage)
         bm25 = None if retriever.bm25_encoder is None else retriever.bm25_encoder.identity()
         warm_up(retriever)

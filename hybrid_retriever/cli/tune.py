@@ -1,8 +1,9 @@
 """``hybrid-retriever tune``: choose the fusion method and parameters on labelled queries.
 
-Indexes the BEIR dataset (resumably, like ``eval``), with dense, SPLADE and BM25 branches
-(``--no-bm25``: the first two), searches each judged query of ``--split`` once (all its
-branches in one request), scores every candidate of
+Indexes the BEIR dataset (resumably, like ``eval``), with dense and SPLADE branches and,
+where the retriever has one, BM25 (``--bm25`` / ``--no-bm25``; by default, as
+``HybridRetriever`` decides for the collection), searches each judged query of
+``--split`` once (all its branches in one request), scores every candidate of
 :func:`~hybrid_retriever.tuning.candidate_configs` for those branches from those lists,
 and cross-validates the choice (see :mod:`hybrid_retriever.tuning`).
 Prints the choice, each fold's held-out nDCG and their spread, and saves the config
@@ -85,9 +86,10 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "--bm25",
         action=argparse.BooleanOptionalAction,
-        default=True,
+        default=None,
         help="index and search a BM25 branch beside dense and SPLADE, and tune over the "
-        "three (English; default: on; --no-bm25 for a collection indexed without one)",
+        "three (English), or not (default: as HybridRetriever does for the collection; "
+        "--no-bm25 for a collection indexed without one)",
     )
     add_dataset_options(parser)
     parser.set_defaults(run=run)
@@ -116,8 +118,9 @@ def run(args: argparse.Namespace) -> int:
     test = load_beir(args.dataset, args.test_split) if args.test_split else None
     collection = args.collection or collection_name(dataset.name)
     show_progress = not args.no_progress
+    bm25_option = {} if args.bm25 is None else {"bm25_encoder": args.bm25}
     retriever = HybridRetriever(
-        **{**retriever_arguments(args, collection=collection), "bm25_encoder": args.bm25}
+        **{**retriever_arguments(args, collection=collection), **bm25_option}
     )
     branches = retriever_branches(retriever)
     bm25 = None if retriever.bm25_encoder is None else retriever.bm25_encoder.identity()

@@ -473,7 +473,9 @@ def test_bad_filters_are_refused(expression: str, message: str) -> None:
 
 def test_runs_and_collection_names() -> None:
     assert [r.name for r in select_runs("convex, dense")] == ["convex", "dense"]
-    with pytest.raises(InvalidParameterError, match="choose among dense, sparse, convex, rrf"):
+    with pytest.raises(
+        InvalidParameterError, match="choose among dense, sparse, bm25, convex, rrf"
+    ):
         select_runs("dense,rrf2")
     assert collection_name("BEIR scifact (v2)") == "BEIR-scifact-v2"
     assert collection_name("...") == "dataset"

@@ -560,6 +560,13 @@ class HybridRetriever(BaseRetriever):
             bm25_vector_name=self.bm25_vector_name if self.bm25_encoder is not None else None,
         )
 
+    def settled_bm25_encoder(self, *, creating: bool = False) -> Bm25Encoder | None:
+        """The BM25 encoder this retriever uses on its collection, ``bm25_encoder="auto"``
+        settled first; None: no BM25 branch. While the collection does not exist: None,
+        unless ``creating`` (a write creates it with BM25)."""
+        self._resolve_bm25(creating=creating)
+        return self._bm25()
+
     def _bm25(self) -> Bm25Encoder | None:
         """The BM25 encoder, once resolved; None without BM25 (or still pending)."""
         return self.bm25_encoder if isinstance(self.bm25_encoder, Bm25Encoder) else None

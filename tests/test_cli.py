@@ -218,7 +218,10 @@ def test_eval_report_has_the_documented_structure(report: dict[str, Any]) -> Non
     assert report["metrics"] == ["ndcg@10", "recall@100", "mrr@10"]
     assert report["depth"] == 100
     # The default fusion is named "convex" here as in Python; "convex-0.5": equal weights.
-    runs = ["dense", "sparse", "convex", "rrf", "dbsf", "convex-0.5", "adaptive"]
+    # The runs are those of the branches the collection has (bm25 with a BM25 branch).
+    branches = report["branches"]
+    assert branches in (["dense", "sparse"], ["dense", "sparse", "bm25"])
+    runs = ["dense", "sparse", *branches[2:], "convex", "rrf", "dbsf", "convex-0.5", "adaptive"]
     assert list(report["runs"]) == runs
     for values in report["runs"].values():
         for metric in ("ndcg@10", "recall@100", "mrr@10"):
@@ -230,8 +233,9 @@ def test_eval_report_has_the_documented_structure(report: dict[str, Any]) -> Non
     assert report["query_ms_p50"] == report["runs"]["convex"]["query_ms_p50"]
     assert report["runs"]["convex"]["options"] == {}  # what a retriever does by default
     assert report["runs"]["convex-0.5"]["options"] == {
+        "branches": branches,
         "fusion": "convex",
-        "weights": {"dense": 0.5, "sparse": 0.5},
+        "weights": dict.fromkeys(branches, 0.5),
     }
     # The runtime changes speed and vectors: the report names it per encoder.
     assert report["encoders"] == {
@@ -239,8 +243,8 @@ def test_eval_report_has_the_documented_structure(report: dict[str, Any]) -> Non
         "sparse": {"model": "splade-tiny", "backend": "onnx-int8", "precision": "auto"},
     }
     assert report["machine"]["default_backend"] == "onnx-int8"
-    assert report["runs"]["dense"]["options"] == {"weights": {"dense": 1.0, "sparse": 0.0}}
-    assert report["runs"]["sparse"]["options"] == {"weights": {"dense": 0.0, "sparse": 1.0}}
+    assert report["runs"]["dense"]["options"] == {"branches": ["dense"]}
+    assert report["runs"]["sparse"]["options"] == {"branches": ["sparse"]}
 
 
 def test_eval_reuses_what_index_wrote(report: dict[str, Any]) -> None:
@@ -545,7 +549,9 @@ def test_bad_filters_are_refused(expression: str, message: str) -> None:
 
 def test_runs_and_collection_names() -> None:
     assert [r.name for r in select_runs("convex, dense")] == ["convex", "dense"]
-    with pytest.raises(InvalidParameterError, match="choose among dense, sparse, convex, rrf"):
+    with pytest.raises(
+        InvalidParameterError, match="choose among dense, sparse, bm25, convex, rrf"
+    ):
         select_runs("dense,rrf2")
     assert collection_name("BEIR scifact (v2)") == "BEIR-scifact-v2"
     assert collection_name("...") == "dataset"

@@ -34,6 +34,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from hybrid_retriever.advice import advise
 from hybrid_retriever.collection import CollectionLayout, CollectionSpec
 from hybrid_retriever.errors import (
     CollectionMismatchError,
@@ -265,10 +266,13 @@ class _Copy:
             what = "a collection of another layout"
         else:
             what = f"a collection with {points} points"
+        fix = advise(
+            python="Pass another target_collection=, or overwrite=True to replace it.",
+            cli="Pass another --to-collection NAME, or --overwrite to replace it.",
+        )
         raise TargetNotEmptyError(
             f"The target {self.target_name!r} in {self.target!r} is {what}. Nothing was "
-            "written. Choose another target collection (target_collection= / "
-            "--to-collection), or replace it with overwrite=True (--overwrite)."
+            f"written. {fix}"
         )
 
     def _create(self) -> None:
@@ -397,9 +401,12 @@ def same_top(a: Sequence[ScoredPoint], b: Sequence[ScoredPoint]) -> bool:
     if not a:
         return True
     last = a[-1].score
-    above_a = {p.id for p in a if not _close(p.score, last)}
-    above_b = {p.id for p in b if not _close(p.score, last)}
-    return above_a == above_b  # which of the ids tied for last place made the cut is arbitrary
+    above_a = {p.id: p.score for p in a if not _close(p.score, last)}
+    above_b = {p.id: p.score for p in b if not _close(p.score, last)}
+    # Which of the ids tied for last place made the cut is arbitrary; the others must agree.
+    return above_a.keys() == above_b.keys() and all(
+        _close(score, above_b[point_id]) for point_id, score in above_a.items()
+    )
 
 
 def _close(x: float, y: float) -> bool:

@@ -55,6 +55,7 @@ from hybrid_retriever.storage.base import (
     StoredPoint,
     Vector,
     payload_points,
+    refuse_unfinished_copy,
     write_record_after_create,
 )
 from hybrid_retriever.storage.disk_space import (
@@ -213,7 +214,9 @@ class EdgeStorage(StorageBackend):
     keeps_collection_record = True
 
     def read_collection_record(self, collection: str) -> dict[str, Any] | None:
-        record = self._collection_metadata(collection).get(RECORD_KEY)
+        metadata = self._collection_metadata(collection)
+        refuse_unfinished_copy(metadata, f"collection {collection!r} in {self!r}")
+        record = metadata.get(RECORD_KEY)
         if record is None or isinstance(record, dict):
             return record
         raise StorageError(
@@ -223,11 +226,24 @@ class EdgeStorage(StorageBackend):
         )
 
     def write_collection_record(self, collection: str, record: Mapping[str, Any]) -> None:
-        """Write the record under :data:`RECORD_KEY`, keeping the file's other keys, atomically
-        (a whole new file renamed over the old one): a crash leaves the old file or the new
-        one, never half of one."""
+        """Write the record under :data:`RECORD_KEY`, keeping the file's other keys."""
+        self.write_collection_metadata(collection, {RECORD_KEY: dict(record)})
+
+    def read_collection_metadata(self, collection: str) -> dict[str, Any]:
+        return self._collection_metadata(collection)
+
+    def write_collection_metadata(self, collection: str, metadata: Mapping[str, Any]) -> None:
+        """Merge into the metadata file (None removes a key), atomically (a whole new file
+        renamed over the old one): a crash leaves the old file or the new one, never half
+        of one."""
         path = self._folder(collection) / RECORD_FILE
-        metadata = {**self._collection_metadata(collection), RECORD_KEY: dict(record)}
+        merged = self._collection_metadata(collection)
+        for key, value in metadata.items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        metadata = merged
         scratch = path.with_name(f".{RECORD_FILE}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             with open(scratch, "w", encoding="utf-8") as handle:
@@ -262,6 +278,26 @@ class EdgeStorage(StorageBackend):
         if not isinstance(metadata, dict):
             raise StorageError(f"{path} does not hold a JSON object. Delete it, as above.")
         return metadata
+
+    def delete_collection(self, collection: str) -> None:
+        import shutil
+
+        folder = self._folder(collection)
+        with self._lock:
+            shard = self._shards.pop(collection, None)
+            if shard is not None:
+                with _edge_errors(self, collection):
+                    shard.close()
+            if not (folder / CONFIG_FILE).is_file():
+                return
+            try:
+                # The configuration first: a crash midway leaves no half-readable shard.
+                (folder / CONFIG_FILE).unlink()
+                shutil.rmtree(folder)
+            except OSError as exc:
+                raise StorageError(
+                    f"Cannot delete the Edge collection {str(folder)!r}: {exc}"
+                ) from exc
 
     def upsert(self, collection: str, points: Sequence[StoredPoint]) -> None:
         from qdrant_edge import Point, UpdateOperation
@@ -349,10 +385,12 @@ class EdgeStorage(StorageBackend):
             )
         return payload_points(records)
 
-    def scroll_points(self, collection: str, *, batch_size: int) -> Iterator[list[StoredPoint]]:
+    def scroll_points(
+        self, collection: str, *, batch_size: int, start: str | None = None
+    ) -> Iterator[list[StoredPoint]]:
         from qdrant_edge import ScrollRequest
 
-        offset: Any = None
+        offset: Any = start
         while True:
             with self._lock, _edge_errors(self, collection):
                 records, offset = self._shard(collection).scroll(
@@ -385,7 +423,7 @@ class EdgeStorage(StorageBackend):
         *,
         routing: Routing | None = None,
     ) -> list[list[ScoredPoint]]:
-        from qdrant_edge import Query, QueryBatchRequest, QueryRequest
+        from qdrant_edge import Query, QueryBatchRequest, QueryRequest, SearchParams
 
         if routing:
             raise InvalidParameterError(
@@ -399,6 +437,7 @@ class EdgeStorage(StorageBackend):
                 query=Query.Nearest(_edge_vector(q.vector), using=q.vector_name),
                 filter=edge_filter,
                 with_payload=q.with_payload,
+                params=SearchParams(exact=True) if q.exact else None,
             )
             for q in queries
         ]

@@ -38,6 +38,7 @@ from hybrid_retriever.storage.base import (
     StoredPoint,
     Vector,
     payload_points,
+    refuse_unfinished_copy,
 )
 from hybrid_retriever.storage.disk_space import disk_full_error, is_disk_full
 from hybrid_retriever.vectors import SparseVector
@@ -232,6 +233,23 @@ class QdrantClientStorage(StorageBackend):
         with _engine_errors(self._description, collection=collection), _metadata_supported():
             self.client.update_collection(collection, metadata={RECORD_KEY: dict(record)})
 
+    def read_collection_metadata(self, collection: str) -> dict[str, Any]:
+        with self._locked(), _engine_errors(self._description, collection=collection):
+            info = self.client.get_collection(collection)
+        return dict(getattr(info.config, "metadata", None) or {})
+
+    def write_collection_metadata(self, collection: str, metadata: Mapping[str, Any]) -> None:
+        with (
+            self._locked(),
+            _engine_errors(self._description, collection=collection),
+            _metadata_supported(),
+        ):
+            self.client.update_collection(collection, metadata=dict(metadata))
+
+    def delete_collection(self, collection: str) -> None:
+        with self._locked(), _engine_errors(self._description, collection=collection):
+            self.client.delete_collection(collection)
+
     def upsert(self, collection: str, points: Sequence[StoredPoint]) -> None:
         with self._locked(), _engine_errors(self._description, collection=collection):
             self.client.upsert(
@@ -307,8 +325,10 @@ class QdrantClientStorage(StorageBackend):
             )
         return payload_points(records)
 
-    def scroll_points(self, collection: str, *, batch_size: int) -> Iterator[list[StoredPoint]]:
-        offset: Any = None
+    def scroll_points(
+        self, collection: str, *, batch_size: int, start: str | None = None
+    ) -> Iterator[list[StoredPoint]]:
+        offset: Any = start
         while True:
             with self._locked(), _engine_errors(self._description, collection=collection):
                 records, offset = self.client.scroll(
@@ -530,6 +550,7 @@ def _layout(info: models.CollectionInfo) -> CollectionLayout:
 
 def _record_of(info: models.CollectionInfo, collection: str) -> dict[str, Any] | None:
     metadata = getattr(info.config, "metadata", None) or {}
+    refuse_unfinished_copy(metadata, f"collection {collection!r}")
     record = metadata.get(RECORD_KEY)
     if record is None or isinstance(record, dict):
         return record
@@ -615,6 +636,7 @@ def _query_requests(
             filter=query_filter,
             with_payload=query.with_payload,
             shard_key=shard_key,
+            params=models.SearchParams(exact=True) if query.exact else None,
         )
         for query in queries
     ]

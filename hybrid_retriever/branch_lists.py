@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from hybrid_retriever.errors import InvalidParameterError
-from hybrid_retriever.fusion.branches import BM25, DENSE, SPARSE, TWO_BRANCHES
+from hybrid_retriever.fusion.branches import BM25, DENSE, SPARSE
 from hybrid_retriever.fusion.rrf import BranchHit
 from hybrid_retriever.search_options import DEFAULT_PREFETCH_K, check_k
 
@@ -33,9 +33,8 @@ Rankings = dict[str, list[BranchHit]]
 
 
 def retriever_branches(retriever: HybridRetriever) -> tuple[str, ...]:
-    """Every branch ``retriever`` can search: dense and SPLADE, and BM25 when it has a
-    BM25 encoder on its collection (whatever ``branches=`` a default search is limited to)."""
-    return (*TWO_BRANCHES, BM25) if retriever.settled_bm25_encoder() is not None else TWO_BRANCHES
+    """Every branch ``retriever`` can search (:meth:`HybridRetriever.available_branches`)."""
+    return retriever.available_branches()
 
 
 def search_branches(

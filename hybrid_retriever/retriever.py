@@ -560,6 +560,13 @@ class HybridRetriever(BaseRetriever):
             bm25_vector_name=self.bm25_vector_name if self.bm25_encoder is not None else None,
         )
 
+    def available_branches(self) -> tuple[str, ...]:
+        """Every branch this retriever can search on its collection (``bm25_encoder="auto"``
+        settled where the collection exists; one not created yet counts BM25, which a
+        write would give it), whatever ``branches=`` a default search is limited to."""
+        self._resolve_bm25()
+        return _available_branches(self.bm25_encoder)
+
     def settled_bm25_encoder(self, *, creating: bool = False) -> Bm25Encoder | None:
         """The BM25 encoder this retriever uses on its collection, ``bm25_encoder="auto"``
         settled first; None: no BM25 branch. While the collection does not exist: None,

@@ -7,7 +7,8 @@
 #
 # Prints the query-phase seconds of each (old: the time spent in run_retriever; new:
 # search_seconds + latency_seconds of the report) and peak RSS; the JSON reports land
-# in WORK_DIR for comparing metrics.
+# in WORK_DIR for comparing metrics. This tree runs with --no-bm25, the two branches the
+# old commit had, so that the same runs are compared (those both name).
 set -euo pipefail
 dataset=$(realpath "$1"); old=${2:-f1089e2}; work=$(realpath -m "${3:-/tmp/eval_one_search}")
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,7 +18,7 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 common=(eval "$dataset" --k 10 --path "$work/qdrant" --collection eval --no-progress)
 new() {
     (cd "$repo" && PYTHONPATH="$repo" /usr/bin/time -v python -m hybrid_retriever.cli \
-        "${common[@]}" --json "$work/$1.json" >"$work/$1.out" 2>"$work/$1.err")
+        "${common[@]}" --no-bm25 --json "$work/$1.json" >"$work/$1.out" 2>"$work/$1.err")
 }
 new new1
 (cd "$work/old" && PYTHONPATH="$work/old" /usr/bin/time -v python -c "
@@ -46,7 +47,8 @@ print(f"old: query phase {old_s:.1f} s, peak RSS {rss('old'):.2f} GB")
 for name in ("new1", "new2"):
     r = json.loads((work / f"{name}.json").read_text())
     s = r["search_seconds"] + r["latency_seconds"]
-    diff = max(abs(r["runs"][n][m] - old["runs"][n][m]) for n in old["runs"] for m in old["metrics"])
+    both = [n for n in old["runs"] if n in r["runs"]]
+    diff = max(abs(r["runs"][n][m] - old["runs"][n][m]) for n in both for m in old["metrics"])
     print(f"{name}: query phase {s:.1f} s ({r['search_seconds']:.1f} s one search per query, "
           f"{r['latency_seconds']:.1f} s timing {r['latency_queries']} queries per run), "
           f"{s / old_s:.2f} of old; largest metric difference from old {diff:.1e}; "

@@ -8,7 +8,9 @@
 # --json benchmarks/results/eval_NAME.json --path WORK_DIR/NAME --collection NAME
 # --no-progress`, then prints one line per corpus: nDCG@10 of each run, wall time and
 # peak RSS (also in WORK_DIR/summary.json). ONLY="cisi npl" runs only those (lower-case
-# folder names). Not part of CI.
+# folder names). The runs are those of eval's branches: dense, sparse and bm25 alone, the
+# default (convex) and the other fusions over all three; `-- --no-bm25` evaluates the two
+# original branches only (into the same eval_NAME.json files). Not part of CI.
 set -euo pipefail
 suite=$(realpath "$1")
 work=$(realpath -m "${2:-/tmp/eval_suite}")

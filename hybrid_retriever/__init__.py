@@ -24,6 +24,7 @@ from hybrid_retriever.errors import (
     TruncationWarning,
 )
 from hybrid_retriever.fusion.methods import FusionMethod
+from hybrid_retriever.precomputed import EmbeddedDocument
 from hybrid_retriever.retriever import HybridRetriever
 from hybrid_retriever.storage.base import StorageBackend
 from hybrid_retriever.storage.connect import Engine
@@ -42,6 +43,7 @@ __all__ = [
     "Distance",
     "DuplicateIdError",
     "EdgeStorage",
+    "EmbeddedDocument",
     "EncoderBackend",
     "Engine",
     "FusionMethod",

@@ -22,6 +22,7 @@ from hybrid_retriever.errors import InvalidParameterError
 from hybrid_retriever.fusion.branches import BM25
 from hybrid_retriever.ingestion import DEFAULT_BATCH_SIZE
 from hybrid_retriever.storage.base import StoredPoint
+from hybrid_retriever.storage.point_copy import copy_points
 from hybrid_retriever.vector_checks import check_document_vectors
 
 if TYPE_CHECKING:
@@ -40,59 +41,60 @@ def copy_with_bm25(
     """Copy ``source``'s collection into ``collection_name`` with a BM25 vector added from
     each point's stored text; return a retriever over the copy (same storage, encoders
     and options as ``source``, plus ``bm25_encoder``)."""
-    from tqdm.auto import tqdm
-
     from hybrid_retriever.retriever import HybridRetriever
 
-    if source.bm25_encoder is not None:
-        raise InvalidParameterError(
-            f"{source.collection_name!r} is opened with a BM25 branch already; open it "
-            "without bm25_encoder to copy it."
-        )
     if collection_name == source.collection_name:
         raise InvalidParameterError(
             "The copy needs a new collection_name: Qdrant cannot add a vector to an "
             "existing collection."
         )
-    source._check_collection_once()  # exists, fits the encoders, written by their models
+    # Exists, fits the encoders, written by their models; bm25_encoder left unset
+    # ("auto") is resolved: to None for a collection without BM25.
+    source._check_collection_once()
+    if source.bm25_encoder is not None:
+        raise InvalidParameterError(
+            f"{source.collection_name!r} is opened with a BM25 branch already (it has a BM25 "
+            "vector, or bm25_encoder asks for one); a collection without BM25 opens without "
+            "it when bm25_encoder is left unset."
+        )
+    if bm25_encoder is None or bm25_encoder is False:
+        raise InvalidParameterError("bm25_encoder must name a BM25 encoder, e.g. True.")
     fields = {name: getattr(source, name) for name in type(source).model_fields}
     target = HybridRetriever(
         **{**fields, "collection_name": collection_name, "bm25_encoder": bm25_encoder}
     )
-    bm25 = target.bm25_encoder
-    if bm25 is None:
+    indexer = target._indexer()  # resolves True to the default encoder for a new copy
+    bm25 = indexer.bm25_encoder
+    if bm25 is None:  # pragma: no cover - the indexer of a BM25 retriever writes BM25
         raise InvalidParameterError("bm25_encoder must name a BM25 encoder, e.g. True.")
-    indexer = target._indexer()
     indexer._ensure_collection()  # create and record, or check a half-done earlier copy
     storage, vector_name = source.storage, target.bm25_vector_name
-    total = source.count()
-    progress = tqdm(
-        total=total,
-        unit="doc",
-        desc=f"Adding BM25 into {collection_name!r}",
-        delay=2.0,
-        disable=not show_progress,
+
+    def with_bm25(points: list[StoredPoint]) -> list[StoredPoint]:
+        texts = [str(p.payload.get(CONTENT_KEY) or "") for p in points]
+        vectors = bm25.encode_documents(texts)
+        check_document_vectors(
+            vectors,
+            branch=BM25,
+            encoder=bm25.name,
+            documents=[(i, p.id) for i, p in enumerate(points)],
+        )
+        return [
+            StoredPoint(id=p.id, vectors={**p.vectors, vector_name: v}, payload=p.payload)
+            for p, v in zip(points, vectors, strict=True)
+        ]
+
+    copy_points(
+        storage,
+        source.collection_name,
+        storage,
+        collection_name,
+        batch_size=batch_size,
+        transform=with_bm25,
+        description=f"Adding BM25 into {collection_name!r}",
+        total=source.count(),
+        show_progress=show_progress,
     )
-    with progress as bar:
-        for points in storage.scroll_points(source.collection_name, batch_size=batch_size):
-            if not points:
-                continue
-            texts = [str(p.payload.get(CONTENT_KEY) or "") for p in points]
-            vectors = bm25.encode_documents(texts)
-            check_document_vectors(
-                vectors,
-                branch=BM25,
-                encoder=bm25.name,
-                documents=[(i, p.id) for i, p in enumerate(points)],
-            )
-            storage.upsert(
-                collection_name,
-                [
-                    StoredPoint(id=p.id, vectors={**p.vectors, vector_name: v}, payload=p.payload)
-                    for p, v in zip(points, vectors, strict=True)
-                ],
-            )
-            bar.update(len(points))
     storage.optimize(collection_name)
     target._verified = True
     return target

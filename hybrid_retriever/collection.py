@@ -1,10 +1,10 @@
 """The collection layout the retriever needs, and the check against what exists.
 
 One Qdrant collection holds one named dense vector and one named sparse vector
-(SPLADE) per point, and optionally a second named sparse vector for BM25, with Qdrant's
-``IDF`` modifier (the engine computes the IDF; ``encoders/bm25.py``); and a payload of
-``page_content`` plus ``metadata`` as langchain-qdrant writes it, plus ``document_id``
-(the caller's own id) where the document had one. An existing collection is never
+(SPLADE) per point, and (new collections, by default) a second named sparse vector for
+BM25, with Qdrant's ``IDF`` modifier (the engine computes the IDF; ``encoders/bm25.py``);
+and a payload of ``page_content`` plus ``metadata`` as langchain-qdrant writes it, plus
+``document_id`` (the caller's own id) where the document had one. An existing collection is never
 altered or dropped: if it does not fit, the user is told what differs and chooses what
 to do.
 """
@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
+from hybrid_retriever.advice import advise
 from hybrid_retriever.errors import CollectionMismatchError
 
 CONTENT_KEY = "page_content"
@@ -110,8 +111,8 @@ def check_layout(spec: CollectionSpec, layout: CollectionLayout, *, encoder_name
 
 def check_writable(spec: CollectionSpec, layout: CollectionLayout) -> None:
     """Before a write: refuse to leave a BM25 vector of the collection empty. A retriever
-    without ``bm25_encoder`` may search a three-branch collection, but documents it wrote
-    would lack their BM25 vector and be silently missing from that branch."""
+    with ``bm25_encoder=False`` may search a three-branch collection, but documents it
+    wrote would lack their BM25 vector and be silently missing from that branch."""
     unfilled = [
         name
         for name, info in layout.sparse.items()
@@ -121,8 +122,13 @@ def check_writable(spec: CollectionSpec, layout: CollectionLayout) -> None:
         raise CollectionMismatchError(
             f"Collection {spec.name!r} has a BM25 vector {unfilled[0]!r} that this retriever "
             "does not write, so the documents it adds would be missing from BM25 results. "
-            "Nothing was written. Open it with bm25_encoder=True (and bm25_vector_name= if "
-            "the vector has another name)."
+            "Nothing was written. "
+            + advise(
+                python="Open it with bm25_encoder left unset or True, not False (and "
+                "bm25_vector_name= if the vector has another name).",
+                cli="Index without --no-bm25 (the collection has BM25), or into a new "
+                "--collection.",
+            )
         )
 
 
@@ -134,9 +140,10 @@ def _bm25_problems(spec: CollectionSpec, layout: CollectionLayout) -> list[str]:
         return [
             f"it has no sparse vector named {spec.bm25_vector_name!r} for the BM25 branch "
             f"(sparse vectors: {_names(layout.sparse)}): it was written without BM25, and "
-            "Qdrant cannot add a vector to an existing collection. Open it without "
-            "bm25_encoder, or copy it into a new collection with BM25 "
-            "(hybrid_retriever.add_bm25.copy_with_bm25)"
+            "Qdrant cannot add a vector to an existing collection. Open it with "
+            "bm25_encoder left unset (it then searches its two branches) or False, or copy "
+            "it into a new collection with BM25: "
+            "hybrid_retriever.add_bm25.copy_with_bm25(retriever, 'NEW_NAME')"
         ]
     if not bm25.idf_modifier:
         return [

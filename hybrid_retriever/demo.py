@@ -20,6 +20,7 @@ from importlib import resources
 from langchain_core.documents import Document
 
 from hybrid_retriever.encoders.backend import EncoderBackend
+from hybrid_retriever.fusion.branches import ALL_BRANCHES
 from hybrid_retriever.retriever import HybridRetriever
 
 DEFAULT_QUESTIONS = (
@@ -56,20 +57,23 @@ def describe_encoders(encoders: Mapping[str, object]) -> str:
 
 
 def format_results(documents: Sequence[Document], *, width: int = 60) -> str:
-    """A text table: rank, fused score, each branch's rank and score, topic and snippet."""
-    lines = [f"{'#':>2}  {'fused':>7}  {'dense':>13}  {'sparse':>13}  {'topic':<9}  text"]
+    """A text table: rank, fused score, each searched branch's rank and score (dense,
+    sparse, bm25), topic and snippet."""
+    branches = [b for b in ALL_BRANCHES if any(b in d.metadata["_ranks"] for d in documents)]
+    columns = "".join(f"{b:>13}  " for b in branches)
+    lines = [f"{'#':>2}  {'fused':>7}  {columns}{'topic':<9}  text"]
     for rank, doc in enumerate(documents, start=1):
         ranks, scores = doc.metadata["_ranks"], doc.metadata["_scores"]
-        cells = [
-            "-" if ranks[b] is None else f"#{ranks[b]} {scores[b]:.3f}" for b in ("dense", "sparse")
-        ]
+        cells = "".join(
+            f"{'-' if ranks[b] is None else f'#{ranks[b]} {scores[b]:.3f}':>13}  " for b in branches
+        )
         snippet = (
             doc.page_content
             if len(doc.page_content) <= width
             else (doc.page_content[: width - 1] + "…")
         )
         lines.append(
-            f"{rank:>2}  {doc.metadata['_score']:.5f}  {cells[0]:>13}  {cells[1]:>13}  "
+            f"{rank:>2}  {doc.metadata['_score']:.5f}  {cells}"
             f"{doc.metadata.get('topic', ''):<9}  {snippet}"
         )
     return "\n".join(lines)

@@ -38,7 +38,7 @@ from hybrid_retriever.errors import InvalidDocumentError, InvalidParameterError
 ID_NAMESPACE = uuid.UUID("6f1c3a52-8d0e-5b7a-9c4e-2a1f0b3d7e91")
 CONTENT_NAMESPACE = uuid.UUID("b2e7d9c4-1f6a-5e3b-8a0d-4c9f2e1b7a63")
 
-RESERVED_METADATA_KEYS = frozenset({"_id", "_score", "_ranks", "_scores"})
+RESERVED_METADATA_KEYS = frozenset({"_id", "_score", "_ranks", "_scores", "_relevance"})
 """Keys the retriever adds to returned documents; stored metadata may not use them."""
 
 _INT64_MAX = 2**63 - 1
@@ -168,7 +168,7 @@ def _hashed_id(doc_id: str | int) -> str:
 
 def _as_uuid(value: str | int) -> str | None:
     """``value`` as a canonical UUID string (how engines return point ids), or None."""
-    if not isinstance(value, str):
+    if not isinstance(value, str) or len(value) < 32:  # a UUID has 32 hex digits at least
         return None
     try:
         return str(uuid.UUID(value))

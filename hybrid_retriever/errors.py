@@ -67,3 +67,15 @@ class StoredCalibrationWarning(HybridRetrieverWarning):
 
 class ModelCacheWarning(HybridRetrieverWarning):
     """The ONNX export cache could not be used as is (unwritable, full, or damaged)."""
+
+
+class IncompleteCopyError(StorageError):
+    """The collection is a copy that has not finished (``move``): run the copy again."""
+
+
+class TargetNotEmptyError(HybridRetrieverError):
+    """A copy's target collection exists and holds other data; nothing was written."""
+
+
+class CopyVerificationError(HybridRetrieverError):
+    """A finished copy does not match its source (counts or searches differ)."""

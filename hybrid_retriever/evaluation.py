@@ -9,8 +9,8 @@ Metrics come from ranx (Bassani, ECIR 2022), not hand-written code.
 documents, judgements naming documents the corpus lacks, ...): it handles each as BEIR's
 evaluation does and lists them (:mod:`hybrid_retriever.quirks`), so that scores stay
 comparable with published ones and the report says what was met.
-:data:`DEFAULT_RUNS` is the list of retrieval runs an evaluation compares; a new
-fusion method is one more entry there.
+:func:`default_runs` lists the retrieval runs an evaluation compares, for the branches a
+retriever has; a new fusion method is one more entry there.
 """
 
 from __future__ import annotations
@@ -20,9 +20,7 @@ import hashlib
 import math
 import random
 import time
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,11 +28,18 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 
-from hybrid_retriever.errors import HybridRetrieverError, InvalidDocumentError
+from hybrid_retriever.branch_lists import hit_id, search_branches, stored_hit_id
+from hybrid_retriever.errors import (
+    HybridRetrieverError,
+    InvalidDocumentError,
+    InvalidParameterError,
+)
+from hybrid_retriever.fusion.branches import ALL_BRANCHES, BM25, DENSE, SPARSE, TWO_BRANCHES
 from hybrid_retriever.fusion.config import DEFAULT_FUSION_CONFIG
 from hybrid_retriever.fusion.methods import DEFAULT_FUSION, FusionMethod
 from hybrid_retriever.metadata_keys import DOC_ID_KEY
 from hybrid_retriever.quirks import SHOWN, Quirk, QuirkKind, file_quirks, listed, plural, quirk
+from hybrid_retriever.scoring import DEFAULT_METRICS, quiet_ranx, score_queries
 from hybrid_retriever.sources import (
     BEIR_CORPUS_FILES,
     Rejected,
@@ -55,6 +60,7 @@ __all__ = [
     "DEFAULT_RUN",
     "DEFAULT_RUNS",
     "DOC_ID_KEY",
+    "RUN_NAMES",
     "BeirDataset",
     "DatasetError",
     "QrelsFile",
@@ -64,11 +70,13 @@ __all__ = [
     "beir_corpus",
     "beir_qrels",
     "beir_queries",
+    "default_runs",
     "latency_sample",
     "load_beir",
     "metric_names",
     "percentile",
     "qrels_path",
+    "quiet_ranx",
     "read_jsonl",
     "read_qrels",
     "run_from_one_search",
@@ -78,7 +86,6 @@ __all__ = [
     "time_runs",
 ]
 
-DEFAULT_METRICS = ("ndcg@10", "recall@100", "mrr@10")
 DEFAULT_DEPTH = 100
 """Documents retrieved per query: Recall@100 needs 100."""
 
@@ -102,30 +109,69 @@ class RunSpec:
     description: str = ""
 
 
-DEFAULT_RUNS: tuple[RunSpec, ...] = (
-    RunSpec("dense", {"weights": {"dense": 1.0, "sparse": 0.0}}, "dense branch only"),
-    RunSpec("sparse", {"weights": {"dense": 0.0, "sparse": 1.0}}, "SPLADE branch only"),
-    RunSpec(
-        DEFAULT_RUN,
-        {},
-        f"both branches, the default fusion: {DEFAULT_FUSION_CONFIG.describe()}",
-    ),
-    RunSpec("rrf", {"fusion": FusionMethod.RRF.value}, "reciprocal rank fusion, k=60"),
-    RunSpec("dbsf", {"fusion": FusionMethod.DBSF.value}, "Qdrant's distribution-based fusion"),
-    RunSpec(
-        "convex-0.5",
-        {"fusion": FusionMethod.CONVEX.value, "weights": {"dense": 0.5, "sparse": 0.5}},
-        "min-max scores, convex, alpha 0.5",
-    ),
-    RunSpec(
-        "adaptive",
-        {"fusion": FusionMethod.ADAPTIVE.value, "weights": {"dense": 1.0, "sparse": 1.0}},
-        "adaptive fusion with equal branch weights",
-    ),
-)
-"""``convex`` is what a retriever does with no fusion options (:data:`DEFAULT_FUSION_CONFIG`:
+BRANCH_LABELS = {DENSE: "dense", SPARSE: "SPLADE", BM25: "BM25"}
+
+
+def default_runs(branches: Sequence[str] = TWO_BRANCHES) -> tuple[RunSpec, ...]:
+    """The runs an evaluation compares for a retriever with ``branches`` (see
+    :func:`~hybrid_retriever.branch_lists.retriever_branches`): each branch alone, the
+    default fusion (:data:`DEFAULT_RUN`, options ``{}``: exactly what ``invoke`` does),
+    then each other method over all the branches with equal weights.
+
+    Every run but the default names its branches (and weights) in full, so that it means
+    the same on every retriever that has them: a branch's weight left out counts as 1,
+    and a search fuses all the retriever's branches unless told which.
+    """
+    named = tuple(b for b in ALL_BRANCHES if b in branches)
+    unknown = sorted(set(branches) - set(ALL_BRANCHES))
+    if unknown or len(named) < 2 or DENSE not in named or SPARSE not in named:
+        raise InvalidParameterError(
+            f"branches must be {list(TWO_BRANCHES)} or {list(ALL_BRANCHES)}, got {list(branches)}."
+        )
+    together = " + ".join(BRANCH_LABELS[b] for b in named)
+    every = {"branches": list(named)}
+    return (
+        *(
+            RunSpec(branch, {"branches": [branch]}, f"{BRANCH_LABELS[branch]} branch only")
+            for branch in named
+        ),
+        RunSpec(
+            DEFAULT_RUN,
+            {},
+            f"{together}, the default fusion: {DEFAULT_FUSION_CONFIG.describe()}",
+        ),
+        RunSpec(
+            "rrf",
+            {**every, "fusion": FusionMethod.RRF.value},
+            f"{together}, reciprocal rank fusion, k=60",
+        ),
+        RunSpec(
+            "dbsf",
+            {**every, "fusion": FusionMethod.DBSF.value},
+            f"{together}, Qdrant's distribution-based fusion",
+        ),
+        RunSpec(
+            "convex-0.5",
+            {**every, "fusion": FusionMethod.CONVEX.value, "weights": dict.fromkeys(named, 0.5)},
+            f"{together}, min-max scores, convex, equal weights",
+        ),
+        RunSpec(
+            "adaptive",
+            {**every, "fusion": FusionMethod.ADAPTIVE.value, "weights": dict.fromkeys(named, 1.0)},
+            f"{together}, adaptive fusion with equal branch weights",
+        ),
+    )
+
+
+DEFAULT_RUNS: tuple[RunSpec, ...] = default_runs(TWO_BRANCHES)
+"""The runs for a retriever with the two original branches; with BM25,
+``default_runs(retriever_branches(retriever))`` adds ``bm25`` and fuses three branches.
+``convex`` is what a retriever does with no fusion options (:data:`DEFAULT_FUSION_CONFIG`:
 convex fusion with the query-length weights); the other runs name their method and weights
 explicitly (``convex-0.5``: the same method with equal weights)."""
+
+RUN_NAMES: tuple[str, ...] = tuple(spec.name for spec in default_runs(ALL_BRANCHES))
+"""Every run name an evaluation may report, whatever the branches."""
 
 
 def metric_names(k: int = 10, *, recall_depth: int = DEFAULT_DEPTH) -> tuple[str, ...]:
@@ -513,12 +559,10 @@ def run_retriever(
     ``ignore_identical_ids`` drops a document whose id is the query's own id (the BEIR
     convention for ArguAna and Quora, where queries are also corpus documents); one
     extra document is retrieved so that ``k`` are still returned. Hits are judged by
-    :func:`~hybrid_retriever.tuning.hit_id`; the chunks of one document count as its
+    :func:`~hybrid_retriever.branch_lists.hit_id`; the chunks of one document count as its
     best-ranked one.
     """
     from tqdm.auto import tqdm
-
-    from hybrid_retriever.tuning import hit_id
 
     result = RunResult()
     k = search_kwargs.get("k")
@@ -566,8 +610,6 @@ def run_from_one_search(
     In a collection of chunks, runs fuse chunks, and each document then ranks where its
     best chunk does (max over chunks); ``k`` counts chunks, so fewer documents may come.
     """
-    from hybrid_retriever.tuning import search_branches, stored_hit_id
-
     wanted = k + int(ignore_identical_ids)
     depth = max(retriever.search_depth(k=wanted, **spec.options) for spec in runs)
     searchable = {q: text for q, text in queries.items() if text.strip()}
@@ -639,39 +681,6 @@ def time_runs(
 
 
 # -- scoring -------------------------------------------------------------------------------------
-
-
-def score_queries(
-    qrels: Mapping[str, Mapping[str, int]],
-    ranking: Mapping[str, Mapping[str, float]],
-    metrics: Sequence[str] = DEFAULT_METRICS,
-) -> dict[str, dict[str, float]]:
-    """Each judged query's score on each metric (query id -> metric -> value), by ranx.
-
-    Queries judged but missing from ``ranking`` are left out; a query that retrieved
-    nothing scores 0.
-    """
-    judged = {q: dict(docs) for q, docs in qrels.items() if q in ranking}
-    if not judged:
-        return {}
-    with quiet_ranx():
-        from ranx import Qrels, Run, evaluate
-
-        run = Run({q: dict(ranking[q]) or {"__none__": 0.0} for q in judged})
-        evaluate(Qrels(judged), run, list(metrics), save_results_in_run=True)
-    return {q: {m: float(run.scores[m][q]) for m in metrics} for q in judged}
-
-
-@contextmanager
-def quiet_ranx() -> Iterator[None]:
-    """ranx's metrics with numba's compile-time notes hidden: the first call in a fresh
-    numba cache warns of an "unsafe cast from uint64 to int64" in ranx's own code, which
-    neither affects the scores nor is anything a user can act on."""
-    from numba.core.errors import NumbaTypeSafetyWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NumbaTypeSafetyWarning)
-        yield
 
 
 def score_run(

@@ -42,6 +42,7 @@ from hybrid_retriever.storage.base import (
     StoredPoint,
     Vector,
 )
+from hybrid_retriever.tenancy import Tenancy
 from hybrid_retriever.truncation import TruncationTally
 from hybrid_retriever.vector_checks import check_document_vectors
 
@@ -63,6 +64,8 @@ class Indexer:
     allow_model_mismatch: bool = False
     """Write even if the collection's recorded models differ (see ``model_record``)."""
     model_state: ModelCheckState | None = None
+    tenancy: Tenancy | None = None
+    """Write every document into this tenant (see ``tenancy``); None: unbound."""
 
     def index(
         self,
@@ -87,9 +90,17 @@ class Indexer:
             ThreadPoolExecutor(1, thread_name_prefix="hybrid-retriever-write") as writer,
         ):
             pending: Future[None] | None = None
-            for number, batch in enumerate(_prepared_batches(documents, ids, batch_size)):
+            for number, batch in enumerate(
+                _prepared_batches(documents, ids, batch_size, self.tenancy)
+            ):
                 if number == 0:
                     self._ensure_collection()
+                    if self.tenancy is not None:
+                        self.storage.ensure_tenant_index(
+                            self.spec.name,
+                            self.tenancy.payload_key,
+                            integer=isinstance(self.tenancy.value, int),
+                        )
                 points = self._encode(batch.unique, tally) if batch.unique else []
                 if pending is not None:
                     pending.result()
@@ -122,9 +133,17 @@ class Indexer:
         with _progress(documents, self.spec.name, show_progress) as bar:
             number = 0
             pending: asyncio.Task[None] | None = None
-            async for batch in _athreaded(_prepared_batches(documents, ids, batch_size)):
+            async for batch in _athreaded(
+                _prepared_batches(documents, ids, batch_size, self.tenancy)
+            ):
                 if number == 0:
                     await self._aensure_collection()
+                    if self.tenancy is not None:
+                        await self.storage.aensure_tenant_index(
+                            self.spec.name,
+                            self.tenancy.payload_key,
+                            integer=isinstance(self.tenancy.value, int),
+                        )
                 points = (
                     await asyncio.to_thread(self._encode, batch.unique, tally)
                     if batch.unique
@@ -151,12 +170,18 @@ class Indexer:
         """Upsert, then drop the older copies the new points replace (never the other way
         round, so a crash in between leaves a duplicate to clean up, never a loss)."""
         self.storage.upsert(self.spec.name, points)
-        if replaced:
+        if replaced and self.tenancy is not None:  # never another tenant's point
+            self.storage.delete_matching(self.spec.name, replaced, self.tenancy.confine(None))
+        elif replaced:
             self.storage.delete(self.spec.name, replaced)
 
     async def _awrite(self, points: Sequence[StoredPoint], replaced: Sequence[str]) -> None:
         await self.storage.aupsert(self.spec.name, points)
-        if replaced:
+        if replaced and self.tenancy is not None:
+            await self.storage.adelete_matching(
+                self.spec.name, replaced, self.tenancy.confine(None)
+            )
+        elif replaced:
             await self.storage.adelete(self.spec.name, replaced)
 
     def _tally(self) -> TruncationTally:
@@ -278,6 +303,7 @@ def _prepared_batches(
     documents: Iterable[Document],
     ids: Iterable[str | int | None] | None,
     batch_size: int,
+    tenancy: Tenancy | None = None,
 ) -> Iterator[_Batch]:
     """Validated batches. A document repeated verbatim is written once; two different
     documents with the same id are refused, since one would silently overwrite the other."""
@@ -310,9 +336,8 @@ def _prepared_batches(
                     "langchain Document. Use add_texts for plain strings."
                 )
             own_id = doc_id if doc_id is not None else document.id
-            prepared = prepare_document(
-                document.page_content, document.metadata, own_id, position=position
-            )
+            prepare = prepare_document if tenancy is None else tenancy.prepare
+            prepared = prepare(document.page_content, document.metadata, own_id, position=position)
             fingerprint = hash(json.dumps(prepared.payload, sort_keys=True, ensure_ascii=False))
             previous = fingerprints.get(prepared.point_id)
             if previous is None:

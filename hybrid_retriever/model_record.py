@@ -71,6 +71,11 @@ OVERRIDE_HINT = (
     "allow_model_mismatch=True."
 )
 
+BM25_HINT = (
+    "For BM25, leave bm25_encoder unset (or True): the settings the collection recorded are "
+    "then used."
+)
+
 
 @dataclass
 class ModelCheckState:
@@ -210,6 +215,15 @@ def _entries(record: Mapping[str, Any] | None, where: str) -> dict[str, ModelEnt
     )
 
 
+def recorded_identity(
+    record: Mapping[str, Any] | None, vector_name: str, *, where: str
+) -> dict[str, Any] | None:
+    """The recorded identity of the encoder behind ``vector_name`` (BM25's settings), or
+    None when the record has no such entry; ``StorageError`` if the record is unreadable."""
+    entry = _entries(record, where).get(vector_name)
+    return None if entry is None else entry.identity
+
+
 def _difference(stored: ModelEntry, current: ModelEntry, *, uses_norm: bool) -> str | None:
     """How ``current``'s probe vectors differ from ``stored``'s beyond the tolerance."""
     if stored.identity is not None or current.identity is not None:
@@ -274,6 +288,7 @@ def _compare(
     recorded model is not this retriever's; return what the record lacks."""
     entries = _entries(record, where)
     problems: list[str] = []
+    differing: list[_Branch] = []
     unrecorded: list[_Branch] = []
     for branch in _branches(spec, dense, sparse, bm25):
         stored = entries.get(branch.vector_name)
@@ -283,6 +298,7 @@ def _compare(
         current = model_entry(branch.encoder, stored.probe_texts)
         difference = _difference(stored, current, uses_norm=branch.uses_norm)
         if difference is not None:
+            differing.append(branch)
             problems.append(
                 f"its {branch.label} vector {branch.vector_name!r} holds vectors of "
                 f"{stored.describe()}, but the {branch.label} encoder is "
@@ -292,8 +308,11 @@ def _compare(
         message = f"{where[0].upper()}{where[1:]} was written by other models: " + "; ".join(
             problems
         )
+        hint = OVERRIDE_HINT
+        if any(branch.label == "bm25" for branch in differing):
+            hint = f"{BM25_HINT} {hint}"
         if not allow_mismatch:
-            raise CollectionMismatchError(f"{message}. Nothing was changed. {OVERRIDE_HINT}")
+            raise CollectionMismatchError(f"{message}. Nothing was changed. {hint}")
         warnings.warn(
             f"{message}. Used anyway because allow_model_mismatch=True; results may be wrong.",
             ModelRecordWarning,

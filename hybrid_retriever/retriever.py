@@ -3,7 +3,8 @@ client-side.
 
 The query path, top to bottom (:meth:`HybridRetriever._get_relevant_documents`):
 
-1. validate the query and the per-call options (which branches, how many, how fused);
+1. validate the query and the per-call options (which branches, how many, how fused),
+   against the branches the collection has (looked at once: ``bm25_encoder="auto"``);
 2. check once that the collection exists and fits the encoders;
 3. encode the query with each selected branch's encoder;
 4. search every selected named vector in one round trip, with the same filter;
@@ -13,13 +14,17 @@ The query path, top to bottom (:meth:`HybridRetriever._get_relevant_documents`):
 6. pick what to return: a page of the ranking (``offset``, ``k``), one hit per source
    (``grouping``), or a diverse selection (``search_type="mmr"``, ``mmr``);
 7. return LangChain Documents with the caller's ids, that explain their rank: ``_id``
-   (the point id), ``_score``, ``_ranks`` and ``_scores`` in the metadata.
+   (the point id), ``_score``, ``_ranks`` and ``_scores`` in the metadata; and
+   ``_relevance``, in [0, 1] and comparable across queries (``relevance.py``), which
+   ``score_threshold`` filters on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
+import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -36,9 +41,18 @@ from langchain_core.runnables.config import RunnableConfig, get_config_list
 from pydantic import ConfigDict, PrivateAttr
 
 from hybrid_retriever.arguments import check_arguments
+from hybrid_retriever.bm25_setting import (
+    AUTO,
+    COPY_HINT,
+    Bm25Setting,
+    as_bm25_setting,
+    bm25_for_collection,
+    is_pending,
+)
 from hybrid_retriever.collection import (
     CONTENT_KEY,
     METADATA_KEY,
+    CollectionLayout,
     CollectionSpec,
     Distance,
     check_layout,
@@ -62,11 +76,17 @@ from hybrid_retriever.ingestion import DEFAULT_BATCH_SIZE, Indexer
 from hybrid_retriever.mmr import DEFAULT_LAMBDA_MULT, mmr_order
 from hybrid_retriever.model_catalog import DEFAULT_DENSE_MODEL, DEFAULT_SPARSE_MODEL
 from hybrid_retriever.model_record import ModelCheckState, acheck_models, check_models
+from hybrid_retriever.precomputed import (
+    DEFAULT_EMBEDDED_BATCH_SIZE,
+    EmbeddedDocument,
+    EmbeddedWriter,
+)
 from hybrid_retriever.query_cache import (
     DEFAULT_QUERY_CACHE_SIZE,
     QueryVectorCache,
     check_cache_size,
 )
+from hybrid_retriever.relevance import RELEVANCE_KEY, floors, query_scales, relevance
 from hybrid_retriever.runs import afinish_runs, astart_runs, finish_runs, start_runs
 from hybrid_retriever.search_options import (
     BM25,
@@ -88,7 +108,10 @@ from hybrid_retriever.storage.base import (
 )
 from hybrid_retriever.storage.connect import CONNECTION_ARGUMENTS, open_storage
 from hybrid_retriever.stored_calibration import warn_if_calibrated
+from hybrid_retriever.tenancy import DEFAULT_TENANT_KEY, Tenancy, tenancy_of
 from hybrid_retriever.vector_checks import check_query_vector
+
+logger = logging.getLogger(__name__)
 
 
 class HybridRetriever(BaseRetriever):
@@ -106,15 +129,27 @@ class HybridRetriever(BaseRetriever):
     Encoders take a model short name, hub id or path, a LangChain ``Embeddings``
     (dense only), or an encoder object; models load on first use.
 
-    BM25, a third branch, is opt-in: ``bm25_encoder=True`` (English), a language name,
-    or a :class:`~hybrid_retriever.encoders.bm25.Bm25Encoder`. Like the other encoders it
-    decides the collection's layout (a sparse vector ``bm25_vector_name`` with Qdrant's
-    IDF modifier), so it is a constructor argument; ``branches=`` (here or per call)
-    only chooses which of the retriever's branches a search fuses.
+    BM25, the third branch, is on for new collections: ``bm25_encoder`` unset creates
+    a collection with dense, SPLADE and BM25 vectors (a default
+    :class:`~hybrid_retriever.encoders.bm25.Bm25Encoder`), and opens an existing one as it
+    was written: with BM25 at the settings its model record holds (a collection written
+    with ``k1=0.9`` keeps it), or with its two branches if it has no BM25 vector (logged
+    once at INFO; ``hybrid_retriever.add_bm25.copy_with_bm25`` copies it into a collection
+    with one). ``bm25_encoder=True`` requires BM25 (a collection without it raises
+    ``CollectionMismatchError``), a language name or a ``Bm25Encoder`` requires those
+    settings, ``False`` turns BM25 off (see :mod:`hybrid_retriever.bm25_setting`). Like the
+    other encoders it decides the collection's layout (a sparse vector
+    ``bm25_vector_name`` with Qdrant's IDF modifier), so it is a constructor argument;
+    ``branches=`` (here or per call) only chooses which of the retriever's branches a
+    search fuses.
 
     Fusion: ``fusion=`` a :class:`~hybrid_retriever.FusionMethod` (convex by default),
     with ``weights`` / ``rrf_k`` / ``prefetch_k``; or ``fusion_config=`` the file (or
     ``FusionConfig``) that ``hybrid-retriever tune`` saved. Explicit arguments win.
+
+    Tenants: ``tenant="acme"`` confines every search, read, write, delete and count to the
+    documents whose ``metadata[tenant_key]`` (default ``"tenant"``) is ``"acme"``, whatever
+    filter or ids a call passes (:mod:`hybrid_retriever.tenancy`).
 
     Example::
 
@@ -131,8 +166,10 @@ class HybridRetriever(BaseRetriever):
     storage: StorageBackend
     dense_encoder: DenseEncoder
     sparse_encoder: SparseEncoder
-    bm25_encoder: Bm25Encoder | None = None
-    """The BM25 branch's encoder; None: no BM25 branch (the default)."""
+    bm25_encoder: Bm25Setting = AUTO
+    """The BM25 branch's encoder; None: no BM25 branch. ``"auto"`` (the default) and
+    ``True`` become one or the other when the collection is first used (a search or a
+    write): see the class docstring."""
     dense_vector_name: str = DENSE
     sparse_vector_name: str = SPARSE
     bm25_vector_name: str = BM25
@@ -155,7 +192,8 @@ class HybridRetriever(BaseRetriever):
     """A ``qdrant_client.models.Filter`` applied to every branch."""
     branches: tuple[str, ...] | None = None
     """The branches a search fuses, e.g. ``("dense", "bm25")``; also per call. None: all
-    the retriever has (dense and sparse, and bm25 with ``bm25_encoder``)."""
+    the retriever has (dense and sparse, and bm25 unless its collection has none or
+    ``bm25_encoder=False``)."""
     offset: int = 0
     """Results of the ranking skipped before the k returned: ``invoke(q, k=4, offset=8)``
     returns results 9 to 12. Each branch is searched ``offset + k`` deep at least."""
@@ -173,6 +211,15 @@ class HybridRetriever(BaseRetriever):
     lambda_mult: float = DEFAULT_LAMBDA_MULT
     """MMR's balance: 1 is the relevance order, 0 diversity only."""
 
+    tenant: str | int | None = None
+    """Bind the retriever to one tenant: every search, read, write and delete is confined
+    to documents whose ``metadata[tenant_key]`` is this value (see ``tenancy``)."""
+    tenant_key: str = DEFAULT_TENANT_KEY
+    """The metadata key that holds a document's tenant (payload ``metadata.<tenant_key>``)."""
+    score_threshold: float | None = None
+    """Drop results whose ``_relevance`` (in [0, 1], comparable across queries) is below
+    it; also per call. None: keep all. ``docs/relevance.md`` gives the recommended value."""
+
     query_cache_size: int = DEFAULT_QUERY_CACHE_SIZE
     """Query vectors kept per branch in an LRU cache; 0 turns the cache off."""
     allow_model_mismatch: bool = False
@@ -184,6 +231,7 @@ class HybridRetriever(BaseRetriever):
     _model_state: ModelCheckState = PrivateAttr(default_factory=ModelCheckState)
     _query_cache: QueryVectorCache = PrivateAttr()
     _pool: ThreadPoolExecutor | None = PrivateAttr(default=None)
+    _bm25_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def __init__(self, **data: Any) -> None:
         check_arguments(data, type(self).argument_names(), where=type(self).__name__)
@@ -204,10 +252,13 @@ class HybridRetriever(BaseRetriever):
             search_type=data.get("search_type", SearchType.SIMILARITY),
             fetch_k=data.get("fetch_k"),
             lambda_mult=data.get("lambda_mult", DEFAULT_LAMBDA_MULT),
+            score_threshold=data.get("score_threshold"),
         )
         if data.get("branches") is not None:
             data["branches"] = tuple(data["branches"])
         check_cache_size(data.get("query_cache_size", DEFAULT_QUERY_CACHE_SIZE))
+        tenancy = tenancy_of(data.get("tenant"), data.get("tenant_key"))
+        data["tenant_key"] = tenancy.key if tenancy is not None else DEFAULT_TENANT_KEY
         super().__init__(**data)
         self._query_cache = QueryVectorCache(self.query_cache_size)
 
@@ -299,12 +350,13 @@ class HybridRetriever(BaseRetriever):
             points = self.storage.retrieve(
                 self.collection_name, _fused_ids(picked), with_vectors=self._vectors_for(options)
             )
-        return self._results(picked, rankings, points, options)
+        return self._results(picked, rankings, points, options, vectors)
 
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
-        return (await self._asearch([check_query(query)], self._options(kwargs)))[0]
+        texts = [check_query(query)]
+        return (await self._asearch(texts, await self._aoptions(kwargs)))[0]
 
     async def _asearch(self, texts: Sequence[str], options: SearchOptions) -> list[list[Document]]:
         """:meth:`_search` for the event loop: the same steps, CPU work in worker threads."""
@@ -326,7 +378,7 @@ class HybridRetriever(BaseRetriever):
             points = await self.storage.aretrieve(
                 self.collection_name, _fused_ids(picked), with_vectors=self._vectors_for(options)
             )
-        return self._results(picked, rankings, points, options)
+        return self._results(picked, rankings, points, options, vectors)
 
     def _rank(
         self,
@@ -347,6 +399,7 @@ class HybridRetriever(BaseRetriever):
                 hits=self._fuse(texts[i], per_text, replace(options, prefetch_k=depth)),
                 payloads=_payloads_of([per_text]),
                 exhausted=all(len(hits) < depth for hits in per_text.values()),
+                floors=floors(per_text),
             )
             rankings[i] = ranking
             if depth < MAX_K and ranking.short_of_sources(options):
@@ -363,8 +416,10 @@ class HybridRetriever(BaseRetriever):
         rankings: Mapping[int, _Ranking],
         points: Sequence[StoredPoint] | None,
         options: SearchOptions,
+        vectors: Mapping[str, Sequence[Vector]],
     ) -> list[list[Document]]:
-        """Each text's Documents: its page of ``picked``, or MMR's page of them."""
+        """Each text's Documents: its page of ``picked``, or MMR's page of them, each with
+        its ``_relevance``; those below ``score_threshold`` dropped (the rest in order)."""
         fetched = {p.id: p.payload for p in points or ()}
         dense = {p.id: p.vectors.get(self.dense_vector_name) for p in points or ()}
         documents = []
@@ -374,11 +429,38 @@ class HybridRetriever(BaseRetriever):
                     hits, dense, lambda_mult=options.lambda_mult, limit=options.offset + options.k
                 )
             page = hits[options.offset : options.offset + options.k]
-            documents.append(_documents(page, rankings[i].payloads if points is None else fetched))
+            scales = query_scales({branch: per_text[i] for branch, per_text in vectors.items()})
+            bounds = {branch: rankings[i].floors.get(branch, 0.0) for branch in scales}
+            found = _documents(
+                page,
+                rankings[i].payloads if points is None else fetched,
+                [relevance(hit, scales, bounds) for hit in page],
+            )
+            if options.score_threshold is not None:
+                found = [d for d in found if d.metadata[RELEVANCE_KEY] >= options.score_threshold]
+            documents.append(found)
         return documents
 
+    @property
+    def tenancy(self) -> Tenancy | None:
+        """The tenant this retriever is bound to (``tenant=``), or None."""
+        return None if self.tenant is None else Tenancy(self.tenant_key, self.tenant)
+
     def _options(self, overrides: dict[str, Any]) -> SearchOptions:
-        return resolve_search_options(
+        """The per-call ``overrides`` over the retriever's options, validated against the
+        branches its collection has: ``bm25_encoder="auto"`` is resolved first (once)."""
+        self._resolve_bm25()
+        return self._options_for(overrides)
+
+    async def _aoptions(self, overrides: dict[str, Any]) -> SearchOptions:
+        """Async :meth:`_options`: the collection is looked at with the async client."""
+        await self._aresolve_bm25()
+        return self._options_for(overrides)
+
+    def _options_for(self, overrides: dict[str, Any]) -> SearchOptions:
+        """:meth:`_options` with the branches as they stand (a collection not created yet
+        is assumed to get BM25, as a write would create it)."""
+        options = resolve_search_options(
             k=self.k,
             prefetch_k=self.prefetch_k,
             fusion=self.fusion,
@@ -393,7 +475,12 @@ class HybridRetriever(BaseRetriever):
             search_type=self.search_type,
             fetch_k=self.fetch_k,
             lambda_mult=self.lambda_mult,
+            score_threshold=self.score_threshold,
         )
+        tenancy = self.tenancy
+        if tenancy is None:
+            return options
+        return dataclasses.replace(options, filter=tenancy.confine(options.filter))
 
     def _encode_queries(
         self, texts: Sequence[str], options: SearchOptions
@@ -411,13 +498,20 @@ class HybridRetriever(BaseRetriever):
             SPARSE: self.sparse_encoder.encode_query,
         }
         names = {DENSE: self.dense_encoder.name, SPARSE: self.sparse_encoder.name}
-        if self.bm25_encoder is not None:
-            encoders[BM25] = self.bm25_encoder.encode_query
-            names[BM25] = self.bm25_encoder.name
+        bm25 = self._bm25()
+        if bm25 is not None:
+            encoders[BM25] = bm25.encode_query
+            names[BM25] = bm25.name
         cache = self._query_cache
         known: dict[str, dict[str, Vector]] = {}
         missing: dict[str, list[str]] = {}
         for branch in (b for b in options.branches if options.searches(b)):
+            if branch not in encoders:  # created without BM25 since the options were checked
+                raise InvalidParameterError(
+                    f"Collection {self.collection_name!r} was created without a BM25 vector "
+                    "while this search began; search again (it then uses the branches the "
+                    f"collection has), or add one: {COPY_HINT}."
+                )
             known[branch] = {}
             for text in dict.fromkeys(texts):
                 vector = cache.get(branch, text)
@@ -547,7 +641,7 @@ class HybridRetriever(BaseRetriever):
         if not inputs:
             return []
         runs = start_runs(self, inputs, get_config_list(config, len(inputs)), kwargs)
-        plan = _BatchPlan.of(self, inputs, kwargs)
+        plan = _BatchPlan.of(self._options, inputs, kwargs)
         if plan.texts and plan.options is not None:
             try:
                 plan.record(self._search(plan.texts, plan.options))
@@ -567,7 +661,7 @@ class HybridRetriever(BaseRetriever):
         if not inputs:
             return []
         runs = await astart_runs(self, inputs, get_config_list(config, len(inputs)), kwargs)
-        plan = _BatchPlan.of(self, inputs, kwargs)
+        plan = await _BatchPlan.aof(self, inputs, kwargs)
         if plan.texts and plan.options is not None:
             try:
                 plan.record(await self._asearch(plan.texts, plan.options))
@@ -578,7 +672,8 @@ class HybridRetriever(BaseRetriever):
     # -- the collection ----------------------------------------------------------------------
 
     def collection_spec(self) -> CollectionSpec:
-        """What this retriever requires of its collection (loads the dense model)."""
+        """What this retriever requires of its collection (loads the dense model). Until
+        ``bm25_encoder="auto"`` is resolved, with the BM25 vector a new collection gets."""
         return CollectionSpec(
             name=self.collection_name,
             dense_vector_name=self.dense_vector_name,
@@ -587,6 +682,76 @@ class HybridRetriever(BaseRetriever):
             sparse_vector_name=self.sparse_vector_name,
             bm25_vector_name=self.bm25_vector_name if self.bm25_encoder is not None else None,
         )
+
+    def available_branches(self) -> tuple[str, ...]:
+        """Every branch this retriever can search on its collection (``bm25_encoder="auto"``
+        settled where the collection exists; one not created yet counts BM25, which a
+        write would give it), whatever ``branches=`` a default search is limited to."""
+        self._resolve_bm25()
+        return _available_branches(self.bm25_encoder)
+
+    def settled_bm25_encoder(self, *, creating: bool = False) -> Bm25Encoder | None:
+        """The BM25 encoder this retriever uses on its collection, ``bm25_encoder="auto"``
+        settled first; None: no BM25 branch. While the collection does not exist: None,
+        unless ``creating`` (a write creates it with BM25)."""
+        self._resolve_bm25(creating=creating)
+        return self._bm25()
+
+    def _bm25(self) -> Bm25Encoder | None:
+        """The BM25 encoder, once resolved; None without BM25 (or still pending)."""
+        return self.bm25_encoder if isinstance(self.bm25_encoder, Bm25Encoder) else None
+
+    def _resolve_bm25(self, *, creating: bool = False) -> None:
+        """Turn a pending ``bm25_encoder`` ("auto" or True) into what the collection calls
+        for (``bm25_setting.bm25_for_collection``), once. While the collection does not
+        exist it stays pending, unless ``creating``: a write creates it with BM25."""
+        if not is_pending(self.bm25_encoder):
+            return
+        with self._bm25_lock:
+            if not is_pending(self.bm25_encoder):
+                return
+            layout = self.storage.get_layout(self.collection_name)
+            record = (
+                self.storage.read_collection_record(self.collection_name)
+                if layout is not None and self.bm25_vector_name in layout.sparse
+                else None
+            )
+            self._settle_bm25(layout, record, creating=creating)
+
+    async def _aresolve_bm25(self, *, creating: bool = False) -> None:
+        """Async :meth:`_resolve_bm25`."""
+        if not is_pending(self.bm25_encoder):
+            return
+        layout = await self.storage.aget_layout(self.collection_name)
+        record = (
+            await self.storage.aread_collection_record(self.collection_name)
+            if layout is not None and self.bm25_vector_name in layout.sparse
+            else None
+        )
+        with self._bm25_lock:
+            if is_pending(self.bm25_encoder):
+                self._settle_bm25(layout, record, creating=creating)
+
+    def _settle_bm25(self, layout: CollectionLayout | None, record: Any, *, creating: bool) -> None:
+        """The one place a pending ``bm25_encoder`` changes (under ``_bm25_lock``)."""
+        setting = self.bm25_encoder
+        if (layout is None and not creating) or not is_pending(setting):
+            return
+        chosen = bm25_for_collection(
+            setting,
+            layout,
+            record,
+            vector_name=self.bm25_vector_name,
+            where=f"collection {self.collection_name!r} in {self.storage!r}",
+        )
+        if chosen is None:
+            logger.info(
+                "Collection %r has no BM25 vector (it was written without BM25): searching "
+                "its dense and SPLADE branches. %s.",
+                self.collection_name,
+                COPY_HINT,
+            )
+        self.bm25_encoder = chosen
 
     def _checked_spec(self, layout: Any) -> CollectionSpec:
         """The spec, once the collection's layout is known to fit it."""
@@ -604,13 +769,14 @@ class HybridRetriever(BaseRetriever):
         """Before the first search: the collection exists, fits the encoders, and was
         written by their models (``model_record``)."""
         if not self._verified:
+            self._resolve_bm25()  # already done by _options, unless created since
             spec = self._checked_spec(self.storage.get_layout(self.collection_name))
             check_models(
                 self.storage,
                 spec,
                 self.dense_encoder,
                 self.sparse_encoder,
-                self.bm25_encoder,
+                self._bm25(),
                 allow_mismatch=self.allow_model_mismatch,
                 writing=False,
                 state=self._model_state,
@@ -621,13 +787,14 @@ class HybridRetriever(BaseRetriever):
 
     async def _averify_collection(self) -> None:
         """Async :meth:`_check_collection_once` (the caller checks ``_verified``)."""
+        await self._aresolve_bm25()
         spec = self._checked_spec(await self.storage.aget_layout(self.collection_name))
         await acheck_models(
             self.storage,
             spec,
             self.dense_encoder,
             self.sparse_encoder,
-            self.bm25_encoder,
+            self._bm25(),
             allow_mismatch=self.allow_model_mismatch,
             writing=False,
             state=self._model_state,
@@ -637,14 +804,17 @@ class HybridRetriever(BaseRetriever):
         self._verified = True
 
     def _indexer(self) -> Indexer:
+        """The writer of this collection; a new one gets BM25 unless ``bm25_encoder=False``."""
+        self._resolve_bm25(creating=True)
         return Indexer(
             storage=self.storage,
             spec=self.collection_spec(),
             dense_encoder=self.dense_encoder,
             sparse_encoder=self.sparse_encoder,
-            bm25_encoder=self.bm25_encoder,
+            bm25_encoder=self._bm25(),
             allow_model_mismatch=self.allow_model_mismatch,
             model_state=self._model_state,
+            tenancy=self.tenancy,
         )
 
     # -- writing -----------------------------------------------------------------------------
@@ -679,6 +849,7 @@ class HybridRetriever(BaseRetriever):
         show_progress: bool = True,
     ) -> list[str]:
         """Async :meth:`add_documents`."""
+        await self._aresolve_bm25(creating=True)
         indexer = await asyncio.to_thread(self._indexer)  # may load the dense model
         written = await indexer.aindex(
             documents, ids=ids, batch_size=batch_size, show_progress=show_progress
@@ -720,36 +891,97 @@ class HybridRetriever(BaseRetriever):
             show_progress=show_progress,
         )
 
+    def add_embedded_documents(
+        self,
+        documents: Iterable[EmbeddedDocument],
+        *,
+        dense_model: str,
+        sparse_model: str,
+        batch_size: int = DEFAULT_EMBEDDED_BATCH_SIZE,
+        show_progress: bool = True,
+    ) -> list[str]:
+        """Write documents whose vectors were computed elsewhere, without encoding them;
+        return their ids as :meth:`add_documents` does (same ids, payload, idempotence).
+
+        ``dense_model`` / ``sparse_model`` name the models that computed the vectors:
+        they must be this retriever's encoders and the collection's recorded models
+        (else ``CollectionMismatchError``). Each batch is checked whole before any of it
+        is written (dimension, sparse indices within the vocabulary, no NaN/inf/zero
+        vectors); see :mod:`hybrid_retriever.precomputed`.
+        """
+        writer = self.embedded_writer(dense_model=dense_model, sparse_model=sparse_model)
+        written = writer.write(documents, batch_size=batch_size, show_progress=show_progress)
+        self._verified = self._verified or bool(written)
+        return written
+
+    def embedded_writer(self, *, dense_model: str, sparse_model: str) -> EmbeddedWriter:
+        """The writer behind :meth:`add_embedded_documents` (the CLI's ``index-vectors``
+        drives it line by line), with BM25 settled as a write settles it."""
+        if self.tenancy is not None:
+            raise InvalidParameterError(
+                "Precomputed vectors cannot be written through a tenant-bound retriever yet; "
+                "write them with a retriever opened without tenant=, with the tenant in each "
+                "document's metadata, or use add_documents."
+            )
+        self._resolve_bm25(creating=True)  # a new collection gets BM25, as add_documents'
+        return EmbeddedWriter(
+            self,
+            dense_model=dense_model,
+            sparse_model=sparse_model,
+            bm25_encoder=self._bm25(),
+            model_state=self._model_state,
+        )
+
     def delete(self, ids: Iterable[str | int]) -> bool:
         """Delete documents by their ids (the caller's, as added, or those results carry).
 
         True once the deletion is done, as LangChain's ``VectorStore.delete``; unknown ids
-        are ignored (still True: none of them is stored afterwards). Errors raise."""
-        self.storage.delete(self.collection_name, _point_ids(ids))
+        are ignored (still True: none of them is stored afterwards). Errors raise.
+        Tenant-bound: only this tenant's documents; ids of another tenant are unknown."""
+        tenancy = self.tenancy
+        if tenancy is None:
+            self.storage.delete(self.collection_name, _point_ids(ids))
+        else:
+            found = _unique(tenancy.lookup_point_ids(ids))
+            self.storage.delete_matching(self.collection_name, found, tenancy.confine(None))
         return True
 
     async def adelete(self, ids: Iterable[str | int]) -> bool:
         """Async :meth:`delete`."""
-        await self.storage.adelete(self.collection_name, _point_ids(ids))
+        tenancy = self.tenancy
+        if tenancy is None:
+            await self.storage.adelete(self.collection_name, _point_ids(ids))
+        else:
+            found = _unique(tenancy.lookup_point_ids(ids))
+            await self.storage.adelete_matching(self.collection_name, found, tenancy.confine(None))
         return True
 
     # -- reading by id -----------------------------------------------------------------------
 
     def get_by_ids(self, ids: Iterable[str | int]) -> list[Document]:
         """The stored documents among ``ids`` (as for :meth:`delete`), in the order of
-        ``ids``; unknown ids are left out."""
-        candidates = lookup_point_ids(ids)
+        ``ids``; unknown ids (tenant-bound: another tenant's too) are left out."""
+        tenancy = self.tenancy
+        candidates = lookup_point_ids(ids) if tenancy is None else tenancy.lookup_point_ids(ids)
         points = self.storage.retrieve(self.collection_name, _unique(candidates))
+        if tenancy is not None:
+            points = tenancy.owned(points)
         return _in_order(candidates, {p.id: p.payload for p in points})
 
     async def aget_by_ids(self, ids: Iterable[str | int]) -> list[Document]:
         """Async :meth:`get_by_ids`."""
-        candidates = lookup_point_ids(ids)
+        tenancy = self.tenancy
+        candidates = lookup_point_ids(ids) if tenancy is None else tenancy.lookup_point_ids(ids)
         points = await self.storage.aretrieve(self.collection_name, _unique(candidates))
+        if tenancy is not None:
+            points = tenancy.owned(points)
         return _in_order(candidates, {p.id: p.payload for p in points})
 
     def count(self) -> int:
-        """Number of points in the collection."""
+        """Number of points in the collection (tenant-bound: this tenant's)."""
+        tenancy = self.tenancy
+        if tenancy is not None:
+            return self.storage.count_matching(self.collection_name, tenancy.confine(None))
         return self.storage.count(self.collection_name)
 
     def close(self) -> None:
@@ -772,10 +1004,13 @@ class _BatchPlan:
 
     @classmethod
     def of(
-        cls, retriever: HybridRetriever, inputs: Sequence[Any], kwargs: dict[str, Any]
+        cls,
+        options_of: Callable[[dict[str, Any]], SearchOptions],
+        inputs: Sequence[Any],
+        kwargs: dict[str, Any],
     ) -> _BatchPlan:
         try:
-            options = retriever._options({k: v for k, v in kwargs.items() if k != "verbose"})
+            options = options_of({k: v for k, v in kwargs.items() if k != "verbose"})
         except HybridRetrieverError as exc:  # the same bad option fails every query
             return cls(outcomes=[exc] * len(inputs))
         plan = cls(outcomes=[[] for _ in inputs], options=options)
@@ -786,6 +1021,17 @@ class _BatchPlan:
             except HybridRetrieverError as exc:
                 plan.outcomes[position] = exc
         return plan
+
+    @classmethod
+    async def aof(
+        cls, retriever: HybridRetriever, inputs: Sequence[Any], kwargs: dict[str, Any]
+    ) -> _BatchPlan:
+        """:meth:`of` for ``abatch``: the collection's branches looked at asynchronously."""
+        try:
+            await retriever._aresolve_bm25()
+        except HybridRetrieverError as exc:
+            return cls(outcomes=[exc] * len(inputs))
+        return cls.of(retriever._options_for, inputs, kwargs)
 
     def record(self, found: Sequence[list[Document] | Exception]) -> None:
         """Put the search results of ``texts`` in their inputs' places."""
@@ -807,8 +1053,13 @@ def _assemble(data: dict[str, Any]) -> dict[str, Any]:
     if config is not None:  # what `hybrid-retriever tune` saved; explicit arguments win
         if not isinstance(config, FusionConfig):
             config = FusionConfig.load(config)
+        weights_given = data.get("weights") is not None
         for key, value in config.retriever_kwargs().items():
             data.setdefault(key, value)
+        if config.weights is not None and not weights_given:
+            # Tuned weights name the branches they were tuned on: a two-branch config
+            # stays two-branch on a collection with BM25 (FusionConfig's promise).
+            data.setdefault("branches", tuple(config.weights))
     connection = {key: data.pop(key) for key in CONNECTION_ARGUMENTS if key in data}
     if data.get("storage") is not None:
         if any(value is not None for value in connection.values()):
@@ -822,30 +1073,14 @@ def _assemble(data: dict[str, Any]) -> dict[str, Any]:
         data["storage"] = open_storage(**connection, collection=collection)
     data["dense_encoder"] = as_dense_encoder(data.get("dense_encoder", DEFAULT_DENSE_MODEL))
     data["sparse_encoder"] = as_sparse_encoder(data.get("sparse_encoder", DEFAULT_SPARSE_MODEL))
-    data["bm25_encoder"] = _as_bm25_encoder(data.get("bm25_encoder"))
+    data["bm25_encoder"] = as_bm25_setting(data.get("bm25_encoder", AUTO))
     return data
 
 
-def _as_bm25_encoder(value: Any) -> Bm25Encoder | None:
-    """``bm25_encoder=``: None/False (no BM25 branch), True (English), a language, or an
-    encoder."""
-    if value is None or value is False:
-        return None
-    if value is True:
-        return Bm25Encoder()
-    if isinstance(value, str):
-        return Bm25Encoder(language=value)
-    if isinstance(value, Bm25Encoder):
-        return value
-    raise InvalidParameterError(
-        "bm25_encoder must be True (English BM25), a language such as 'german', or a "
-        f"Bm25Encoder(k1=..., b=...), not {type(value).__name__}."
-    )
-
-
-def _available_branches(bm25_encoder: Any) -> tuple[str, ...]:
-    """The branches a retriever can search: the two it always has, and BM25 if it has one."""
-    return (*BRANCHES, BM25) if bm25_encoder not in (None, False) else BRANCHES
+def _available_branches(bm25_encoder: Bm25Setting) -> tuple[str, ...]:
+    """The branches a retriever can search: the two it always has, and BM25 unless it
+    has none (pending counts as BM25: a collection not created yet will get it)."""
+    return (*BRANCHES, BM25) if bm25_encoder is not None else BRANCHES
 
 
 def _flatten(requests: Sequence[Mapping[str, BranchQuery]]) -> list[BranchQuery]:
@@ -870,6 +1105,8 @@ class _Ranking:
     fusion) only the ``group_by`` key's value."""
     exhausted: bool
     """Every branch returned fewer hits than asked: a deeper search finds nothing more."""
+    floors: dict[str, float]
+    """Each searched branch's lowest returned score, for ``_relevance`` (``relevance``)."""
 
     def candidates(self, options: SearchOptions) -> list[FusedHit]:
         """The best hits, as many as the page (or MMR) needs: one per source with
@@ -908,16 +1145,19 @@ def _payloads_of(
     return {p.id: p.payload for per_text in results for points in per_text.values() for p in points}
 
 
-def _documents(hits: Sequence[FusedHit], payloads: dict[str, dict[str, Any]]) -> list[Document]:
+def _documents(
+    hits: Sequence[FusedHit], payloads: dict[str, dict[str, Any]], relevances: Sequence[float]
+) -> list[Document]:
     """LangChain Documents that explain their rank. A hit whose point was deleted between
     the search and the payload lookup is dropped rather than returned empty."""
     documents = []
-    for hit in hits:
+    for hit, hit_relevance in zip(hits, relevances, strict=True):
         payload = payloads.get(hit.id)
         if payload is None:
             continue
         metadata = dict(payload.get(METADATA_KEY) or {})
         metadata.update(_id=hit.id, _score=hit.score, _ranks=hit.ranks, _scores=hit.scores)
+        metadata[RELEVANCE_KEY] = hit_relevance
         documents.append(
             Document(
                 id=document_id(hit.id, payload),

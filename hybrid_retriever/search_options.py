@@ -11,26 +11,26 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from hybrid_retriever.advice import advise
 from hybrid_retriever.collection import CONTENT_KEY, METADATA_KEY
 from hybrid_retriever.errors import InvalidParameterError, InvalidQueryError
 from hybrid_retriever.fusion.branches import ALL_BRANCHES, TWO_BRANCHES
 from hybrid_retriever.fusion.branches import BM25 as BM25  # re-exported
 from hybrid_retriever.fusion.branches import DENSE as DENSE  # re-exported
 from hybrid_retriever.fusion.branches import SPARSE as SPARSE  # re-exported
+from hybrid_retriever.fusion.depth import DEFAULT_PREFETCH_K as DEFAULT_PREFETCH_K  # re-exported
+from hybrid_retriever.fusion.depth import MAX_K as MAX_K  # re-exported
+from hybrid_retriever.fusion.depth import check_k as check_k  # re-exported
 from hybrid_retriever.fusion.methods import DEFAULT_FUSION, FusionMethod, check_fusion
 from hybrid_retriever.fusion.rrf import check_rrf_k, check_weights
 from hybrid_retriever.grouping import check_group_by
 from hybrid_retriever.mmr import DEFAULT_FETCH_K, DEFAULT_LAMBDA_MULT, check_lambda_mult
+from hybrid_retriever.relevance import check_score_threshold
 from hybrid_retriever.storage.base import Routing
 
 BRANCHES = TWO_BRANCHES
-"""The branches every retriever has; BM25 joins them with ``bm25_encoder=``."""
-
-DEFAULT_PREFETCH_K = 100
-"""Candidates taken from each branch when ``prefetch_k`` is not set (or k, if larger)."""
-
-MAX_K = 10_000
-"""Upper bound for k and prefetch_k: beyond it a search is a scan, better done with scroll."""
+"""The branches every retriever has; BM25 joins them unless its collection has none or
+``bm25_encoder=False``."""
 
 MAX_QUERY_CHARS = 100_000
 """Models read at most a few hundred tokens; a longer query is almost surely a mistake."""
@@ -51,6 +51,7 @@ PER_CALL_OPTIONS = frozenset(
         "search_type",
         "fetch_k",
         "lambda_mult",
+        "score_threshold",
     }
 )
 
@@ -84,6 +85,8 @@ class SearchOptions:
     """MMR: the candidates (of the fused ranking) it chooses from."""
     lambda_mult: float = DEFAULT_LAMBDA_MULT
     """MMR: 1 relevance only, 0 diversity only."""
+    score_threshold: float | None = None
+    """Results whose ``_relevance`` is below it are dropped; None: none are."""
 
     def searches(self, branch: str) -> bool:
         """Whether ``branch`` is searched at all: not when unselected or its weight is 0."""
@@ -113,19 +116,6 @@ def check_query(query: Any) -> str:
             "input with errors='replace' first."
         ) from None
     return query
-
-
-def check_k(k: Any, name: str = "k") -> int:
-    if isinstance(k, bool) or not isinstance(k, int):
-        raise InvalidParameterError(f"{name} must be an integer >= 1, not {type(k).__name__}.")
-    if k < 1:
-        raise InvalidParameterError(f"{name} must be >= 1, got {k}.")
-    if k > MAX_K:
-        raise InvalidParameterError(
-            f"{name}={k:,} is too large (at most {MAX_K:,}); to read a whole collection, "
-            "scroll through it with qdrant-client instead."
-        )
-    return k
 
 
 def check_filter(query_filter: Any) -> Any:
@@ -189,6 +179,7 @@ def resolve_search_options(
     search_type: Any = SearchType.SIMILARITY,
     fetch_k: Any = None,
     lambda_mult: Any = DEFAULT_LAMBDA_MULT,
+    score_threshold: Any = None,
 ) -> SearchOptions:
     """Merge per-call ``overrides`` over the retriever's settings, and validate the result.
 
@@ -242,6 +233,7 @@ def resolve_search_options(
         search_type=kind,
         fetch_k=fetch_k,
         lambda_mult=check_lambda_mult(overrides.get("lambda_mult", lambda_mult)),
+        score_threshold=check_score_threshold(overrides.get("score_threshold", score_threshold)),
     )
 
 
@@ -301,9 +293,15 @@ def check_branches(branches: Any, available: tuple[str, ...]) -> tuple[str, ...]
         raise InvalidParameterError(f"branches is empty; name one or more of {list(available)}.")
     if BM25 in branches and BM25 not in available:
         raise InvalidParameterError(
-            "branches names 'bm25', but this retriever has no BM25 branch. Open it with "
-            "bm25_encoder=True (the collection must have been written with one), or leave "
-            "'bm25' out."
+            advise(
+                python="branches names 'bm25', but this retriever has no BM25 branch: its "
+                "collection was written without a BM25 vector, or it was opened with "
+                "bm25_encoder=False. Leave 'bm25' out; or copy the collection into one with "
+                "a BM25 vector (hybrid_retriever.add_bm25.copy_with_bm25) and search that.",
+                cli="--branches names bm25, but the collection has no BM25 branch: it was "
+                "indexed with --no-bm25 or before BM25 was a default. Leave bm25 out, or "
+                "index the source again into a new --collection to search it with BM25.",
+            )
         )
     return tuple(b for b in ALL_BRANCHES if b in branches)
 

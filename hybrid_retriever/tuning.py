@@ -20,66 +20,157 @@ config that is saved is the best one on all queries.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
+from hybrid_retriever.branch_lists import (
+    Rankings,
+    hit_id,
+    retriever_branches,
+    search_branches,
+    stored_hit_id,
+)
 from hybrid_retriever.errors import InvalidParameterError
+from hybrid_retriever.fusion.branches import ALL_BRANCHES, BM25, DENSE, SPARSE, TWO_BRANCHES
 from hybrid_retriever.fusion.config import FusionConfig
 from hybrid_retriever.fusion.methods import DEFAULT_FUSION, FusionMethod
-from hybrid_retriever.fusion.rrf import BranchHit
-from hybrid_retriever.search_options import BRANCHES, DENSE, SPARSE, check_k
+from hybrid_retriever.scoring import score_queries
 
-if TYPE_CHECKING:
-    from hybrid_retriever.retriever import HybridRetriever
-
-Rankings = dict[str, list[BranchHit]]
-"""Branch name -> hits in rank order; hit ids are the dataset's document ids."""
+__all__ = [
+    "CONVEX_ALPHAS",
+    "DEFAULT_FOLDS",
+    "DEFAULT_PREFETCH_GRID",
+    "RRF_KS",
+    "TRIPLE_WEIGHT_LEVELS",
+    "WEIGHT_RATIOS",
+    "FoldResult",
+    "Rankings",
+    "TuneResult",
+    "candidate_configs",
+    "cross_validate",
+    "fused_ids",
+    "hit_id",
+    "per_query_ndcg",
+    "retriever_branches",
+    "search_branches",
+    "stored_hit_id",
+    "tune",
+    "untuned_configs",
+]
 
 DEFAULT_FOLDS = 5
 DEFAULT_PREFETCH_GRID = (20, 50, 100)
 WEIGHT_RATIOS = (0.0, 1 / 3, 0.5, 1.0, 2.0, 3.0, math.inf)
-"""dense : sparse weight ratios tried; 0 and inf are the single branches."""
+"""Weight ratios tried between two branches (dense : sparse with the original two); 0 and
+inf are the single branches."""
+TRIPLE_WEIGHT_LEVELS = (1.0, 2.0)
+"""With three branches, every branch weighted one of these (each direction once) is a
+candidate too, beside each pair at :data:`WEIGHT_RATIOS`."""
 RRF_KS = (5.0, 20.0, 60.0)
 CONVEX_ALPHAS = tuple(round(0.1 * i, 1) for i in range(11))
-"""Weight of the dense branch in the convex combination (0 = sparse only, 1 = dense only)."""
+"""Weight of the first branch in a convex combination of two (0 = the other alone, 1 = it
+alone); with three branches, every weighting in steps of 0.1 that uses two or three."""
 
 
 def candidate_configs(
     prefetch_grid: Sequence[int] = DEFAULT_PREFETCH_GRID,
+    *,
+    branches: Sequence[str] = TWO_BRANCHES,
 ) -> list[FusionConfig]:
     """The grid ``tune`` searches: every method, its parameters, every prefetch depth.
 
-    The single branches are candidates too (weight 0 on the other), so tuning can
-    conclude that fusion does not pay on a corpus.
+    The single branches are candidates too (weight 0 on the others), so tuning can
+    conclude that fusion does not pay on a corpus. ``branches`` are the branches the
+    rankings have: dense and SPLADE, or those and BM25. With three, every candidate names
+    all three weights (a weight left out would count as 1), and the candidates of each
+    pair of branches are among them, so tuning can also conclude that a branch does not pay.
     """
-    ratios = [r for r in WEIGHT_RATIOS if 0 < r < math.inf]
+    named = _check_branches(branches)
     configs: list[FusionConfig] = []
     for prefetch_k in prefetch_grid:
-        configs.append(FusionConfig(FusionMethod.RRF, _ratio(0.0), prefetch_k=prefetch_k))
-        configs.append(FusionConfig(FusionMethod.RRF, _ratio(math.inf), prefetch_k=prefetch_k))
-        for ratio in ratios:
+        for weights in _single_branches(named):
+            configs.append(FusionConfig(FusionMethod.RRF, weights, prefetch_k=prefetch_k))
+        for weights in _ratio_weights(named):
             for rrf_k in RRF_KS:
                 configs.append(
-                    FusionConfig(FusionMethod.RRF, _ratio(ratio), rrf_k, prefetch_k=prefetch_k)
+                    FusionConfig(FusionMethod.RRF, weights, rrf_k, prefetch_k=prefetch_k)
                 )
             for method in (FusionMethod.DBSF, FusionMethod.ADAPTIVE):
-                configs.append(FusionConfig(method, _ratio(ratio), prefetch_k=prefetch_k))
-        for alpha in CONVEX_ALPHAS[1:-1]:
-            weights = {DENSE: alpha, SPARSE: round(1 - alpha, 1)}
+                configs.append(FusionConfig(method, weights, prefetch_k=prefetch_k))
+        for weights in _convex_weights(named):
             configs.append(FusionConfig(FusionMethod.CONVEX, weights, prefetch_k=prefetch_k))
     return configs
 
 
-def _ratio(ratio: float) -> dict[str, float]:
-    """Weights with dense : sparse = ``ratio`` (0: sparse only, inf: dense only)."""
+def _check_branches(branches: Sequence[str]) -> tuple[str, ...]:
+    named = tuple(b for b in ALL_BRANCHES if b in branches)
+    if set(branches) - set(ALL_BRANCHES) or named not in (TWO_BRANCHES, ALL_BRANCHES):
+        raise InvalidParameterError(
+            f"branches must be {list(TWO_BRANCHES)} or {list(ALL_BRANCHES)}, got {list(branches)}."
+        )
+    return named
+
+
+def _pairs(named: tuple[str, ...]) -> list[tuple[str, str]]:
+    """The pairs of branches, dense and SPLADE first (the only pair of two branches)."""
+    return list(itertools.combinations(named, 2))
+
+
+def _single_branches(named: tuple[str, ...]) -> list[dict[str, float]]:
+    """Each branch alone: SPLADE, dense, then BM25 (the two-branch order of old)."""
+    return [
+        {b: (1.0 if b == alone else 0.0) for b in named}
+        for alone in (SPARSE, DENSE, BM25)
+        if alone in named
+    ]
+
+
+def _ratio_weights(named: tuple[str, ...]) -> list[dict[str, float]]:
+    """Weights of two branches at each ratio of :data:`WEIGHT_RATIOS` (third at 0), then,
+    with three branches, every mix of :data:`TRIPLE_WEIGHT_LEVELS`, each direction once."""
+    ratios = [r for r in WEIGHT_RATIOS if 0 < r < math.inf]
+    found = [
+        {**dict.fromkeys(named, 0.0), **_ratio(ratio, first, second)}
+        for first, second in _pairs(named)
+        for ratio in ratios
+    ]
+    if len(named) == 3:
+        seen: set[tuple[float, ...]] = set()
+        for levels in itertools.product(TRIPLE_WEIGHT_LEVELS, repeat=3):
+            direction = tuple(round(w / min(levels), 4) for w in levels)
+            if direction not in seen:
+                seen.add(direction)
+                found.append(dict(zip(named, direction, strict=True)))
+    return found
+
+
+def _convex_weights(named: tuple[str, ...]) -> list[dict[str, float]]:
+    """Convex weights that sum to 1 in steps of 0.1 and use at least two branches: each
+    pair's interior alphas, then (three branches) every mix of all three."""
+    interior = CONVEX_ALPHAS[1:-1]
+    found = [
+        {**dict.fromkeys(named, 0.0), first: alpha, second: round(1 - alpha, 1)}
+        for first, second in _pairs(named)
+        for alpha in interior
+    ]
+    if len(named) == 3:
+        for a, b in itertools.product(interior, repeat=2):
+            c = round(1 - a - b, 1)
+            if c >= 0.1:
+                found.append(dict(zip(named, (a, b, c), strict=True)))
+    return found
+
+
+def _ratio(ratio: float, first: str = DENSE, second: str = SPARSE) -> dict[str, float]:
+    """Weights with first : second = ``ratio`` (0: second only, inf: first only)."""
     if ratio == math.inf:
-        return {DENSE: 1.0, SPARSE: 0.0}
+        return {first: 1.0, second: 0.0}
     if ratio >= 1:
-        return {DENSE: round(ratio, 4), SPARSE: 1.0}
-    return {DENSE: round(ratio, 4) if ratio else 0.0, SPARSE: 1.0}
+        return {first: round(ratio, 4), second: 1.0}
+    return {first: round(ratio, 4) if ratio else 0.0, second: 1.0}
 
 
 # -- scoring candidates --------------------------------------------------------------------------
@@ -103,8 +194,6 @@ def per_query_ndcg(
     """nDCG@k of every config on every judged query (config index -> query id -> score).
 
     ``queries`` are the query texts by id: the default weights depend on them."""
-    from hybrid_retriever.evaluation import score_queries
-
     metric = f"ndcg@{k}"
     judged = [q for q in rankings if q in qrels]
     table = []
@@ -255,9 +344,12 @@ def tune(
 
     ``rankings`` are each judged query's branch lists (see :func:`search_branches`),
     at least as deep as the deepest ``prefetch_k`` among ``configs``; ``queries`` their
-    texts by id.
+    texts by id. ``configs`` default to :func:`candidate_configs` for the branches the
+    rankings have (three-branch weightings when they have BM25).
     """
-    configs = list(configs) if configs is not None else candidate_configs()
+    configs = (
+        list(configs) if configs is not None else candidate_configs(branches=_branches_of(rankings))
+    )
     if not configs:
         raise InvalidParameterError("configs is empty; give at least one FusionConfig.")
     judged = [q for q in rankings if q in qrels]
@@ -266,11 +358,7 @@ def tune(
             "None of the queries has relevance judgements; check that the qrels split "
             "belongs to these queries."
         )
-    baselines = {
-        "dense": FusionConfig(FusionMethod.RRF, _ratio(math.inf)),
-        "sparse": FusionConfig(FusionMethod.RRF, _ratio(0.0)),
-        f"{DEFAULT_FUSION.value} (default)": FusionConfig(),
-    }
+    baselines = untuned_configs(_branches_of(rankings))
     everything = [*configs, *baselines.values()]
     table = per_query_ndcg(
         everything,
@@ -298,84 +386,18 @@ def tune(
     )
 
 
-# -- searching -----------------------------------------------------------------------------------
+def untuned_configs(branches: Sequence[str] = TWO_BRANCHES) -> dict[str, FusionConfig]:
+    """What ``tune`` compares its choice with: each branch alone, and the default fusion
+    (weights by query length over all ``branches``, as a retriever with them searches)."""
+    named = _check_branches(branches)
+    alone = {
+        branch: FusionConfig(FusionMethod.RRF, {b: float(b == branch) for b in named})
+        for branch in named
+    }
+    return {**alone, f"{DEFAULT_FUSION.value} (default)": FusionConfig()}
 
 
-def search_branches(
-    retriever: HybridRetriever,
-    queries: Mapping[str, str],
-    *,
-    depth: int = max(DEFAULT_PREFETCH_GRID),
-    progress: Callable[[Iterable[Any]], Iterable[Any]] | None = None,
-    with_doc_ids: bool = True,
-) -> dict[str, Rankings]:
-    """Each query's branch lists, ``depth`` deep, with the dataset's document ids.
-
-    One batched round trip per query, exactly the search ``invoke`` makes (same
-    encoders, vector names and filter), before fusion. ``with_doc_ids=False`` keeps
-    point ids and fetches no payloads, which in-process engines decode slowly: for
-    callers that map the few ids they keep afterwards.
-    """
-    from hybrid_retriever.storage.base import BranchQuery
-
-    check_k(depth, "depth")
-    if retriever.storage.get_layout(retriever.collection_name) is None:
-        raise InvalidParameterError(
-            f"Collection {retriever.collection_name!r} does not exist; index the dataset first."
-        )
-    names = {DENSE: retriever.dense_vector_name, SPARSE: retriever.sparse_vector_name}
-    both = retriever._options({"weights": dict.fromkeys(BRANCHES, 1.0), "k": 1})
-    items: Iterable[tuple[str, str]] = queries.items()
-    if progress is not None:
-        items = progress(items)
-    rankings: dict[str, Rankings] = {}
-    for query_id, text in items:
-        # Encoded as invoke encodes: both encoders at once, on the retriever's own thread.
-        encoded = retriever._encode_queries([text], both)
-        vectors = (encoded[DENSE][0], encoded[SPARSE][0])
-        branch_queries = {
-            branch: BranchQuery(
-                vector_name=names[branch], vector=vector, limit=depth, with_payload=with_doc_ids
-            )
-            for branch, vector in zip((DENSE, SPARSE), vectors, strict=True)
-            if len(vector) > 0
-        }
-        results = retriever.storage.search(
-            retriever.collection_name, list(branch_queries.values()), retriever.filter
-        )
-        found = dict(zip(branch_queries, results, strict=True))
-        rankings[query_id] = {
-            branch: _best_per_id(
-                BranchHit(id=stored_hit_id(p.id, p.payload or {}), score=p.score)
-                for p in found.get(branch, [])
-            )
-            for branch in BRANCHES
-        }
-    return rankings
-
-
-def _best_per_id(hits: Iterable[BranchHit]) -> list[BranchHit]:
-    """The first (best) hit of each id, in order: a document's chunks count as its best."""
-    best: dict[str, BranchHit] = {}
-    for hit in hits:
-        best.setdefault(hit.id, hit)
-    return list(best.values())
-
-
-def hit_id(document_id: str, metadata: Mapping[str, Any]) -> str:
-    """The id a hit is judged by: for a chunk, the id of the document it was cut from
-    (``metadata["source_id"]``, see :mod:`hybrid_retriever.chunking`); else the source's
-    own document id (``metadata["doc_id"]``, as the CLI's sources store it) where there is
-    one, else the document's id (what ``invoke`` returns as ``Document.id``)."""
-    from hybrid_retriever.chunking import SOURCE_ID_KEY
-    from hybrid_retriever.metadata_keys import DOC_ID_KEY
-
-    return str(metadata.get(SOURCE_ID_KEY, metadata.get(DOC_ID_KEY, document_id)))
-
-
-def stored_hit_id(point_id: str, payload: Mapping[str, Any]) -> str:
-    """:func:`hit_id` of a stored point, from its payload."""
-    from hybrid_retriever.collection import METADATA_KEY
-    from hybrid_retriever.documents import document_id
-
-    return hit_id(document_id(point_id, payload), payload.get(METADATA_KEY) or {})
+def _branches_of(rankings: Mapping[str, Rankings]) -> tuple[str, ...]:
+    """The branches the rankings were searched with: BM25 when any query has its list."""
+    has_bm25 = any(BM25 in lists for lists in rankings.values())
+    return ALL_BRANCHES if has_bm25 else TWO_BRANCHES

@@ -4,7 +4,9 @@ Code written against LangChain's ``VectorStore`` (its indexing API with a record
 chains that call ``similarity_search``, ...) can use the hybrid collection through this
 class. It wraps a :class:`~hybrid_retriever.HybridRetriever` and shares its storage,
 encoders and options, so it reads and writes exactly what the retriever does; results
-are the documents as they were added (with their ids), scores the fused ones.
+are the documents as they were added (with their ids), scores the fused ones; the
+relevance scores (``similarity_search_with_relevance_scores``) are ``_relevance``, in
+[0, 1] and comparable across queries (:mod:`hybrid_retriever.relevance`).
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from hybrid_retriever.documents import RESERVED_METADATA_KEYS
 from hybrid_retriever.errors import CollectionNotFoundError, InvalidParameterError
 from hybrid_retriever.ingestion import DEFAULT_BATCH_SIZE
 from hybrid_retriever.mmr import DEFAULT_FETCH_K, DEFAULT_LAMBDA_MULT
+from hybrid_retriever.relevance import RELEVANCE_KEY
 from hybrid_retriever.retriever import HybridRetriever
-from hybrid_retriever.search_options import SearchType, check_search_type
+from hybrid_retriever.search_options import SearchType
+from hybrid_retriever.tenancy import check_rebinding
 
 _WRITE_OPTIONS = frozenset({"batch_size", "show_progress"})
 
@@ -40,6 +44,8 @@ class HybridVectorStore(VectorStore):
         retriever = store.as_retriever(k=10)         # a HybridRetriever
 
     An empty store (its collection not created yet) searches, reads and deletes nothing.
+    Its first write creates the collection with dense, SPLADE and BM25 vectors; an existing
+    collection is used as it was written (``bm25_encoder``: see :class:`HybridRetriever`).
     """
 
     def __init__(self, retriever: HybridRetriever | None = None, **kwargs: Any) -> None:
@@ -61,7 +67,8 @@ class HybridVectorStore(VectorStore):
 
     @property
     def embeddings(self) -> Embeddings | None:
-        """None: queries are encoded by two encoders (see ``retriever``), not one Embeddings."""
+        """None: queries are encoded by each branch's encoder (see ``retriever``), not one
+        Embeddings."""
         return None
 
     # -- construction ------------------------------------------------------------------------
@@ -106,12 +113,27 @@ class HybridVectorStore(VectorStore):
         """The :class:`HybridRetriever` over this collection, sharing the storage and
         encoders, with options (``k``, ``fusion``, ``filter``, ...) overridden by ``kwargs``
         or by LangChain's ``search_kwargs={...}``. ``search_type``: ``"similarity"`` (the
-        hybrid ranking) or ``"mmr"`` (with ``fetch_k`` and ``lambda_mult`` in
-        ``search_kwargs``). (Not a ``VectorStoreRetriever``, hence the override of the
-        return type.)"""
+        hybrid ranking), ``"similarity_score_threshold"`` (the same, results with a
+        ``_relevance`` below ``search_kwargs["score_threshold"]`` dropped) or ``"mmr"``
+        (with ``fetch_k`` and ``lambda_mult`` in ``search_kwargs``). (Not a
+        ``VectorStoreRetriever``, hence the override of the return type.)"""
         search_type = kwargs.pop("search_type", SearchType.SIMILARITY)
-        kwargs["search_type"] = check_search_type(search_type)
         search_kwargs = kwargs.pop("search_kwargs", None) or {}
+        check_rebinding(self.retriever.tenancy, {**search_kwargs, **kwargs})
+        if search_type == "similarity_score_threshold":
+            if search_kwargs.get("score_threshold", kwargs.get("score_threshold")) is None:
+                raise InvalidParameterError(
+                    'search_type="similarity_score_threshold" needs a threshold: pass '
+                    'search_kwargs={"score_threshold": 0.5} (a minimum _relevance in [0, 1]).'
+                )
+            search_type = SearchType.SIMILARITY
+        elif search_type not in {t.value for t in SearchType}:
+            raise InvalidParameterError(
+                f"search_type={search_type!r} is not supported; the types are 'similarity', "
+                "'similarity_score_threshold' and 'mmr'. Drop search_type, or pick a fusion "
+                "with fusion=."
+            )
+        kwargs["search_type"] = SearchType(search_type)
         current = {
             name: getattr(self.retriever, name) for name in type(self.retriever).model_fields
         }
@@ -201,6 +223,28 @@ class HybridVectorStore(VectorStore):
             return []
         return [_as_added(doc) for doc in found]
 
+    def similarity_search_with_relevance_scores(
+        self, query: str, k: int = 4, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        """:meth:`similarity_search` with each document's ``_relevance``: in [0, 1], the
+        same meaning for every query (``docs/relevance.md``). ``score_threshold=`` drops
+        the documents below it; the others keep the fused order."""
+        try:
+            found = self.retriever.invoke(query, k=k, **kwargs)
+        except CollectionNotFoundError:
+            return []
+        return [_with_relevance(doc) for doc in found]
+
+    async def asimilarity_search_with_relevance_scores(
+        self, query: str, k: int = 4, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        """Async :meth:`similarity_search_with_relevance_scores`."""
+        try:
+            found = await self.retriever.ainvoke(query, k=k, **kwargs)
+        except CollectionNotFoundError:
+            return []
+        return [_with_relevance(doc) for doc in found]
+
     async def asimilarity_search(self, query: str, k: int = 4, **kwargs: Any) -> list[Document]:
         """Async :meth:`similarity_search`."""
         return [doc for doc, _ in await self.asimilarity_search_with_score(query, k, **kwargs)]
@@ -284,10 +328,16 @@ def _ids_to_delete(ids: list[str] | None, kwargs: dict[str, Any]) -> list[str]:
     return ids
 
 
-def _as_added(doc: Document) -> tuple[Document, float]:
-    """A search result as the document that was added, and its fused score."""
+def _as_added(doc: Document, score_key: str = "_score") -> tuple[Document, float]:
+    """A search result as the document that was added, and its fused score (or another
+    of its scores)."""
     metadata = {k: v for k, v in doc.metadata.items() if k not in RESERVED_METADATA_KEYS}
     return (
         Document(id=doc.id, page_content=doc.page_content, metadata=metadata),
-        float(doc.metadata["_score"]),
+        float(doc.metadata[score_key]),
     )
+
+
+def _with_relevance(doc: Document) -> tuple[Document, float]:
+    """A search result as the document that was added, and its relevance."""
+    return _as_added(doc, RELEVANCE_KEY)

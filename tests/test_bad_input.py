@@ -72,7 +72,7 @@ SEARCH_ERRORS = [
         id="weight-negative",
     ),
     pytest.param(
-        lambda r: r.invoke("bread", weights={"dense": 1.0, "sparse": 1.0, "bm25": 1.0}),
+        lambda r: r.invoke("bread", weights={"dense": 1.0, "sparse": 1.0, "colbert": 1.0}),
         InvalidParameterError,
         "unknown branches",
         id="weights-wrong-length",

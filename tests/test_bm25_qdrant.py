@@ -13,8 +13,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("Stemmer", reason="the bm25 extra (PyStemmer) is not installed")
-
 from hybrid_retriever.encoders.bm25 import Bm25Encoder
 
 DOCS = [

@@ -86,11 +86,12 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def flow(work: Path, data: Path) -> Iterator[dict[str, Ran]]:
     """Every command of this module, run once; the tests below read the results.
 
-    Two chains run side by side, one per core: index -> eval -> search --json on the
-    toy dataset, and demo -> search (table) on the collection the demo wrote; the
+    Two chains run side by side, one per core: index -> eval -> search --json (all
+    branches, then two) on the toy dataset, and demo -> search (table) on the collection
+    the demo wrote, then index --no-bm25 -> search on a two-branch collection; the
     bad-input commands, which stop before loading models, start right away.
     """
-    qdrant, demo_path = work / "qdrant", work / "demo"
+    qdrant, demo_path, plain_path = work / "qdrant", work / "demo", work / "plain"
     bad_jsonl = work / "bad.jsonl"
     bad_jsonl.write_text('{"text": "fine", "id": 1}\n{"text": oops}\n')
     empty = work / "empty"
@@ -137,6 +138,9 @@ def flow(work: Path, data: Path) -> Iterator[dict[str, Ran]]:
                 "--json",
                 cwd=work,
             ),
+            "search-branches": run(
+                "search", QUERIES["q1"], *location, "--branches", "dense,bm25", "--json", cwd=work
+            ),
         }
 
     def demo_chain() -> dict[str, Ran]:
@@ -153,6 +157,30 @@ def flow(work: Path, data: Path) -> Iterator[dict[str, Ran]]:
                 "topic=cooking",
                 "--k",
                 "3",
+                cwd=work,
+            ),
+            "index-plain": run(
+                "index", data, "--collection", "plain", "--path", plain_path, "--no-bm25", cwd=work
+            ),
+            "search-plain": run(
+                "search",
+                QUERIES["q1"],
+                "--collection",
+                "plain",
+                "--path",
+                plain_path,
+                "--json",
+                cwd=work,
+            ),
+            "search-plain-bm25": run(
+                "search",
+                "bread",
+                "--collection",
+                "plain",
+                "--path",
+                plain_path,
+                "--branches",
+                "sparse,bm25",
                 cwd=work,
             ),
         }
@@ -178,6 +206,7 @@ def report(flow: dict[str, Ran], work: Path) -> dict[str, Any]:
 def test_index_writes_every_document(flow: dict[str, Ran]) -> None:
     out = ok(flow["index"]).stdout
     assert "Indexed 12 documents" in out
+    assert "Branches: dense, sparse, bm25." in out  # BM25 by default
     assert "12 written, 0 already stored unchanged; 12 points in the collection" in out
     assert "docs/s" in out
 
@@ -189,7 +218,10 @@ def test_eval_report_has_the_documented_structure(report: dict[str, Any]) -> Non
     assert report["metrics"] == ["ndcg@10", "recall@100", "mrr@10"]
     assert report["depth"] == 100
     # The default fusion is named "convex" here as in Python; "convex-0.5": equal weights.
-    runs = ["dense", "sparse", "convex", "rrf", "dbsf", "convex-0.5", "adaptive"]
+    # The runs are those of the branches the collection has (bm25 with a BM25 branch).
+    branches = report["branches"]
+    assert branches in (["dense", "sparse"], ["dense", "sparse", "bm25"])
+    runs = ["dense", "sparse", *branches[2:], "convex", "rrf", "dbsf", "convex-0.5", "adaptive"]
     assert list(report["runs"]) == runs
     for values in report["runs"].values():
         for metric in ("ndcg@10", "recall@100", "mrr@10"):
@@ -201,8 +233,9 @@ def test_eval_report_has_the_documented_structure(report: dict[str, Any]) -> Non
     assert report["query_ms_p50"] == report["runs"]["convex"]["query_ms_p50"]
     assert report["runs"]["convex"]["options"] == {}  # what a retriever does by default
     assert report["runs"]["convex-0.5"]["options"] == {
+        "branches": branches,
         "fusion": "convex",
-        "weights": {"dense": 0.5, "sparse": 0.5},
+        "weights": dict.fromkeys(branches, 0.5),
     }
     # The runtime changes speed and vectors: the report names it per encoder.
     assert report["encoders"] == {
@@ -210,8 +243,8 @@ def test_eval_report_has_the_documented_structure(report: dict[str, Any]) -> Non
         "sparse": {"model": "splade-tiny", "backend": "onnx-int8", "precision": "auto"},
     }
     assert report["machine"]["default_backend"] == "onnx-int8"
-    assert report["runs"]["dense"]["options"] == {"weights": {"dense": 1.0, "sparse": 0.0}}
-    assert report["runs"]["sparse"]["options"] == {"weights": {"dense": 0.0, "sparse": 1.0}}
+    assert report["runs"]["dense"]["options"] == {"branches": ["dense"]}
+    assert report["runs"]["sparse"]["options"] == {"branches": ["sparse"]}
 
 
 def test_eval_reuses_what_index_wrote(report: dict[str, Any]) -> None:
@@ -281,15 +314,16 @@ def test_eval_plot_is_a_png(report: dict[str, Any], work: Path) -> None:
     assert png.stat().st_size > 10_000
 
 
-def test_search_prints_a_table_with_both_branches(flow: dict[str, Ran]) -> None:
+def test_search_prints_a_table_with_every_branch(flow: dict[str, Ran]) -> None:
     lines = ok(flow["search"]).stdout.splitlines()
-    assert lines[0].split() == ["#", "fused", "dense", "sparse", "id", "text"]
+    assert lines[0].split() == ["#", "fused", "dense", "sparse", "bm25", "id", "text"]
     assert len(lines) == 4  # header + k=3 rows
     first = lines[1].split()
     assert first[0] == "1"
-    assert first[2].startswith("#") and first[4].startswith("#")  # both branches found it
+    # Every branch found it: rank and score each.
+    assert first[2].startswith("#") and first[4].startswith("#") and first[6].startswith("#")
     # The demo's documents carry no source id in their metadata: their own id is shown.
-    assert first[6] in {d.id for d in demo_documents()}
+    assert first[8] in {d.id for d in demo_documents()}
     assert "Bread dough rises because yeast" in lines[1]
 
 
@@ -305,10 +339,56 @@ def test_search_json_explains_each_rank_and_applies_the_filter(flow: dict[str, R
     assert scores == sorted(scores, reverse=True)
     for r in results:
         # The fused score is RRF over the branch ranks it reports (k=60, weights 1).
-        expected = sum(1 / (60 + r[b]["rank"]) for b in ("dense", "sparse") if r[b]["rank"])
+        branches = ("dense", "sparse", "bm25")
+        expected = sum(1 / (60 + r[b]["rank"]) for b in branches if r[b]["rank"])
         assert r["score"] == pytest.approx(expected)
-        assert set(r) == {"rank", "score", "dense", "sparse", "id", "point_id", "text", "metadata"}
+        assert set(r) == {
+            "rank",
+            "score",
+            "relevance",
+            *branches,
+            "id",
+            "point_id",
+            "text",
+            "metadata",
+        }
+        assert 0.0 <= r["relevance"] <= 1.0
+        assert not any(key.startswith("_") for key in r["metadata"])  # result keys apart
         assert r["metadata"]["doc_id"] == r["id"]
+    # All three searched; only d1 (filtered out) has the query's words, so BM25 ranks none.
+    assert found["branches"] == ["dense", "sparse", "bm25"]
+    assert all(r["bm25"] == {"rank": None, "score": None} for r in results)
+
+
+def test_search_branches_chooses_what_is_fused(flow: dict[str, Ran]) -> None:
+    found = json.loads(ok(flow["search-branches"]).stdout)
+    assert found["branches"] == ["dense", "bm25"]
+    assert found["results"][0]["id"] == "d1"
+    assert found["results"][0]["bm25"]["rank"] == 1
+    for r in found["results"]:
+        assert {"dense", "bm25"} <= set(r) and "sparse" not in r
+
+
+def test_index_no_bm25_makes_a_two_branch_collection(flow: dict[str, Ran]) -> None:
+    out = ok(flow["index-plain"]).stdout
+    assert "Indexed 12 documents" in out
+    assert "Branches: dense, sparse (no BM25" in out
+    found = json.loads(ok(flow["search-plain"]).stdout)
+    assert found["branches"] == ["dense", "sparse"]  # opened as it was written
+    assert all("bm25" not in r for r in found["results"])
+    line = one_line_error(flow["search-plain-bm25"])
+    assert "--branches names bm25, but the collection has no BM25 branch" in line
+    assert "new --collection" in line and "bm25_encoder" not in line  # the CLI's advice
+
+
+def test_branches_option_is_checked_before_models_load(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["search", "q", "--collection", "c", "--branches", "dense,x"])
+    assert "not a comma-separated list of branches among dense, sparse, bm25" in (
+        capsys.readouterr().err
+    )
 
 
 def test_demo_runs_the_main_job(flow: dict[str, Ran]) -> None:
@@ -360,7 +440,7 @@ def test_help_and_version_load_no_model(tmp_path: Path) -> None:
         "import contextlib, io, sys\n"
         "from hybrid_retriever.cli import main\n"
         "for argv in (['--help'], ['index', '--help'], ['search', '--help'], ['eval', '--help'],"
-        " ['tune', '--help'], ['demo', '--help'], ['--version']):\n"
+        " ['tune', '--help'], ['demo', '--help'], ['index-vectors', '--help'], ['--version']):\n"
         "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
         "        main(argv)\n"
         "heavy = ('torch', 'sentence_transformers', 'transformers', 'ranx', 'matplotlib')\n"
@@ -469,7 +549,9 @@ def test_bad_filters_are_refused(expression: str, message: str) -> None:
 
 def test_runs_and_collection_names() -> None:
     assert [r.name for r in select_runs("convex, dense")] == ["convex", "dense"]
-    with pytest.raises(InvalidParameterError, match="choose among dense, sparse, convex, rrf"):
+    with pytest.raises(
+        InvalidParameterError, match="choose among dense, sparse, bm25, convex, rrf"
+    ):
         select_runs("dense,rrf2")
     assert collection_name("BEIR scifact (v2)") == "BEIR-scifact-v2"
     assert collection_name("...") == "dataset"

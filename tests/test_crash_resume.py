@@ -182,12 +182,13 @@ def _names(vector: Any) -> set[str]:
 def check_points_complete(
     points: list[tuple[str, set[str], Any]], expected: dict[str, Document]
 ) -> None:
-    """Every stored point is a whole document: a known id, both vectors, its own payload."""
+    """Every stored point is a whole document: a known id, every vector (dense, SPLADE,
+    BM25: a new collection's default), its own payload."""
     ids = [point for point, _, _ in points]
     assert len(ids) == len(set(ids)), "duplicate point ids"
     for point, names, payload in points:
         assert point in expected, point
-        assert names == {"dense", "sparse"}, (point, names)
+        assert names == {"dense", "sparse", "bm25"}, (point, names)
         assert payload == {
             "page_content": expected[point].page_content,
             "metadata": expected[point].metadata,
@@ -284,9 +285,12 @@ RESTART_QUERIES = [
 ]
 
 
-def answers(retriever: HybridRetriever) -> list[list[tuple[str, float]]]:
+def answers(retriever: HybridRetriever, **options: Any) -> list[list[tuple[str, float]]]:
     return [
-        [(str(d.id), d.metadata["_score"]) for d in retriever.invoke(q, k=8, prefetch_k=20)]
+        [
+            (str(d.id), d.metadata["_score"])
+            for d in retriever.invoke(q, k=8, prefetch_k=20, **options)
+        ]
         for q in RESTART_QUERIES
     ]
 
@@ -329,11 +333,17 @@ def test_writes_after_indexing_survive_a_restart(
     rewritten = Document(page_content="Rewritten: sourdough bread text.", id=documents[5].id)
     assert first.add_documents([rewritten], show_progress=False) == [ids[5]]
     first.delete(ids[:5])
-    expected = answers(first)
+    # The model branches: BM25's IDF, which the engine computes, may still count deleted
+    # points until the collection is reopened or optimized (seen on Edge), so its scores
+    # can move across a restart; the points themselves are checked above and below.
+    expected = answers(first, branches=["dense", "sparse"])
     first.close()
 
     second = make_retriever(collection_name="restart", engine=engine, path=str(tmp_path))
     assert second.count() == len(documents) - 5
     assert second.get_by_ids(ids[:5]) == []
     assert [d.page_content for d in second.get_by_ids([ids[5]])] == [rewritten.page_content]
-    assert_same_answers(answers(second), expected)
+    assert_same_answers(answers(second, branches=["dense", "sparse"]), expected)
+    assert {d.id for d in second.invoke("sourdough bread", k=50, branches=["bm25"])} <= {
+        str(i) for i in ids[5:]
+    }  # BM25 finds no deleted document

@@ -196,7 +196,7 @@ def test_a_query_with_no_sparse_terms_searches_dense_only(
 ) -> None:
     """Kept behaviour: an empty sparse query vector is not an error; that branch is skipped."""
     retriever = make_retriever(
-        engine=engine, sparse_encoder=BrokenSparse(sparse_encoder, empty=True)
+        engine=engine, sparse_encoder=BrokenSparse(sparse_encoder, empty=True), bm25_encoder=False
     )
     retriever.add_texts(GOOD, show_progress=False)
     found = retriever.invoke(f"{POISON} planets and the sun", k=1)

@@ -258,6 +258,7 @@ def qdrant_client_retriever(
         fusion="rrf",
         dense_encoder=dense_encoder,
         sparse_encoder=sparse_encoder,
+        bm25_encoder=False,  # compared with the engine's RRF over the same two prefetches
         show_progress=False,
     )
     yield retriever
@@ -310,7 +311,7 @@ def test_retriever_agrees_with_edge_server_side_rrf(
     from qdrant_edge import SparseVector as EdgeSparseVector
 
     retriever = make_retriever(
-        collection_name="demo", engine="edge", path=str(tmp_path), fusion="rrf"
+        collection_name="demo", engine="edge", path=str(tmp_path), fusion="rrf", bm25_encoder=False
     )
     retriever.add_documents(documents, show_progress=False)
     ours: dict[str, list[FusedHit]] = {}

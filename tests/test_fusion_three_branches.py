@@ -162,13 +162,13 @@ def test_a_zero_weight_branch_adds_nothing() -> None:
 @pytest.mark.parametrize(
     ("n", "branches", "expected"),
     [
-        # 10 words: dense 0.5; the lexical half split equally.
-        (10, ALL_BRANCHES, {DENSE: 0.5, SPARSE: 0.25, BM25: 0.25}),
+        # 10 words: dense 0.5; the lexical half split 1:3 (BM25_FRACTION 0.75).
+        (10, ALL_BRANCHES, {DENSE: 0.5, SPARSE: 0.125, BM25: 0.375}),
         # 40 words: dense 0.5 + 0.05 * 2 = 0.6; 0.4 left to words.
-        (40, ALL_BRANCHES, {DENSE: 0.6, SPARSE: 0.2, BM25: 0.2}),
+        (40, ALL_BRANCHES, {DENSE: 0.6, SPARSE: 0.1, BM25: 0.3}),
         (40, (DENSE, BM25), {DENSE: 0.6, BM25: 0.4}),
         (40, (BM25, DENSE), {DENSE: 0.6, BM25: 0.4}),
-        (40, (SPARSE, BM25), {SPARSE: 0.5, BM25: 0.5}),
+        (40, (SPARSE, BM25), {SPARSE: 0.25, BM25: 0.75}),
         (40, (BM25,), {BM25: 1.0}),
         (40, (DENSE,), {DENSE: 1.0}),
         # 2 words: dense 0.5 + 0.05 * log2(0.2) = 0.38390...
@@ -177,8 +177,8 @@ def test_a_zero_weight_branch_adds_nothing() -> None:
             ALL_BRANCHES,
             {
                 DENSE: 0.5 + 0.05 * math.log2(0.2),
-                SPARSE: (0.5 - 0.05 * math.log2(0.2)) / 2,
-                BM25: (0.5 - 0.05 * math.log2(0.2)) / 2,
+                SPARSE: (0.5 - 0.05 * math.log2(0.2)) * 0.25,
+                BM25: (0.5 - 0.05 * math.log2(0.2)) * 0.75,
             },
         ),
     ],
@@ -192,8 +192,8 @@ def test_query_length_weights_over_three_branches(
 
 
 def test_query_length_bm25_fraction() -> None:
-    weights = query_length_weights(words(40), branches=ALL_BRANCHES, bm25_fraction=0.75)
-    assert weights == pytest.approx({DENSE: 0.6, SPARSE: 0.1, BM25: 0.3}, abs=1e-12)
+    weights = query_length_weights(words(40), branches=ALL_BRANCHES, bm25_fraction=0.5)
+    assert weights == pytest.approx({DENSE: 0.6, SPARSE: 0.2, BM25: 0.2}, abs=1e-12)
     only_bm25 = query_length_weights(words(40), branches=ALL_BRANCHES, bm25_fraction=1.0)
     assert only_bm25 == pytest.approx({DENSE: 0.6, SPARSE: 0.0, BM25: 0.4}, abs=1e-12)
 
@@ -223,12 +223,13 @@ def test_query_length_bad_branches(kwargs: dict[str, object], message: str) -> N
 
 
 def test_default_fusion_over_three_branches() -> None:
-    # A 10-word query: alphas 0.5, 0.25, 0.25 over the min-max scores:
-    # a = 0.5 + 0 + 0.125 = 0.625; b = 0.25 + 0.25 = 0.5; c = 0.25; d = 0.125; e = 0.
+    # A 10-word query: alphas 0.5, 0.125, 0.375 over the min-max scores:
+    # a = 0.5 + 0 + 0.1875 = 0.6875; b = 0.25 + 0.125 = 0.375; c = 0.375 (a tie, kept in
+    # first-seen order); d = 0.0625; e = 0.
     weights = default_weights(DEFAULT_FUSION, words(10), branches=RANKINGS)
-    assert weights == {DENSE: 0.5, SPARSE: 0.25, BM25: 0.25}
+    assert weights == {DENSE: 0.5, SPARSE: 0.125, BM25: 0.375}
     hits = fuse(RANKINGS, method=DEFAULT_FUSION, weights=weights)
-    check(hits, [("a", 0.625), ("b", 0.5), ("c", 0.25), ("d", 0.125), ("e", 0.0)])
+    check(hits, [("a", 0.6875), ("b", 0.375), ("c", 0.375), ("d", 0.0625), ("e", 0.0)])
     for method in FusionMethod:
         if method is not DEFAULT_FUSION:
             assert default_weights(method, words(10), branches=RANKINGS) is None

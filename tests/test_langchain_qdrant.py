@@ -121,7 +121,8 @@ def test_langchain_qdrant_reads_our_collection(
     """Written by us; langchain-qdrant, given our vector names, finds the same top 1 and
     knows each document by its point id (it does not read our ``document_id``)."""
     client = QdrantClient(":memory:")
-    ours = make_retriever(collection_name="shared", client=client)
+    # The two vectors langchain-qdrant knows: its writes would leave a BM25 vector empty.
+    ours = make_retriever(collection_name="shared", client=client, bm25_encoder=False)
     ours.add_documents(documents, show_progress=False)
     theirs = _their_store(
         client, dense_encoder, sparse_encoder, vector_name="dense", sparse_vector_name="sparse"

@@ -8,13 +8,21 @@ checked here on both embedded engines with the real models.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import ENGINES
+from langchain_core.documents import Document
 
-from hybrid_retriever import HybridRetriever
-from hybrid_retriever.evaluation import DEFAULT_RUNS, run_from_one_search, run_retriever
-from hybrid_retriever.tuning import hit_id, search_branches
+from hybrid_retriever import HybridRetriever, SentenceTransformerEncoder, SpladeEncoder
+from hybrid_retriever.branch_lists import hit_id, search_branches
+from hybrid_retriever.evaluation import (
+    DEFAULT_RUNS,
+    default_runs,
+    run_from_one_search,
+    run_retriever,
+)
 
 QUERIES = {
     "q1": "why does bread dough rise",
@@ -22,6 +30,33 @@ QUERIES = {
     "q3": "insulin resistance and exercise",
     "q4": "how much sleep do adults need",
 }
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def demo_retriever(
+    request: pytest.FixtureRequest,
+    dense_encoder: SentenceTransformerEncoder,
+    sparse_encoder: SpladeEncoder,
+    documents: list[Document],
+) -> Iterator[HybridRetriever]:
+    """The demo collection with dense and SPLADE only: ``tuning.search_branches``, which
+    ``eval`` searches with, searches those two branches (BM25, a new collection's
+    default, is not among them yet)."""
+    retriever = HybridRetriever.from_documents(
+        documents,
+        collection_name="demo",
+        engine=request.param,
+        dense_encoder=dense_encoder,
+        sparse_encoder=sparse_encoder,
+        bm25_encoder=False,
+        show_progress=False,
+    )
+    retriever.invoke("settle")
+    retriever.invoke("settle again")
+    yield retriever
+    retriever.close()
+
+
 OPTION_SETS: list[dict[str, Any]] = [
     {},
     {"k": 3},
@@ -76,3 +111,68 @@ def test_one_search_gives_every_run_the_ranking_of_its_own_searches(
             **spec.options,
         )
         assert one[spec.name].ranking == each.ranking, spec.name
+
+
+THREE_BRANCH_OPTION_SETS: list[dict[str, Any]] = [
+    {},
+    {"k": 5, "prefetch_k": 6},
+    {"branches": ["bm25"]},
+    {"branches": ["dense", "bm25"], "fusion": "rrf"},
+    {"fusion": "convex", "weights": {"dense": 0.5, "sparse": 0.2, "bm25": 0.3}},
+    {"fusion": "dbsf", "weights": {"dense": 1.0, "sparse": 0.0, "bm25": 2.0}},
+    {"fusion": "adaptive"},
+]
+
+
+@pytest.fixture(scope="module", params=["edge", "qdrant-client"])
+def bm25_retriever(
+    request: pytest.FixtureRequest,
+    dense_encoder: SentenceTransformerEncoder,
+    sparse_encoder: SpladeEncoder,
+    documents: list[Document],
+) -> Iterator[HybridRetriever]:
+    """The demo corpus with a BM25 branch, on each embedded engine."""
+    retriever = HybridRetriever.from_documents(
+        documents,
+        collection_name="demo-bm25",
+        engine=request.param,
+        dense_encoder=dense_encoder,
+        sparse_encoder=sparse_encoder,
+        bm25_encoder=True,
+        show_progress=False,
+    )
+    retriever.invoke("settle")
+    retriever.invoke("settle again")
+    yield retriever
+    retriever.close()
+
+
+def test_three_branch_lists_fuse_as_invoke_does(bm25_retriever: HybridRetriever) -> None:
+    depth = max(bm25_retriever.search_depth(**o) for o in THREE_BRANCH_OPTION_SETS)
+    lists = search_branches(bm25_retriever, QUERIES, depth=depth)
+    assert all(set(per_query) == {"dense", "sparse", "bm25"} for per_query in lists.values())
+    assert any(per_query["bm25"] for per_query in lists.values())
+    for options in THREE_BRANCH_OPTION_SETS:
+        for query_id, text in QUERIES.items():
+            invoked = [
+                hit_id(str(d.id), d.metadata) for d in bm25_retriever.invoke(text, **options)
+            ]
+            fused = [
+                hit.id for hit in bm25_retriever.fuse_rankings(text, lists[query_id], **options)
+            ]
+            assert fused == invoked, (options, query_id)
+
+
+def test_one_search_gives_every_three_branch_run_its_own_ranking(
+    bm25_retriever: HybridRetriever,
+) -> None:
+    runs = default_runs(("dense", "sparse", "bm25"))
+    # The two-branch runs mean the same on a retriever with BM25: it stays out of them.
+    for spec in (*runs, *DEFAULT_RUNS):
+        one = run_from_one_search(bm25_retriever, QUERIES, [spec], k=10)
+        each = run_retriever(bm25_retriever, QUERIES, k=10, **spec.options)
+        assert one[spec.name].ranking == each.ranking, spec.name
+    two_branch_rrf = next(spec for spec in DEFAULT_RUNS if spec.name == "rrf")
+    for text in QUERIES.values():
+        for document in bm25_retriever.invoke(text, k=10, **two_branch_rrf.options):
+            assert "bm25" not in document.metadata["_ranks"]

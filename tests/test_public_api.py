@@ -14,6 +14,7 @@ def test_all_is_pinned() -> None:
         "Distance",
         "DuplicateIdError",
         "EdgeStorage",
+        "EmbeddedDocument",
         "EncoderBackend",
         "Engine",
         "FusionMethod",

@@ -289,7 +289,9 @@ def test_batch_equals_invoke_with_each_text_encoded_alone_and_one_search(
     batched = retriever.batch(QUERIES)
     alone = [[q] for q in dict.fromkeys(QUERIES)]  # the repeat is encoded once
     assert (dense.batches, sparse.batches) == (alone, alone)
-    assert searches == [2 * len(QUERIES)]  # both branches of every query, one request
+    # Every branch of every query (dense, SPLADE and BM25: a new collection's default),
+    # one request.
+    assert searches == [3 * len(QUERIES)]
 
     retriever._query_cache.clear()
     single = [retriever.invoke(q) for q in QUERIES]

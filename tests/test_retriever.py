@@ -12,6 +12,7 @@ from langchain_core.runnables import RunnableLambda
 from qdrant_client import AsyncQdrantClient, QdrantClient, models
 
 from hybrid_retriever import (
+    Bm25Encoder,
     CollectionMismatchError,
     CollectionNotFoundError,
     HybridRetriever,
@@ -35,8 +36,9 @@ def test_hybrid_results_explain_themselves(demo_retriever: HybridRetriever) -> N
     assert top.metadata["topic"] == "health"
     assert top.id == "bio-01"  # the id it was added with
     assert top.metadata["_id"] == point_id("bio-01", "", {})  # the Qdrant point id
-    assert set(top.metadata["_ranks"]) == {"dense", "sparse"}
-    assert top.metadata["_ranks"] == {"dense": 1, "sparse": 1}
+    # Every branch of a new collection: BM25 is on by default.
+    assert set(top.metadata["_ranks"]) == {"dense", "sparse", "bm25"}
+    assert top.metadata["_ranks"]["dense"] == top.metadata["_ranks"]["sparse"] == 1
     # The fused score is the paper's RRF of the reported ranks.
     for doc in docs:
         expected = sum(1 / (60 + r) for r in doc.metadata["_ranks"].values() if r is not None)
@@ -83,6 +85,8 @@ def test_matches_qdrant_server_side_rrf(make_retriever: MakeRetriever, documents
     query = "energy saving in sport"
     ours = retriever.invoke(query, k=10, prefetch_k=20, fusion="rrf")
     sparse = retriever.sparse_encoder.encode_query(query)
+    assert isinstance(retriever.bm25_encoder, Bm25Encoder)  # a new collection: three branches
+    bm25 = retriever.bm25_encoder.encode_query(query)
     theirs = client.query_points(
         "demo",
         prefetch=[
@@ -92,6 +96,11 @@ def test_matches_qdrant_server_side_rrf(make_retriever: MakeRetriever, documents
             models.Prefetch(
                 query=models.SparseVector(indices=sparse.indices, values=sparse.values),
                 using="sparse",
+                limit=20,
+            ),
+            models.Prefetch(
+                query=models.SparseVector(indices=bm25.indices, values=bm25.values),
+                using="bm25",
                 limit=20,
             ),
         ],
@@ -279,11 +288,16 @@ def test_api_key_never_in_repr() -> None:
     assert "s3cret" not in repr(retriever.storage)
 
 
-def test_upsert_writes_both_vectors(make_retriever: MakeRetriever, documents: list) -> None:
+def test_upsert_writes_every_vector(make_retriever: MakeRetriever, documents: list) -> None:
     client = QdrantClient(":memory:")
     make_retriever(client=client).add_documents(documents, show_progress=False)
     records, _ = client.scroll("documents", limit=100, with_vectors=True)
     assert len(records) == len(documents)
+    assert all(set(r.vector) == {"dense", "sparse", "bm25"} for r in records)
+    make_retriever(client=client, collection_name="two", bm25_encoder=False).add_documents(
+        documents, show_progress=False
+    )
+    records, _ = client.scroll("two", limit=100, with_vectors=True)
     assert all(set(r.vector) == {"dense", "sparse"} for r in records)
 
 

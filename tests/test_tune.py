@@ -18,7 +18,10 @@ from hybrid_retriever.tuning import (
     fused_ids,
     per_query_ndcg,
     tune,
+    untuned_configs,
 )
+
+THREE = ("dense", "sparse", "bm25")
 
 # -- scoring and cross-validation ----------------------------------------------------------------
 
@@ -29,6 +32,41 @@ def test_candidate_grid() -> None:
     assert len(grid) == 2 + 5 * 5 + 9
     assert len(set(grid)) == len(grid)
     assert {c.method for c in grid} == set(FusionMethod)
+
+
+def test_candidate_grid_over_three_branches() -> None:
+    grid = candidate_configs(prefetch_grid=(100,), branches=THREE)
+    # 3 single branches + (3 pairs x 5 ratios + 7 mixes of 1 and 2) x (3 RRF k + DBSF +
+    # adaptive) + convex: 3 pairs x 9 alphas + 36 mixes of all three in steps of 0.1
+    assert len(grid) == 3 + (3 * 5 + 7) * 5 + (3 * 9 + 36)
+    assert len(set(grid)) == len(grid)
+    assert {c.method for c in grid} == set(FusionMethod)
+    # Every candidate names all three weights: one left out would count as 1.
+    assert all(c.weights is not None and set(c.weights) == set(THREE) for c in grid)
+    # The two-branch grid is in it, BM25 at 0: tuning can find that BM25 does not pay.
+    three = set(grid)
+    for two in candidate_configs(prefetch_grid=(100,)):
+        assert two.weights is not None
+        with_bm25 = {**two.weights, "bm25": 0.0}
+        assert FusionConfig(two.method, with_bm25, two.rrf_k, prefetch_k=100) in three
+    for config in grid:
+        if config.method is FusionMethod.CONVEX:
+            assert config.weights is not None
+            assert sum(config.weights.values()) == pytest.approx(1.0)
+            assert sum(w > 0 for w in config.weights.values()) >= 2
+
+
+def test_candidate_grid_refuses_other_branch_sets() -> None:
+    with pytest.raises(InvalidParameterError, match="branches must be"):
+        candidate_configs(branches=("dense", "bm25"))
+
+
+def test_untuned_baselines_follow_the_branches() -> None:
+    assert list(untuned_configs()) == ["dense", "sparse", "convex (default)"]
+    three = untuned_configs(THREE)
+    assert list(three) == ["dense", "sparse", "bm25", "convex (default)"]
+    assert three["bm25"].weights == {"dense": 0.0, "sparse": 0.0, "bm25": 1.0}
+    assert three["convex (default)"] == FusionConfig()
 
 
 def test_fused_ids_truncates_to_prefetch_and_skips_zero_weight_branch() -> None:
@@ -110,6 +148,24 @@ def test_tune_picks_a_config_that_ranks_dense_first() -> None:
     assert result.top[0] == (result.config, 1.0)
 
 
+def test_tune_over_three_branches_finds_the_branch_that_ranks_first() -> None:
+    # Dense and SPLADE put the relevant document tenth; BM25 puts it first.
+    rankings, qrels = synthetic_rankings(10)
+    for q, lists in rankings.items():
+        relevant = lists["dense"][0]
+        lists["dense"] = [*lists["dense"][1:10], relevant]
+        noise = [BranchHit(f"b{q}_{i}", 9.0 - i) for i in range(9)]
+        lists["bm25"] = [BranchHit(relevant.id, 12.0), *noise]
+    result = tune(rankings, qrels, queries=texts(rankings), folds=2)
+    assert list(result.baselines) == ["dense", "sparse", "bm25", "convex (default)"]
+    assert result.baselines["bm25"] == 1.0
+    assert result.baselines["dense"] == pytest.approx(0.28906482631788766)
+    assert result.ndcg == 1.0
+    assert result.config.weights is not None
+    assert set(result.config.weights) == set(THREE)  # chosen from the three-branch grid
+    assert result.config.weights["bm25"] > 0
+
+
 def test_tune_refuses_unjudged_queries() -> None:
     rankings, _ = synthetic_rankings(3)
     with pytest.raises(InvalidParameterError, match="None of the queries"):
@@ -169,6 +225,7 @@ def test_tune_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
             "--no-progress",
             "--out",
             str(out),
+            "--bm25",
         ]
     )
     assert status == 0
@@ -180,5 +237,9 @@ def test_tune_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert "test split (2 queries, not used to choose)" in printed
     config = FusionConfig.load(out)
     assert config.provenance["split"] == "train"
+    # BM25 is searched and tuned over (the flag's default): weights name all three.
+    assert config.provenance["branches"] == list(THREE)
+    assert "bm25" in config.provenance["untuned"]
+    assert config.weights is None or set(config.weights) == set(THREE)
     assert len(config.provenance["held_out_ndcg_per_fold"]) == 2
     assert "test_ndcg" in config.provenance

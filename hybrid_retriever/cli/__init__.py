@@ -1,10 +1,12 @@
-"""The ``hybrid-retriever`` command line: ``index``, ``search``, ``eval``, ``tune`` and ``demo``.
+"""The ``hybrid-retriever`` command line: ``index``, ``search``, ``eval``, ``tune``, ``copy``
+and ``demo``.
 
     hybrid-retriever index ./my-notes                  # collection 'my-notes', in ./qdrant_data
     hybrid-retriever search "why does bread rise" --collection my-notes --filter topic=cooking
     hybrid-retriever eval ./scifact --json scifact.json --plot scifact.png
     hybrid-retriever tune ./scifact --split train --out fusion.json
     hybrid-retriever search "vitamin D" --collection scifact --fusion-config fusion.json
+    hybrid-retriever copy scifact --to-url http://localhost:6333
     hybrid-retriever demo
 
 Every subcommand but ``demo`` keeps its data in ``./qdrant_data`` (``$HYBRID_RETRIEVER_PATH``
@@ -24,12 +26,12 @@ import warnings
 from collections.abc import Sequence
 
 from hybrid_retriever.advice import command_line
-from hybrid_retriever.cli import demo, evaluate, index, search, tune
+from hybrid_retriever.cli import copy, demo, evaluate, index, index_vectors, search, tune
 from hybrid_retriever.cli.common import add_debug_option
 from hybrid_retriever.errors import HybridRetrieverError
 
 PROG = "hybrid-retriever"
-SUBCOMMANDS = (index, search, evaluate, tune, demo)
+SUBCOMMANDS = (index, index_vectors, search, evaluate, tune, copy, demo)
 
 
 def package_version() -> str:

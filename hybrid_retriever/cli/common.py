@@ -189,9 +189,40 @@ def retriever_arguments(args: argparse.Namespace, *, collection: str) -> dict[st
         encoder_options["precision"] = args.precision
     if getattr(args, "backend", None):
         encoder_options["backend"] = args.backend
-    return {
+    arguments: dict[str, Any] = {
         "collection_name": collection,
         "dense_encoder": SentenceTransformerEncoder(args.dense_model, **encoder_options),
         "sparse_encoder": SpladeEncoder(args.sparse_model, **encoder_options),
         **location_arguments(args),
+        **tenant_arguments(args),
     }
+    if getattr(args, "no_bm25", False):
+        # Otherwise bm25_encoder is left unset: BM25 for a new collection, an existing
+        # one as it was written (hybrid_retriever/bm25_setting.py).
+        arguments["bm25_encoder"] = False
+    return arguments
+
+
+def add_tenant_options(parser: argparse.ArgumentParser) -> None:
+    """``--tenant`` / ``--tenant-key``: confine the command to one tenant (``tenancy``)."""
+    group = parser.add_argument_group("tenant")
+    group.add_argument(
+        "--tenant",
+        metavar="VALUE",
+        help="confine everything to the documents of this tenant (a string): written with "
+        "metadata TENANT_KEY=VALUE, searched and read only there",
+    )
+    group.add_argument(
+        "--tenant-key",
+        metavar="KEY",
+        help="the metadata key that holds the tenant (default: 'tenant'; needs --tenant)",
+    )
+
+
+def tenant_arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """The HybridRetriever tenant arguments (none for commands without the options)."""
+    arguments = {
+        "tenant": getattr(args, "tenant", None),
+        "tenant_key": getattr(args, "tenant_key", None),
+    }
+    return {name: value for name, value in arguments.items() if value is not None}

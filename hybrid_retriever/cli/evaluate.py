@@ -1,14 +1,19 @@
-"""``hybrid-retriever eval``: dense vs sparse vs fused on a BEIR dataset, scored by ranx.
+"""``hybrid-retriever eval``: each branch alone vs fused on a BEIR dataset, scored by ranx.
 
-The run named ``convex`` searches as a retriever does by default (convex fusion with
-the query-length weights); ``convex-0.5`` is the same method with equal weights.
+The branches are dense and SPLADE, and BM25 where the retriever has it (``--bm25`` /
+``--no-bm25``; by default, as ``HybridRetriever`` decides for the collection). The runs are
+:func:`~hybrid_retriever.evaluation.default_runs` for those branches: ``dense``,
+``sparse`` and ``bm25`` alone; ``convex``, which searches as a retriever does by default
+(convex fusion with the query-length weights, over all the branches); and ``rrf``,
+``dbsf``, ``convex-0.5`` (the default method with equal weights) and ``adaptive`` over
+all the branches.
 
 The dataset is read as it ships: its quirks (empty documents, judgements naming
 documents the corpus lacks, ...) are handled as BEIR does and listed in the output and
 the JSON report (:mod:`hybrid_retriever.quirks`). The corpus is indexed once.
 
-Each query is then encoded once and each branch searched once; every run of
-``DEFAULT_RUNS`` is computed from those two lists with its own options, by the
+Each query is then encoded once and each branch searched once (one request); every run
+is computed from those lists with its own options, by the
 retriever's own fusion step (``HybridRetriever.fuse_rankings``), so the runs differ
 only in how the branches are weighted and fused. Each query retrieves ``max(100, k)``
 documents, so that Recall@100 means what it says. Latency is measured apart, on a
@@ -27,6 +32,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from hybrid_retriever.branch_lists import retriever_branches
 from hybrid_retriever.cli.common import (
     add_dataset_options,
     collection_name,
@@ -38,10 +44,11 @@ from hybrid_retriever.errors import InvalidParameterError
 from hybrid_retriever.evaluation import (
     DEFAULT_DEPTH,
     DEFAULT_RUN,
-    DEFAULT_RUNS,
+    RUN_NAMES,
     BeirDataset,
     RunResult,
     RunSpec,
+    default_runs,
     latency_sample,
     load_beir,
     metric_names,
@@ -50,21 +57,22 @@ from hybrid_retriever.evaluation import (
     score_queries,
     time_runs,
 )
+from hybrid_retriever.fusion.branches import ALL_BRANCHES, BM25, TWO_BRANCHES
 
 DEFAULT_LATENCY_QUERIES = 20
 """Queries timed per run through ``invoke``: enough for a p50, a rough p95."""
 
 
 def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
-    names = [r.name for r in DEFAULT_RUNS]
     parser = subparsers.add_parser(
         "eval",
         parents=parents,
-        help="compare dense, sparse and fused retrieval on a BEIR dataset",
+        help="compare dense, SPLADE, BM25 and fused retrieval on a BEIR dataset",
         description=(
             "Index a BEIR dataset once, then run its queries "
-            f"{', '.join(f'{r.name} ({r.description})' for r in DEFAULT_RUNS)}, and report "
-            "nDCG@k, Recall@100 and MRR@k per run (computed with ranx), plus query latency."
+            f"{', '.join(f'{r.name} ({r.description})' for r in default_runs(ALL_BRANCHES))}"
+            ", and report nDCG@k, Recall@100 and MRR@k per run (computed with ranx), plus "
+            "query latency. Without a BM25 branch, the same without the bm25 run."
         ),
     )
     parser.add_argument(
@@ -82,9 +90,18 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
     )
     parser.add_argument(
         "--runs",
-        default=",".join(names),
+        default=None,
         metavar="LIST",
-        help=f"comma-separated runs among {', '.join(names)} (default: all)",
+        help=f"comma-separated runs among {', '.join(RUN_NAMES)} (default: all those of "
+        "the branches searched)",
+    )
+    parser.add_argument(
+        "--bm25",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="index and search a BM25 branch beside dense and SPLADE (English), or not "
+        "(default: as HybridRetriever does for the collection; --no-bm25 for a collection "
+        "indexed without one)",
     )
     parser.add_argument(
         "--latency-queries",
@@ -114,10 +131,18 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
     parser.set_defaults(run=run)
 
 
-def select_runs(names: str) -> list[RunSpec]:
-    """The runs named in a comma-separated list, in the order given."""
-    known = {r.name: r for r in DEFAULT_RUNS}
+def select_runs(names: str | None, branches: Sequence[str] = ALL_BRANCHES) -> list[RunSpec]:
+    """The runs named in a comma-separated list, in the order given (None: every run of
+    ``branches``)."""
+    known = {r.name: r for r in default_runs(branches)}
+    if names is None:
+        return list(known.values())
     chosen = [n.strip() for n in names.split(",") if n.strip()]
+    if BM25 in chosen and BM25 not in known:
+        raise InvalidParameterError(
+            f"--runs {names!r}: the {BM25} run needs the BM25 branch; pass --bm25 (for a "
+            f"collection indexed with BM25 or a new one), or leave {BM25} out."
+        )
     unknown = [n for n in chosen if n not in known]
     if unknown or not chosen:
         raise InvalidParameterError(
@@ -127,8 +152,9 @@ def select_runs(names: str) -> list[RunSpec]:
 
 
 def run(args: argparse.Namespace) -> int:
-    # Everything that can be checked without models is checked first.
-    runs = select_runs(args.runs)
+    # Everything that can be checked without models is checked first: the run names here,
+    # whether the retriever's branches allow them once it is built.
+    select_runs(args.runs, TWO_BRANCHES if args.bm25 is False else ALL_BRANCHES)
     if importlib.util.find_spec("ranx") is None:
         raise InvalidParameterError("eval needs ranx: pip install 'hybrid-retriever[eval]'.")
     if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
@@ -151,12 +177,18 @@ def run(args: argparse.Namespace) -> int:
     from hybrid_retriever.retriever import HybridRetriever
 
     # No query cache: the timed queries encode each time, as a user's first query does.
+    bm25_option = {} if args.bm25 is None else {"bm25_encoder": args.bm25}
     retriever = HybridRetriever(
-        **retriever_arguments(args, collection=collection),
+        **{**retriever_arguments(args, collection=collection), **bm25_option},
         query_cache_size=0,
     )
     try:
+        # A fresh collection is created with BM25 unless --no-bm25: settle that first.
+        bm25_encoder = retriever.settled_bm25_encoder(creating=True)
+        branches = retriever_branches(retriever)
+        runs = select_runs(args.runs, branches)
         storage = repr(retriever.storage)
+        bm25 = None if bm25_encoder is None else bm25_encoder.identity()
         warm_up(retriever)
         encoders = encoder_runtimes(retriever)
         chunker = None
@@ -219,6 +251,8 @@ def run(args: argparse.Namespace) -> int:
             "collection": collection,
             "storage": storage,
             "models": {"dense": args.dense_model, "sparse": args.sparse_model},
+            "branches": list(branches),
+            "bm25": bm25,
             "encoders": encoders,
             "ignore_identical_ids": args.ignore_identical_ids,
             "chunking": chunker is not None,

@@ -12,6 +12,7 @@ from hybrid_retriever.cli.common import (
     add_collection_option,
     add_location_options,
     add_model_options,
+    add_tenant_options,
     collection_name,
     positive_int,
     retriever_arguments,
@@ -56,6 +57,10 @@ files too), "line_number", "id", "reason", "empty" and "line" (the line as read,
 bytes that are not UTF-8 shown as \\xNN). The run ends with their count (exit
 status 0); fix them and run the same command again.
 
+The collection is created with three branches: dense, SPLADE and BM25 (--no-bm25:
+dense and SPLADE only). An existing collection keeps the branches it was created
+with; one without BM25 can be given it only by indexing into a new --collection.
+
 With --strict, the first such record stops the run (exit status 1, the error names
 FILE:LINE and the reason) and nothing is written: every record is checked before a
 model loads, and, when records are chunked, their chunk ids once more after.
@@ -98,9 +103,15 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
         action="store_true",
         help="index long text files and JSON-lines records whole (see below)",
     )
+    parser.add_argument(
+        "--no-bm25",
+        action="store_true",
+        help="create the collection without the BM25 branch (dense and SPLADE only)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_location_options(parser, default=LOCATION_HELP)
     add_model_options(parser)
+    add_tenant_options(parser)
     parser.set_defaults(run=run)
 
 
@@ -125,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
         index_resumable,
         warm_up,
     )
+    from hybrid_retriever.encoders.bm25 import Bm25Encoder
     from hybrid_retriever.retriever import HybridRetriever
 
     rejects = RejectsFile(rejects_path)
@@ -155,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
             show_progress=not args.no_progress,
         )
         where = repr(retriever.storage)
+        has_bm25 = isinstance(retriever.bm25_encoder, Bm25Encoder)
     finally:
         retriever.close()
         rejects.close()
@@ -168,6 +181,12 @@ def run(args: argparse.Namespace) -> int:
         f"collection {args.collection!r} in {where}: {stats.written} written, "
         f"{stats.unchanged} already stored unchanged; {plural(stats.points, 'point')} in "
         f"the collection. {stats.seconds:.1f} s, {stats.docs_per_second:.1f} docs/s."
+    )
+    print(
+        "Branches: dense, sparse, bm25."
+        if has_bm25
+        else "Branches: dense, sparse (no BM25: the collection was created without it, with "
+        "--no-bm25 or before BM25 was a default; index into a new --collection to get it)."
     )
     if rejects.count:
         print(

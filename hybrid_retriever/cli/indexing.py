@@ -150,15 +150,25 @@ def index_resumable(
 
 def _changed(retriever: HybridRetriever, chunk: list[Document]) -> list[Document]:
     """The documents of ``chunk`` not stored with exactly this text and metadata."""
-    ids = [point_id(d.id, d.page_content, d.metadata) for d in chunk]
+    tenancy = retriever.tenancy
+    if tenancy is None:
+        ids = [point_id(d.id, d.page_content, d.metadata) for d in chunk]
+        metadatas = [d.metadata for d in chunk]
+    else:  # where and how a tenant-bound retriever stores them (``tenancy``)
+        prepared = [
+            tenancy.prepare(d.page_content, d.metadata, d.id, position=i)
+            for i, d in enumerate(chunk)
+        ]
+        ids = [p.point_id for p in prepared]
+        metadatas = [p.payload[METADATA_KEY] for p in prepared]
     # By point id, so that points written before ids were stored count as unchanged too.
     stored = {p.id: p.payload for p in retriever.storage.retrieve(retriever.collection_name, ids)}
     return [
         document
-        for document, pid in zip(chunk, ids, strict=True)
+        for document, pid, metadata in zip(chunk, ids, metadatas, strict=True)
         if (old := stored.get(pid)) is None
         or old.get(CONTENT_KEY) != document.page_content
-        or old.get(METADATA_KEY) != document.metadata
+        or old.get(METADATA_KEY) != metadata
     ]
 
 

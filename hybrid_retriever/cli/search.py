@@ -15,6 +15,7 @@ from hybrid_retriever.cli.common import (
     LOCATION_HELP,
     add_location_options,
     add_model_options,
+    add_tenant_options,
     embedded_folder,
     positive_int,
     retriever_arguments,
@@ -22,19 +23,49 @@ from hybrid_retriever.cli.common import (
 from hybrid_retriever.cli.filters import FILTER_HELP, parse_filters
 from hybrid_retriever.errors import CollectionNotFoundError
 from hybrid_retriever.evaluation import DEFAULT_RUN, DEFAULT_RUNS
+from hybrid_retriever.fusion.branches import ALL_BRANCHES
 from hybrid_retriever.fusion.methods import DEFAULT_FUSION, FusionMethod
 from hybrid_retriever.metadata_keys import DOC_ID_KEY
 
-BRANCHES = ("dense", "sparse")
 DEFAULT_K = 4
 """Results shown: the same default as Python's ``k`` and LangChain's retrievers."""
-_RESULT_KEYS = frozenset({"_id", "_score", "_ranks", "_scores"})
+_RESULT_KEYS = frozenset({"_id", "_score", "_ranks", "_scores", "_relevance"})
 
 
 def mode_options(mode: str) -> dict[str, Any]:
     """The search options of the ``eval`` run named ``mode`` (``convex``: the default fusion,
     or the one ``--fusion-config`` loads)."""
     return dict(next(run.options for run in DEFAULT_RUNS if run.name == mode))
+
+
+def branch_list(text: str) -> list[str]:
+    """argparse type: ``dense,sparse,bm25`` or any of them, checked before models load."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in ALL_BRANCHES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of branches among {', '.join(ALL_BRANCHES)}"
+        )
+    return names
+
+
+def search_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The per-call options ``--mode``, ``--fusion`` and ``--branches`` describe.
+
+    A mode whose weights name some branches (``dense``: dense 1, sparse 0) searches those
+    only, as its ``eval`` run was defined, rather than adding BM25 at weight 1; ``--branches``
+    chooses the branches itself (the mode's weights for the others are dropped)."""
+    options = mode_options(args.mode)
+    if args.fusion:
+        options["fusion"] = args.fusion
+    weights = options.get("weights")
+    if args.branches is not None:
+        options["branches"] = args.branches
+        if weights is not None:
+            options["weights"] = {b: w for b, w in weights.items() if b in args.branches}
+    elif weights is not None and "branches" not in options:
+        options["branches"] = list(weights)
+    return options
 
 
 def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
@@ -44,8 +75,9 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
         help="search a collection and show why each result ranked where it did",
         description=(
             "Search a collection. Each result shows its fused score and, per branch,\n"
-            "its rank and raw score (cosine for dense, dot product for SPLADE); '-' means\n"
-            "that branch did not return it."
+            "its rank and raw score (cosine for dense, dot product for SPLADE, BM25 score\n"
+            "for bm25); '-' means that branch did not return it. A collection indexed\n"
+            "with BM25 (the default) is searched with its three branches."
         ),
         epilog=FILTER_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -69,6 +101,13 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
         "--fusion-config, the fusion it saved)",
     )
     parser.add_argument(
+        "--branches",
+        type=branch_list,
+        metavar="LIST",
+        help="the branches to search and fuse, comma-separated among dense,sparse,bm25 "
+        "(default: all the collection has)",
+    )
+    parser.add_argument(
         "--filter",
         action="append",
         default=[],
@@ -89,6 +128,7 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     add_location_options(parser, default=f"{LOCATION_HELP} (as for index)")
     add_model_options(parser)
+    add_tenant_options(parser)
     parser.set_defaults(run=run)
 
 
@@ -108,9 +148,7 @@ def run(args: argparse.Namespace) -> int:
         **retriever_arguments(args, collection=args.collection),
         fusion_config=args.fusion_config,
     )
-    options = mode_options(args.mode)
-    if args.fusion:
-        options["fusion"] = args.fusion
+    options = search_options(args)
     try:
         documents = retriever.invoke(args.query, k=args.k, filter=query_filter, **options)
     finally:
@@ -122,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
             "collection": args.collection,
             "mode": args.mode,
             "fusion": str(options.get("fusion", retriever.fusion.value)),
+            "branches": searched_branches(documents),
             "k": args.k,
             "filter": args.filter,
             "results": rows,
@@ -132,8 +171,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def searched_branches(documents: Sequence[Document]) -> list[str]:
+    """The branches the search fused (every result reports a rank for each, maybe None)."""
+    return [b for b in ALL_BRANCHES if any(b in d.metadata["_ranks"] for d in documents)]
+
+
 def result_rows(documents: Sequence[Document]) -> list[dict[str, Any]]:
-    """Plain data for each result: what both the table and --json show."""
+    """Plain data for each result: what both the table and --json show; one entry per
+    branch searched (dense, sparse, bm25)."""
+    branches = searched_branches(documents)
     rows = []
     for rank, doc in enumerate(documents, start=1):
         ranks, scores = doc.metadata["_ranks"], doc.metadata["_scores"]
@@ -142,7 +188,8 @@ def result_rows(documents: Sequence[Document]) -> list[dict[str, Any]]:
             {
                 "rank": rank,
                 "score": doc.metadata["_score"],
-                **{b: {"rank": ranks.get(b), "score": scores.get(b)} for b in BRANCHES},
+                "relevance": doc.metadata["_relevance"],
+                **{b: {"rank": ranks.get(b), "score": scores.get(b)} for b in branches},
                 "id": str(metadata.get(DOC_ID_KEY, doc.id)),
                 "point_id": doc.metadata["_id"],
                 "text": doc.page_content,
@@ -153,22 +200,27 @@ def result_rows(documents: Sequence[Document]) -> list[dict[str, Any]]:
 
 
 def format_table(rows: Sequence[dict[str, Any]], *, width: int | None = None) -> str:
-    """A text table sized to the terminal: rank, fused, dense, sparse, id, snippet."""
+    """A text table sized to the terminal: rank, fused, one column per branch searched
+    (dense, sparse, bm25), id, snippet."""
     width = width or shutil.get_terminal_size((120, 24)).columns
+    branches = [b for b in ALL_BRANCHES if rows and b in rows[0]]
     id_width = min(max(len("id"), *(len(r["id"]) for r in rows)), 24)
-    header = f"{'#':>3}  {'fused':>7}  {'dense':>13}  {'sparse':>13}  {'id':<{id_width}}  text"
+    columns = "".join(f"{b:>13}  " for b in branches)
+    header = f"{'#':>3}  {'fused':>7}  {columns}{'id':<{id_width}}  text"
     snippet_width = max(width - len(header) + len("text"), 30)
     lines = [header]
     for row in rows:
-        cells = [
-            "-" if row[b]["rank"] is None else f"#{row[b]['rank']} {row[b]['score']:.3f}"
-            for b in BRANCHES
-        ]
+        cells = "".join(f"{_cell(row[b]):>13}  " for b in branches)
         lines.append(
-            f"{row['rank']:>3}  {row['score']:.5f}  {cells[0]:>13}  {cells[1]:>13}  "
+            f"{row['rank']:>3}  {row['score']:.5f}  {cells}"
             f"{_clip(row['id'], id_width):<{id_width}}  {_clip(row['text'], snippet_width)}"
         )
     return "\n".join(lines)
+
+
+def _cell(found: dict[str, Any]) -> str:
+    """A branch's rank and raw score, or '-' where it did not return the result."""
+    return "-" if found["rank"] is None else f"#{found['rank']} {found['score']:.3f}"
 
 
 def _clip(text: str, width: int) -> str:

@@ -1,8 +1,11 @@
 """``hybrid-retriever tune``: choose the fusion method and parameters on labelled queries.
 
-Indexes the BEIR dataset (resumably, like ``eval``), searches each judged query of
-``--split`` once, scores every candidate of :func:`~hybrid_retriever.tuning.candidate_configs`
-from those lists, and cross-validates the choice (see :mod:`hybrid_retriever.tuning`).
+Indexes the BEIR dataset (resumably, like ``eval``), with dense and SPLADE branches and,
+where the retriever has one, BM25 (``--bm25`` / ``--no-bm25``; by default, as
+``HybridRetriever`` decides for the collection), searches each judged query of
+``--split`` once (all its branches in one request), scores every candidate of
+:func:`~hybrid_retriever.tuning.candidate_configs` for those branches from those lists,
+and cross-validates the choice (see :mod:`hybrid_retriever.tuning`).
 Prints the choice, each fold's held-out nDCG and their spread, and saves the config
 (``--out``, default ``fusion.json``), which ``search --fusion-config fusion.json`` and
 ``HybridRetriever(..., fusion_config="fusion.json")`` load. The dataset is indexed where
@@ -80,6 +83,14 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]) -> N
         action="store_true",
         help="drop a retrieved document whose id is the query's id (ArguAna, Quora)",
     )
+    parser.add_argument(
+        "--bm25",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="index and search a BM25 branch beside dense and SPLADE, and tune over the "
+        "three (English), or not (default: as HybridRetriever does for the collection; "
+        "--no-bm25 for a collection indexed without one)",
+    )
     add_dataset_options(parser)
     parser.set_defaults(run=run)
 
@@ -98,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         DEFAULT_PREFETCH_GRID,
         candidate_configs,
         per_query_ndcg,
+        retriever_branches,
         search_branches,
         tune,
     )
@@ -106,7 +118,14 @@ def run(args: argparse.Namespace) -> int:
     test = load_beir(args.dataset, args.test_split) if args.test_split else None
     collection = args.collection or collection_name(dataset.name)
     show_progress = not args.no_progress
-    retriever = HybridRetriever(**retriever_arguments(args, collection=collection))
+    bm25_option = {} if args.bm25 is None else {"bm25_encoder": args.bm25}
+    retriever = HybridRetriever(
+        **{**retriever_arguments(args, collection=collection), **bm25_option}
+    )
+    # tune indexes the dataset first: a fresh collection gets BM25 unless --no-bm25.
+    bm25_encoder = retriever.settled_bm25_encoder(creating=True)
+    branches = retriever_branches(retriever)
+    bm25 = None if bm25_encoder is None else bm25_encoder.identity()
     try:
         index_dataset(retriever, dataset, batch_size=args.batch_size, show_progress=show_progress)
         queries = dict(dataset.queries)
@@ -125,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
         {q: rankings[q] for q in dataset.queries},
         dataset.qrels,
         queries=dataset.queries,
-        configs=candidate_configs(),
+        configs=candidate_configs(branches=branches),
         folds=args.folds,
         seed=args.seed,
         k=args.k,
@@ -143,6 +162,8 @@ def run(args: argparse.Namespace) -> int:
         "held_out_ndcg_std": result.held_out_std,
         "untuned": result.baselines,
         "models": {"dense": args.dense_model, "sparse": args.sparse_model},
+        "branches": list(branches),
+        "bm25": bm25,
         "command": shlex.join(["hybrid-retriever", *args.command_line]),
     }
     if test is not None:

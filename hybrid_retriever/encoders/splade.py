@@ -15,6 +15,7 @@ commutes with the maximum, so it is applied once per document, not once per toke
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -248,6 +249,18 @@ class SpladeEncoder(SparseEncoder):
             )
             # Inside: a sparse tensor made in inference mode cannot coalesce outside.
             return sparse_rows(matrix, len(texts))
+
+    @functools.cached_property
+    def vocabulary_size(self) -> int:
+        """How many terms a vector can index: the model's output size (loads the model).
+        Vectors computed elsewhere are checked against it (``precomputed.py``)."""
+        onnx = self._onnx_model()
+        if onnx is not None:  # the query output is the dense [vocabulary] row
+            return len(onnx.encode_query("vocabulary"))
+        size = self.model.get_sentence_embedding_dimension()
+        if size is None:  # pragma: no cover - a custom module that does not say
+            raise ModelLoadError(f"{self._model_name!r} does not say its vocabulary size.")
+        return int(size)
 
     def decode(self, vector: SparseVector, *, top_k: int = 10) -> list[tuple[str, float]]:
         """The ``top_k`` heaviest vocabulary tokens of ``vector``, for explanations."""

@@ -16,6 +16,7 @@ from typing import Any
 
 from hybrid_retriever.errors import InvalidParameterError
 from hybrid_retriever.fusion.branches import ALL_BRANCHES, TWO_BRANCHES
+from hybrid_retriever.fusion.depth import DEFAULT_PREFETCH_K, check_k
 from hybrid_retriever.fusion.methods import (
     DEFAULT_FUSION,
     FusionMethod,
@@ -31,7 +32,6 @@ from hybrid_retriever.fusion.rrf import (
     check_rrf_k,
     check_weights,
 )
-from hybrid_retriever.search_options import DEFAULT_PREFETCH_K, check_k
 
 CONFIG_FORMAT = "hybrid-retriever/fusion-config"
 CONFIG_VERSION = 1

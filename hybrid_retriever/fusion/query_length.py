@@ -23,10 +23,11 @@ within corpora and between them (CISI, median 50 words: dense 0.420, SPLADE 0.31
 equal-weight fusion 0.404). No labels, no state: the same query always gets the same
 weights, whatever the collection.
 
-With a third branch, BM25 (``branches=`` naming it), the rule still sets the dense share;
-what it leaves to words is split between the two lexical branches, ``bm25_fraction`` of it
-to BM25 (one half by default: before the study of ``docs/bm25-study-plan.md`` nothing
-favours either)::
+With the third branch, BM25 (a default for new collections), the rule still sets the
+dense share; what it leaves to words is split between the two lexical branches,
+``bm25_fraction`` of it to BM25: 0.75 (SPLADE 0.25), chosen by the BM25 study
+(``docs/bm25-study.md``) leave-one-corpus-out over the six corpora, with the base and
+slope above, from a grid fixed before any fused score was seen (0.5 before it)::
 
     sparse = (1 - dense) * (1 - bm25_fraction)
     bm25   = (1 - dense) * bm25_fraction
@@ -55,8 +56,9 @@ PIVOT_WORDS = 10
 FLOOR = 0.3
 CEILING = 0.8
 """Neither branch is ever weighted below 0.2: the other always has a say."""
-BM25_FRACTION = 0.5
-"""BM25's part of the lexical share when both SPLADE and BM25 are searched."""
+BM25_FRACTION = 0.75
+"""BM25's part of the lexical share when both SPLADE and BM25 are searched (the BM25
+study's choice, docs/bm25-study.md)."""
 
 
 def query_length_weights(

@@ -32,6 +32,12 @@ RECORD_KEY = "hybrid_retriever"
 """The key of this package's record (see ``model_record``) in a collection's metadata
 (Qdrant's collection metadata; on Edge, the metadata file beside the shard)."""
 
+COPY_KEY = "hybrid_retriever.copy"
+"""Present in a collection's metadata while :func:`hybrid_retriever.move.copy_collection`
+fills it (where from, and where to resume); removed when the copy is verified, in the
+same write that adds the model record. A collection carrying it is refused on open
+(:func:`refuse_unfinished_copy`): half of a collection must not pass for all of it."""
+
 
 @dataclass(frozen=True, slots=True)
 class StoredPoint:
@@ -60,6 +66,9 @@ class BranchQuery:
     limit: int
     with_payload: bool | tuple[str, ...] = True
     """True: the whole payload; a tuple: only these payload paths; False: none."""
+    exact: bool = False
+    """Search every point instead of the HNSW index: for checks that compare two engines
+    (``move``), where the index's approximation would hide or fake a difference."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,9 +141,29 @@ class StorageBackend(ABC):
     ) -> list[list[ScoredPoint]]:
         """Run every branch query in one round trip; one ranked list per query."""
 
-    def scroll_points(self, collection: str, *, batch_size: int) -> Iterator[list[StoredPoint]]:
-        """Every point with its vectors and payload, ``batch_size`` at a time, in id order
-        (used to copy a collection, ``add_bm25``). Backends that cannot raise StorageError."""
+    def delete_matching(self, collection: str, ids: Sequence[str], query_filter: Filter) -> None:
+        """Delete the points among ``ids`` that match ``query_filter``, in one engine call
+        (a tenant-bound delete: ``tenancy``); unknown or unmatched ids are ignored. Backends
+        that cannot raise StorageError, never deleting more than asked."""
+        raise StorageError(f"{self!r} cannot delete by ids and filter in one call.")
+
+    def count_matching(self, collection: str, query_filter: Filter) -> int:
+        """Exact number of points that match ``query_filter``."""
+        raise StorageError(f"{self!r} cannot count the points that match a filter.")
+
+    def ensure_tenant_index(self, collection: str, key: str, *, integer: bool) -> bool:
+        """Make sure the payload field ``key`` holding tenants is indexed for tenants
+        (Qdrant's ``is_tenant``; an integer index for ``integer`` tenants); True when such
+        an index exists afterwards. An existing index on the field is left as it is. The
+        default: no index (confinement never depends on one)."""
+        return False
+
+    def scroll_points(
+        self, collection: str, *, batch_size: int, start: str | None = None
+    ) -> Iterator[list[StoredPoint]]:
+        """Every point with its vectors and payload, ``batch_size`` at a time, in id order,
+        from id ``start`` on (inclusive; None: the first), to copy a collection (``add_bm25``,
+        ``move``). Backends that cannot raise StorageError."""
         from hybrid_retriever.errors import StorageError
 
         raise StorageError(f"{self!r} cannot read points back with their vectors.")
@@ -153,6 +182,20 @@ class StorageBackend(ABC):
     ) -> None:
         """Keep ``record`` (JSON) with ``collection``, replacing any earlier one. It must
         never appear as a point: not in count, search, retrieve or listings."""
+
+    def read_collection_metadata(self, collection: str) -> dict[str, Any]:
+        """All of ``collection``'s metadata (this package's record under :data:`RECORD_KEY`,
+        and any other key), to copy it with the collection; empty when it keeps none."""
+        return {}
+
+    def write_collection_metadata(self, collection: str, metadata: Mapping[str, Any]) -> None:
+        """Merge ``metadata`` into ``collection``'s, as Qdrant's ``update_collection`` does:
+        a key set to None is removed, others replaced or added."""
+        raise StorageError(f"{self!r} cannot keep collection metadata.")
+
+    def delete_collection(self, collection: str) -> None:
+        """Drop ``collection`` and every point in it (``move`` with ``overwrite=True``)."""
+        raise StorageError(f"{self!r} cannot delete a collection.")
 
     def create_recorded_collection(self, spec: CollectionSpec, record: Mapping[str, Any]) -> None:
         """Create the collection with ``record`` written, as one step for this process's
@@ -200,6 +243,14 @@ class StorageBackend(ABC):
     async def adelete(self, collection: str, ids: Sequence[str]) -> None:
         await asyncio.to_thread(self.delete, collection, ids)
 
+    async def adelete_matching(
+        self, collection: str, ids: Sequence[str], query_filter: Filter
+    ) -> None:
+        await asyncio.to_thread(self.delete_matching, collection, ids, query_filter)
+
+    async def aensure_tenant_index(self, collection: str, key: str, *, integer: bool) -> bool:
+        return await asyncio.to_thread(self.ensure_tenant_index, collection, key, integer=integer)
+
     async def aoptimize(self, collection: str) -> None:
         await asyncio.to_thread(self.optimize, collection)
 
@@ -218,6 +269,23 @@ class StorageBackend(ABC):
 
 class CollectionExistsError(Exception):
     """Internal signal: another writer created the collection between check and create."""
+
+
+def refuse_unfinished_copy(metadata: Mapping[str, Any], where: str) -> None:
+    """Raise ``IncompleteCopyError`` when ``metadata`` says a copy into it has not finished."""
+    marker = metadata.get(COPY_KEY)
+    if marker is None:
+        return
+    from hybrid_retriever.errors import IncompleteCopyError
+
+    origin = ""
+    if isinstance(marker, Mapping):
+        origin = f" from collection {marker.get('collection')!r} in {marker.get('source')}"
+    raise IncompleteCopyError(
+        f"{where[0].upper()}{where[1:]} is an unfinished copy{origin}: it may hold only part "
+        "of the points and has no model record yet. Run the same copy again to finish it "
+        "(hybrid_retriever.move.copy_collection or `hybrid-retriever copy`), or drop it."
+    )
 
 
 class RecordNotWrittenError(StorageError):

@@ -56,6 +56,7 @@ from hybrid_retriever.storage.base import (
     Vector,
     WithVectors,
     payload_points,
+    refuse_unfinished_copy,
     write_record_after_create,
 )
 from hybrid_retriever.storage.disk_space import (
@@ -214,7 +215,9 @@ class EdgeStorage(StorageBackend):
     keeps_collection_record = True
 
     def read_collection_record(self, collection: str) -> dict[str, Any] | None:
-        record = self._collection_metadata(collection).get(RECORD_KEY)
+        metadata = self._collection_metadata(collection)
+        refuse_unfinished_copy(metadata, f"collection {collection!r} in {self!r}")
+        record = metadata.get(RECORD_KEY)
         if record is None or isinstance(record, dict):
             return record
         raise StorageError(
@@ -224,11 +227,24 @@ class EdgeStorage(StorageBackend):
         )
 
     def write_collection_record(self, collection: str, record: Mapping[str, Any]) -> None:
-        """Write the record under :data:`RECORD_KEY`, keeping the file's other keys, atomically
-        (a whole new file renamed over the old one): a crash leaves the old file or the new
-        one, never half of one."""
+        """Write the record under :data:`RECORD_KEY`, keeping the file's other keys."""
+        self.write_collection_metadata(collection, {RECORD_KEY: dict(record)})
+
+    def read_collection_metadata(self, collection: str) -> dict[str, Any]:
+        return self._collection_metadata(collection)
+
+    def write_collection_metadata(self, collection: str, metadata: Mapping[str, Any]) -> None:
+        """Merge into the metadata file (None removes a key), atomically (a whole new file
+        renamed over the old one): a crash leaves the old file or the new one, never half
+        of one."""
         path = self._folder(collection) / RECORD_FILE
-        metadata = {**self._collection_metadata(collection), RECORD_KEY: dict(record)}
+        merged = self._collection_metadata(collection)
+        for key, value in metadata.items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        metadata = merged
         scratch = path.with_name(f".{RECORD_FILE}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             with open(scratch, "w", encoding="utf-8") as handle:
@@ -264,6 +280,26 @@ class EdgeStorage(StorageBackend):
             raise StorageError(f"{path} does not hold a JSON object. Delete it, as above.")
         return metadata
 
+    def delete_collection(self, collection: str) -> None:
+        import shutil
+
+        folder = self._folder(collection)
+        with self._lock:
+            shard = self._shards.pop(collection, None)
+            if shard is not None:
+                with _edge_errors(self, collection):
+                    shard.close()
+            if not (folder / CONFIG_FILE).is_file():
+                return
+            try:
+                # The configuration first: a crash midway leaves no half-readable shard.
+                (folder / CONFIG_FILE).unlink()
+                shutil.rmtree(folder)
+            except OSError as exc:
+                raise StorageError(
+                    f"Cannot delete the Edge collection {str(folder)!r}: {exc}"
+                ) from exc
+
     def upsert(self, collection: str, points: Sequence[StoredPoint]) -> None:
         from qdrant_edge import Point, UpdateOperation
 
@@ -298,6 +334,51 @@ class EdgeStorage(StorageBackend):
             with _edge_errors(self, collection):
                 shard.update(UpdateOperation.delete_points(list(ids)))
 
+    def delete_matching(self, collection: str, ids: Sequence[str], query_filter: Filter) -> None:
+        from qdrant_client.http import models
+        from qdrant_edge import UpdateOperation
+
+        if not ids:
+            return
+        selector = models.Filter(must=[models.HasIdCondition(has_id=list(ids)), query_filter])
+        needed = SAFETY_MARGIN_BYTES + UPSERT_GROWTH * _DELETE_RECORD_BYTES * len(ids)
+        with self._lock:
+            shard = self._shard(collection)
+            require_free_space(self._folder(collection), needed, action=f"delete {len(ids)} points")
+            with _edge_errors(self, collection):
+                shard.update(UpdateOperation.delete_points_by_filter(to_edge_filter(selector)))
+
+    def count_matching(self, collection: str, query_filter: Filter) -> int:
+        from qdrant_edge import CountRequest
+
+        with self._lock, _edge_errors(self, collection):
+            request = CountRequest(exact=True, filter=to_edge_filter(query_filter))
+            return int(self._shard(collection).count(request))
+
+    def ensure_tenant_index(self, collection: str, key: str, *, integer: bool) -> bool:
+        """Edge indexes payload fields as a server does: a keyword index with ``is_tenant``
+        (an integer index for integer tenants), kept with the shard."""
+        from qdrant_edge import IntegerIndexParams, KeywordIndexParams, UpdateOperation
+
+        with self._lock:
+            shard = self._shard(collection)
+            with _edge_errors(self, collection):
+                if key in shard.info().payload_schema:
+                    return True
+            params = (
+                IntegerIndexParams(lookup=True, range=False)
+                if integer
+                else KeywordIndexParams(is_tenant=True)
+            )
+            require_free_space(
+                self._folder(collection),
+                SAFETY_MARGIN_BYTES,
+                action=f"index the tenant field {key!r}",
+            )
+            with _edge_errors(self, collection):
+                shard.update(UpdateOperation.create_field_index(key, params))
+            return True
+
     def retrieve(
         self, collection: str, ids: Sequence[str], *, with_vectors: WithVectors = False
     ) -> list[StoredPoint]:
@@ -317,10 +398,12 @@ class EdgeStorage(StorageBackend):
             for r in records
         ]
 
-    def scroll_points(self, collection: str, *, batch_size: int) -> Iterator[list[StoredPoint]]:
+    def scroll_points(
+        self, collection: str, *, batch_size: int, start: str | None = None
+    ) -> Iterator[list[StoredPoint]]:
         from qdrant_edge import ScrollRequest
 
-        offset: Any = None
+        offset: Any = start
         while True:
             with self._lock, _edge_errors(self, collection):
                 records, offset = self._shard(collection).scroll(
@@ -353,7 +436,7 @@ class EdgeStorage(StorageBackend):
         *,
         routing: Routing | None = None,
     ) -> list[list[ScoredPoint]]:
-        from qdrant_edge import Query, QueryBatchRequest, QueryRequest
+        from qdrant_edge import Query, QueryBatchRequest, QueryRequest, SearchParams
 
         if routing:
             raise InvalidParameterError(
@@ -367,6 +450,7 @@ class EdgeStorage(StorageBackend):
                 query=Query.Nearest(_edge_vector(q.vector), using=q.vector_name),
                 filter=edge_filter,
                 with_payload=_payload_selector(q.with_payload),
+                params=SearchParams(exact=True) if q.exact else None,
             )
             for q in queries
         ]

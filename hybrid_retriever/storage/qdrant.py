@@ -39,6 +39,7 @@ from hybrid_retriever.storage.base import (
     Vector,
     WithVectors,
     payload_points,
+    refuse_unfinished_copy,
 )
 from hybrid_retriever.storage.disk_space import disk_full_error, is_disk_full
 from hybrid_retriever.vectors import SparseVector
@@ -233,6 +234,23 @@ class QdrantClientStorage(StorageBackend):
         with _engine_errors(self._description, collection=collection), _metadata_supported():
             self.client.update_collection(collection, metadata={RECORD_KEY: dict(record)})
 
+    def read_collection_metadata(self, collection: str) -> dict[str, Any]:
+        with self._locked(), _engine_errors(self._description, collection=collection):
+            info = self.client.get_collection(collection)
+        return dict(getattr(info.config, "metadata", None) or {})
+
+    def write_collection_metadata(self, collection: str, metadata: Mapping[str, Any]) -> None:
+        with (
+            self._locked(),
+            _engine_errors(self._description, collection=collection),
+            _metadata_supported(),
+        ):
+            self.client.update_collection(collection, metadata=dict(metadata))
+
+    def delete_collection(self, collection: str) -> None:
+        with self._locked(), _engine_errors(self._description, collection=collection):
+            self.client.delete_collection(collection)
+
     def upsert(self, collection: str, points: Sequence[StoredPoint]) -> None:
         with self._locked(), _engine_errors(self._description, collection=collection):
             self.client.upsert(
@@ -252,6 +270,54 @@ class QdrantClientStorage(StorageBackend):
                 wait=True,
                 shard_key_selector=self._shard_key,
             )
+
+    def delete_matching(
+        self, collection: str, ids: Sequence[str], query_filter: models.Filter
+    ) -> None:
+        if not ids:
+            return
+        with self._locked(), _engine_errors(self._description, collection=collection):
+            self.client.delete(
+                collection,
+                points_selector=_matching(ids, query_filter),
+                wait=True,
+                shard_key_selector=self._shard_key,
+            )
+
+    def count_matching(self, collection: str, query_filter: models.Filter) -> int:
+        with self._locked(), _engine_errors(self._description, collection=collection):
+            counted = self.client.count(
+                collection,
+                count_filter=query_filter,
+                exact=True,
+                shard_key_selector=self._shard_key,
+            )
+            return int(counted.count)
+
+    def ensure_tenant_index(self, collection: str, key: str, *, integer: bool) -> bool:
+        """A server gets a keyword index with ``is_tenant`` (an integer index for integer
+        tenants); embedded mode ignores payload indexes (and warns), so it gets none."""
+        if self._embedded_lock is not None:
+            return False
+        with _engine_errors(self._description, collection=collection):
+            if key in (self.client.get_collection(collection).payload_schema or {}):
+                return True
+            self.client.create_payload_index(
+                collection, key, field_schema=_tenant_index(integer=integer), wait=True
+            )
+        return True
+
+    async def aensure_tenant_index(self, collection: str, key: str, *, integer: bool) -> bool:
+        if self._async_client is None:
+            return await super().aensure_tenant_index(collection, key, integer=integer)
+        with _engine_errors(self._description, collection=collection):
+            info = await self._async_client.get_collection(collection)
+            if key in (info.payload_schema or {}):
+                return True
+            await self._async_client.create_payload_index(
+                collection, key, field_schema=_tenant_index(integer=integer), wait=True
+            )
+        return True
 
     def retrieve(
         self, collection: str, ids: Sequence[str], *, with_vectors: WithVectors = False
@@ -279,8 +345,10 @@ class QdrantClientStorage(StorageBackend):
             for r in records
         ]
 
-    def scroll_points(self, collection: str, *, batch_size: int) -> Iterator[list[StoredPoint]]:
-        offset: Any = None
+    def scroll_points(
+        self, collection: str, *, batch_size: int, start: str | None = None
+    ) -> Iterator[list[StoredPoint]]:
+        offset: Any = start
         while True:
             with self._locked(), _engine_errors(self._description, collection=collection):
                 records, offset = self.client.scroll(
@@ -412,6 +480,21 @@ class QdrantClientStorage(StorageBackend):
                 shard_key_selector=self._shard_key,
             )
 
+    async def adelete_matching(
+        self, collection: str, ids: Sequence[str], query_filter: models.Filter
+    ) -> None:
+        if self._async_client is None:
+            return await super().adelete_matching(collection, ids, query_filter)
+        if not ids:
+            return
+        with _engine_errors(self._description, collection=collection):
+            await self._async_client.delete(
+                collection,
+                points_selector=_matching(ids, query_filter),
+                wait=True,
+                shard_key_selector=self._shard_key,
+            )
+
     async def asearch(
         self,
         collection: str,
@@ -487,6 +570,7 @@ def _layout(info: models.CollectionInfo) -> CollectionLayout:
 
 def _record_of(info: models.CollectionInfo, collection: str) -> dict[str, Any] | None:
     metadata = getattr(info.config, "metadata", None) or {}
+    refuse_unfinished_copy(metadata, f"collection {collection!r}")
     record = metadata.get(RECORD_KEY)
     if record is None or isinstance(record, dict):
         return record
@@ -538,6 +622,27 @@ def _point_structs(points: Sequence[StoredPoint]) -> list[models.PointStruct]:
     ]
 
 
+def _tenant_index(*, integer: bool) -> Any:
+    """Qdrant's ``is_tenant`` exists for keyword (and UUID) indexes; integer tenants get a
+    lookup-only integer index."""
+    from qdrant_client.http import models
+
+    if integer:
+        return models.IntegerIndexParams(
+            type=models.IntegerIndexType.INTEGER, lookup=True, range=False
+        )
+    return models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True)
+
+
+def _matching(ids: Sequence[str], query_filter: models.Filter) -> models.FilterSelector:
+    """The points among ``ids`` that match ``query_filter``, as one delete selector."""
+    from qdrant_client.http import models
+
+    return models.FilterSelector(
+        filter=models.Filter(must=[models.HasIdCondition(has_id=list(ids)), query_filter])
+    )
+
+
 def _query_requests(
     queries: Sequence[BranchQuery], query_filter: models.Filter | None, shard_key: Any
 ) -> list[models.QueryRequest]:
@@ -555,6 +660,7 @@ def _query_requests(
                 else list(query.with_payload)
             ),
             shard_key=shard_key,
+            params=models.SearchParams(exact=True) if query.exact else None,
         )
         for query in queries
     ]

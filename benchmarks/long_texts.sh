@@ -13,6 +13,9 @@
 #   index_whole         index corpus.jsonl --no-chunking
 #   eval_short          eval with the short queries, on the collection `eval` built
 #   eval_chunked_short  eval --chunking with the short queries, on eval_chunked's collection
+#   group_by            (not in the default steps; after `index`) both query sets through
+#                       invoke with and without group_by on index's collection
+#                       (benchmarks/long_texts_group_by.py; writes WORK_DIR/group_by.json)
 # and prints wall time, peak RSS and nDCG@10 of each. The four first start from an empty
 # collection (WORK_DIR/qdrant_STEP). STEPS="eval index_whole" runs only those; TREE=DIR
 # runs another checkout's hybrid_retriever (e.g. an older commit's, from
@@ -64,6 +67,11 @@ for name in $steps; do
         step eval_chunked_short eval_chunked eval "$short" --chunking \
             --json "$work/eval_chunked_short.json"
         ;;
+    group_by)
+        (cd "$tree" && PYTHONPATH="$tree" /usr/bin/time -v python \
+            "$repo/benchmarks/long_texts_group_by.py" --work "$work" --out "$work/group_by.json" \
+            >"$work/group_by.out" 2>"$work/group_by.err")
+        ;;
     *) echo "unknown step $name" >&2 && exit 2 ;;
     esac
 done
@@ -80,7 +88,9 @@ for name in steps:
     wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", err).group(1)
     row = {"peak_rss_gb": kb / 1e6, "wall": wall}
     report = work / f"{name}.json"
-    if report.is_file():
+    if report.is_file() and name == "group_by":
+        row.update(json.loads(report.read_text())["queries"])
+    elif report.is_file():
         r = json.loads(report.read_text())
         row["ndcg@10"] = {run: round(v["ndcg@10"], 4) for run, v in r["runs"].items()}
         row["recall@100"] = {run: round(v["recall@100"], 4) for run, v in r["runs"].items()}

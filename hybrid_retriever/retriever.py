@@ -9,8 +9,11 @@ The query path, top to bottom (:meth:`HybridRetriever._get_relevant_documents`):
 3. encode the query with each selected branch's encoder;
 4. search every selected named vector in one round trip, with the same filter;
 5. fuse the ranked lists (see ``fusion/``; the default, ``fusion.config``, was chosen
-   across a suite of corpora by ``benchmarks/fusion_study.py``);
-6. return LangChain Documents with the caller's ids, that explain their rank: ``_id``
+   across a suite of corpora by ``benchmarks/fusion_study.py``); with ``group_by``, a
+   query whose ranking holds too few sources is searched again, deeper;
+6. pick what to return: a page of the ranking (``offset``, ``k``), one hit per source
+   (``grouping``), or a diverse selection (``search_type="mmr"``, ``mmr``);
+7. return LangChain Documents with the caller's ids, that explain their rank: ``_id``
    (the point id), ``_score``, ``_ranks`` and ``_scores`` in the metadata; and
    ``_relevance``, in [0, 1] and comparable across queries (``relevance.py``), which
    ``score_threshold`` filters on.
@@ -25,7 +28,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from langchain_core.callbacks import (
@@ -68,7 +71,9 @@ from hybrid_retriever.errors import (
 from hybrid_retriever.fusion.config import FusionConfig
 from hybrid_retriever.fusion.methods import DEFAULT_FUSION, FusionMethod
 from hybrid_retriever.fusion.rrf import DEFAULT_RRF_K, BranchHit, FusedHit
+from hybrid_retriever.grouping import DEFAULT_GROUP_BY, first_per_group, group_value
 from hybrid_retriever.ingestion import DEFAULT_BATCH_SIZE, Indexer
+from hybrid_retriever.mmr import DEFAULT_LAMBDA_MULT, mmr_order
 from hybrid_retriever.model_catalog import DEFAULT_DENSE_MODEL, DEFAULT_SPARSE_MODEL
 from hybrid_retriever.model_record import ModelCheckState, acheck_models, check_models
 from hybrid_retriever.precomputed import (
@@ -87,12 +92,20 @@ from hybrid_retriever.search_options import (
     BM25,
     BRANCHES,
     DENSE,
+    MAX_K,
     SPARSE,
     SearchOptions,
+    SearchType,
     check_query,
     resolve_search_options,
 )
-from hybrid_retriever.storage.base import BranchQuery, ScoredPoint, StorageBackend, Vector
+from hybrid_retriever.storage.base import (
+    BranchQuery,
+    ScoredPoint,
+    StorageBackend,
+    StoredPoint,
+    Vector,
+)
 from hybrid_retriever.storage.connect import CONNECTION_ARGUMENTS, open_storage
 from hybrid_retriever.stored_calibration import warn_if_calibrated
 from hybrid_retriever.tenancy import DEFAULT_TENANT_KEY, Tenancy, tenancy_of
@@ -181,6 +194,22 @@ class HybridRetriever(BaseRetriever):
     """The branches a search fuses, e.g. ``("dense", "bm25")``; also per call. None: all
     the retriever has (dense and sparse, and bm25 unless its collection has none or
     ``bm25_encoder=False``)."""
+    offset: int = 0
+    """Results of the ranking skipped before the k returned: ``invoke(q, k=4, offset=8)``
+    returns results 9 to 12. Each branch is searched ``offset + k`` deep at least."""
+    group_by: str | bool | None = DEFAULT_GROUP_BY
+    """One result per source: the best-ranked hit of each distinct value of this metadata
+    path (``"metadata.author"``), and ``k`` counts sources. The default groups the chunks
+    of a document (their ``source_id``); a document without the key is a source of its
+    own, so whole documents are unaffected. None or False: every chunk."""
+    search_type: SearchType = SearchType.SIMILARITY
+    """``"similarity"``: the fused ranking; ``"mmr"``: maximal marginal relevance over its
+    top ``fetch_k`` (relevance: the fused scores rescaled to [0, 1]; redundancy: cosine
+    of the stored dense vectors), with ``lambda_mult`` from 0 (diversity) to 1."""
+    fetch_k: int | None = None
+    """MMR's candidates; None: 20, or offset + k if more."""
+    lambda_mult: float = DEFAULT_LAMBDA_MULT
+    """MMR's balance: 1 is the relevance order, 0 diversity only."""
 
     tenant: str | int | None = None
     """Bind the retriever to one tenant: every search, read, write and delete is confined
@@ -218,6 +247,11 @@ class HybridRetriever(BaseRetriever):
             query_filter=data.get("filter"),
             branches=data.get("branches"),
             available=_available_branches(data.get("bm25_encoder")),
+            offset=data.get("offset", 0),
+            group_by=data.get("group_by", DEFAULT_GROUP_BY),
+            search_type=data.get("search_type", SearchType.SIMILARITY),
+            fetch_k=data.get("fetch_k"),
+            lambda_mult=data.get("lambda_mult", DEFAULT_LAMBDA_MULT),
             score_threshold=data.get("score_threshold"),
         )
         if data.get("branches") is not None:
@@ -295,25 +329,28 @@ class HybridRetriever(BaseRetriever):
         # 1. Vectors per branch: from the cache, or one encoding pass per encoder,
         #    the two encoders running at the same time.
         vectors = self._encode_queries(texts, options)
-        # 2. Every branch of every query in one round trip, with the same filter.
-        requests = self._branch_queries(vectors, len(texts), options)
-        results = self.storage.search(
-            self.collection_name, _flatten(requests), options.filter, routing=options.routing
-        )
-        branch_results = _regroup(requests, results)
-        # 3. Fuse each query's branch lists.
-        fused = [
-            self._fuse(text, per_text, options)
-            for text, per_text in zip(texts, branch_results, strict=True)
-        ]
-        # 4. Payloads: in the search results, or (in-process engines) fetched for the
-        #    fused top k only, which is cheaper than decoding every candidate's.
-        if self.storage.fetch_payloads_after_fusion:
-            points = self.storage.retrieve(self.collection_name, _fused_ids(fused))
-            payloads = {p.id: p.payload for p in points}
-        else:
-            payloads = _payloads_of(branch_results)
-        return _results(fused, payloads, vectors, branch_results, options)
+        rankings: dict[int, _Ranking] = {}
+        todo, depth = list(range(len(texts))), options.prefetch_k
+        while todo:
+            # 2. Every branch of every query in one round trip, with the same filter.
+            requests = self._branch_queries(vectors, todo, options, depth)
+            results = self.storage.search(
+                self.collection_name, _flatten(requests), options.filter, routing=options.routing
+            )
+            # 3. Fuse each query's branch lists; again, deeper, for a query with too few
+            #    sources for group_by.
+            todo = self._rank(texts, todo, _regroup(requests, results), options, depth, rankings)
+            depth = min(2 * depth, MAX_K)
+        # 4. The hits to return, their payloads (in the search results, or fetched for
+        #    them only where that is cheaper than decoding every candidate's) and, for
+        #    MMR, their dense vectors.
+        picked = [rankings[i].candidates(options) for i in range(len(texts))]
+        points = None
+        if self.storage.fetch_payloads_after_fusion or options.search_type is SearchType.MMR:
+            points = self.storage.retrieve(
+                self.collection_name, _fused_ids(picked), with_vectors=self._vectors_for(options)
+            )
+        return self._results(picked, rankings, points, options, vectors)
 
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
@@ -326,21 +363,83 @@ class HybridRetriever(BaseRetriever):
         if not self._verified:
             await self._averify_collection()
         vectors = await asyncio.to_thread(self._encode_queries, texts, options)
-        requests = self._branch_queries(vectors, len(texts), options)
-        results = await self.storage.asearch(
-            self.collection_name, _flatten(requests), options.filter, routing=options.routing
-        )
-        branch_results = _regroup(requests, results)
-        fused = [
-            self._fuse(text, per_text, options)
-            for text, per_text in zip(texts, branch_results, strict=True)
-        ]
-        if self.storage.fetch_payloads_after_fusion:
-            points = await self.storage.aretrieve(self.collection_name, _fused_ids(fused))
-            payloads = {p.id: p.payload for p in points}
-        else:
-            payloads = _payloads_of(branch_results)
-        return _results(fused, payloads, vectors, branch_results, options)
+        rankings: dict[int, _Ranking] = {}
+        todo, depth = list(range(len(texts))), options.prefetch_k
+        while todo:
+            requests = self._branch_queries(vectors, todo, options, depth)
+            results = await self.storage.asearch(
+                self.collection_name, _flatten(requests), options.filter, routing=options.routing
+            )
+            todo = self._rank(texts, todo, _regroup(requests, results), options, depth, rankings)
+            depth = min(2 * depth, MAX_K)
+        picked = [rankings[i].candidates(options) for i in range(len(texts))]
+        points = None
+        if self.storage.fetch_payloads_after_fusion or options.search_type is SearchType.MMR:
+            points = await self.storage.aretrieve(
+                self.collection_name, _fused_ids(picked), with_vectors=self._vectors_for(options)
+            )
+        return self._results(picked, rankings, points, options, vectors)
+
+    def _rank(
+        self,
+        texts: Sequence[str],
+        todo: Sequence[int],
+        results: Sequence[Mapping[str, Sequence[ScoredPoint]]],
+        options: SearchOptions,
+        depth: int,
+        rankings: dict[int, _Ranking],
+    ) -> list[int]:
+        """Fuse the branch lists of the texts ``todo``, searched ``depth`` deep (first
+        ``prefetch_k``, then twice as deep each round), into ``rankings``; return the
+        texts to search again, deeper: those whose ranking holds fewer sources than
+        ``group_by`` needs while a branch may hold more (it returned all it was asked)."""
+        again = []
+        for i, per_text in zip(todo, results, strict=True):
+            ranking = _Ranking(
+                hits=self._fuse(texts[i], per_text, replace(options, prefetch_k=depth)),
+                payloads=_payloads_of([per_text]),
+                exhausted=all(len(hits) < depth for hits in per_text.values()),
+                floors=floors(per_text),
+            )
+            rankings[i] = ranking
+            if depth < MAX_K and ranking.short_of_sources(options):
+                again.append(i)
+        return again
+
+    def _vectors_for(self, options: SearchOptions) -> list[str] | bool:
+        """The stored vectors the picked hits are read with: MMR compares dense ones."""
+        return [self.dense_vector_name] if options.search_type is SearchType.MMR else False
+
+    def _results(
+        self,
+        picked: Sequence[Sequence[FusedHit]],
+        rankings: Mapping[int, _Ranking],
+        points: Sequence[StoredPoint] | None,
+        options: SearchOptions,
+        vectors: Mapping[str, Sequence[Vector]],
+    ) -> list[list[Document]]:
+        """Each text's Documents: its page of ``picked``, or MMR's page of them, each with
+        its ``_relevance``; those below ``score_threshold`` dropped (the rest in order)."""
+        fetched = {p.id: p.payload for p in points or ()}
+        dense = {p.id: p.vectors.get(self.dense_vector_name) for p in points or ()}
+        documents = []
+        for i, hits in enumerate(picked):
+            if options.search_type is SearchType.MMR:
+                hits = mmr_order(
+                    hits, dense, lambda_mult=options.lambda_mult, limit=options.offset + options.k
+                )
+            page = hits[options.offset : options.offset + options.k]
+            scales = query_scales({branch: per_text[i] for branch, per_text in vectors.items()})
+            bounds = {branch: rankings[i].floors.get(branch, 0.0) for branch in scales}
+            found = _documents(
+                page,
+                rankings[i].payloads if points is None else fetched,
+                [relevance(hit, scales, bounds) for hit in page],
+            )
+            if options.score_threshold is not None:
+                found = [d for d in found if d.metadata[RELEVANCE_KEY] >= options.score_threshold]
+            documents.append(found)
+        return documents
 
     @property
     def tenancy(self) -> Tenancy | None:
@@ -371,6 +470,11 @@ class HybridRetriever(BaseRetriever):
             branches=self.branches,
             available=_available_branches(self.bm25_encoder),
             overrides=overrides,
+            offset=self.offset,
+            group_by=self.group_by,
+            search_type=self.search_type,
+            fetch_k=self.fetch_k,
+            lambda_mult=self.lambda_mult,
             score_threshold=self.score_threshold,
         )
         tenancy = self.tenancy
@@ -441,45 +545,58 @@ class HybridRetriever(BaseRetriever):
         return {branch: [by_text[text] for text in texts] for branch, by_text in known.items()}
 
     def _branch_queries(
-        self, vectors: dict[str, list[Vector]], n_texts: int, options: SearchOptions
+        self,
+        vectors: dict[str, list[Vector]],
+        todo: Sequence[int],
+        options: SearchOptions,
+        depth: int,
     ) -> list[dict[str, BranchQuery]]:
-        """Per text, one query per branch worth searching (a sparse vector with no terms
-        matches nothing). Payloads come with the hits unless fetched after fusion."""
+        """Per text of ``todo``, one query per branch worth searching (a sparse vector with
+        no terms matches nothing), ``depth`` deep. Payloads come with the hits unless
+        fetched after fusion; then only the ``group_by`` key, if any, comes with them."""
         names = {
             DENSE: self.dense_vector_name,
             SPARSE: self.sparse_vector_name,
             BM25: self.bm25_vector_name,
         }
-        with_payload = not self.storage.fetch_payloads_after_fusion
+        with_payload: bool | tuple[str, ...] = not self.storage.fetch_payloads_after_fusion
+        if not with_payload and options.group_by is not None:
+            with_payload = (options.group_by,)
         return [
             {
                 branch: BranchQuery(
                     vector_name=names[branch],
                     vector=per_text[i],
-                    limit=options.prefetch_k,
+                    limit=depth,
                     with_payload=with_payload,
                 )
                 for branch, per_text in vectors.items()
                 if len(per_text[i]) > 0
             }
-            for i in range(n_texts)
+            for i in todo
         ]
 
     def _fuse(
         self, text: str, results: Mapping[str, Sequence[ScoredPoint]], options: SearchOptions
     ) -> list[FusedHit]:
-        """Fuse one query's branch results; branches not searched report no ranks."""
-        return self._fuse_hits(text, results, options)
+        """Fuse one query's branch results, every candidate ranked; branches not searched
+        report no ranks."""
+        return self._fuse_hits(text, results, options, limit=None)
 
     def _fuse_hits(
-        self, text: str, rankings: Mapping[str, Sequence[BranchHit]], options: SearchOptions
+        self,
+        text: str,
+        rankings: Mapping[str, Sequence[BranchHit]],
+        options: SearchOptions,
+        *,
+        limit: int | None,
     ) -> list[FusedHit]:
         """The one fusion step of every search, the same :meth:`FusionConfig.fuse` that
         ``tune`` and the fusion study score: the branch lists as the search would have
         returned them (``prefetch_k`` deep, nothing from a branch of weight 0), fused."""
         config = FusionConfig(options.fusion, options.weights, options.rrf_k, options.prefetch_k)
         lists = {b: rankings.get(b, []) for b in options.branches}
-        return config.fuse(lists, query=text, limit=options.k)
+        return config.fuse(lists, query=text, limit=limit)
 
     def fuse_rankings(
         self, query: str, rankings: Mapping[str, Sequence[BranchHit]], **search_options: Any
@@ -490,9 +607,15 @@ class HybridRetriever(BaseRetriever):
         :meth:`search_depth` deep (``tuning.search_branches`` makes them). The options are
         resolved exactly as ``invoke`` resolves them, default weighting included, and the
         lists fused by the same step; so many option sets can be scored from one search.
+        The page (``offset``) is applied; ``group_by`` and MMR, which need the payloads and
+        vectors, are not.
         """
         self._check_collection_once()
-        return self._fuse_hits(check_query(query), rankings, self._options(search_options))
+        options = self._options(search_options)
+        fused = self._fuse_hits(
+            check_query(query), rankings, options, limit=options.offset + options.k
+        )
+        return fused[options.offset :]
 
     def search_depth(self, **search_options: Any) -> int:
         """Candidates per branch that ``invoke(query, **search_options)`` searches for."""
@@ -972,6 +1095,46 @@ def _regroup(
     return [{branch: next(flat) for branch in per_text} for per_text in requests]
 
 
+@dataclass
+class _Ranking:
+    """One query's fused ranking, every candidate, as one search round found it."""
+
+    hits: list[FusedHit]
+    payloads: dict[str, dict[str, Any]]
+    """From the search results: whole payloads, or (on engines that fetch them after
+    fusion) only the ``group_by`` key's value."""
+    exhausted: bool
+    """Every branch returned fewer hits than asked: a deeper search finds nothing more."""
+    floors: dict[str, float]
+    """Each searched branch's lowest returned score, for ``_relevance`` (``relevance``)."""
+
+    def candidates(self, options: SearchOptions) -> list[FusedHit]:
+        """The best hits, as many as the page (or MMR) needs: one per source with
+        ``group_by``, a source ranking where its best hit does."""
+        key = options.group_by
+        if key is None:
+            return self.hits[: _needed(options)]
+        payloads = self.payloads
+        return first_per_group(
+            self.hits,
+            lambda hit: group_value(hit.id, payloads.get(hit.id, {}), key),
+            _needed(options),
+        )
+
+    def short_of_sources(self, options: SearchOptions) -> bool:
+        """Fewer sources than needed, while a deeper search could find more."""
+        if options.group_by is None or self.exhausted:
+            return False
+        return len(self.candidates(options)) < _needed(options)
+
+
+def _needed(options: SearchOptions) -> int:
+    """Hits a search picks from: the page's (offset + k), or MMR's candidates."""
+    if options.search_type is SearchType.MMR:
+        return options.fetch_k
+    return options.offset + options.k
+
+
 def _fused_ids(fused: Sequence[Sequence[FusedHit]]) -> list[str]:
     return list(dict.fromkeys(hit.id for hits in fused for hit in hits))
 
@@ -980,30 +1143,6 @@ def _payloads_of(
     results: Sequence[Mapping[str, Sequence[ScoredPoint]]],
 ) -> dict[str, dict[str, Any]]:
     return {p.id: p.payload for per_text in results for points in per_text.values() for p in points}
-
-
-def _results(
-    fused: Sequence[Sequence[FusedHit]],
-    payloads: dict[str, dict[str, Any]],
-    vectors: Mapping[str, Sequence[Vector]],
-    branch_results: Sequence[Mapping[str, Sequence[ScoredPoint]]],
-    options: SearchOptions,
-) -> list[list[Document]]:
-    """Each query's Documents, with their relevance; those below ``score_threshold`` dropped
-    (the rest keep their fused order)."""
-    found = []
-    for i, hits in enumerate(fused):
-        searched = {branch: per_text[i] for branch, per_text in vectors.items()}
-        scales = query_scales(searched)
-        bounds = floors({b: branch_results[i].get(b, []) for b in searched})
-        relevances = [relevance(hit, scales, bounds) for hit in hits]
-        documents = _documents(hits, payloads, relevances)
-        if options.score_threshold is not None:
-            documents = [
-                d for d in documents if d.metadata[RELEVANCE_KEY] >= options.score_threshold
-            ]
-        found.append(documents)
-    return found
 
 
 def _documents(

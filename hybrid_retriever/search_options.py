@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from hybrid_retriever.advice import advise
@@ -22,6 +23,8 @@ from hybrid_retriever.fusion.depth import MAX_K as MAX_K  # re-exported
 from hybrid_retriever.fusion.depth import check_k as check_k  # re-exported
 from hybrid_retriever.fusion.methods import DEFAULT_FUSION, FusionMethod, check_fusion
 from hybrid_retriever.fusion.rrf import check_rrf_k, check_weights
+from hybrid_retriever.grouping import check_group_by
+from hybrid_retriever.mmr import DEFAULT_FETCH_K, DEFAULT_LAMBDA_MULT, check_lambda_mult
 from hybrid_retriever.relevance import check_score_threshold
 from hybrid_retriever.storage.base import Routing
 
@@ -43,9 +46,22 @@ PER_CALL_OPTIONS = frozenset(
         "filter",
         "shard_key",
         "read_consistency",
+        "offset",
+        "group_by",
+        "search_type",
+        "fetch_k",
+        "lambda_mult",
         "score_threshold",
     }
 )
+
+
+class SearchType(str, Enum):
+    """What a search returns, LangChain's ``search_type``: the fused ranking, or a
+    diverse selection from its top ``fetch_k`` (maximal marginal relevance)."""
+
+    SIMILARITY = "similarity"
+    MMR = "mmr"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +76,15 @@ class SearchOptions:
     routing: Routing
     branches: tuple[str, ...] = TWO_BRANCHES
     """The branches this search fuses, in :data:`ALL_BRANCHES` order."""
+    offset: int = 0
+    """Results of the ranking skipped before the k returned (paging)."""
+    group_by: str | None = None
+    """Payload path whose value names a hit's source; one hit per source. None: off."""
+    search_type: SearchType = SearchType.SIMILARITY
+    fetch_k: int = DEFAULT_FETCH_K
+    """MMR: the candidates (of the fused ranking) it chooses from."""
+    lambda_mult: float = DEFAULT_LAMBDA_MULT
+    """MMR: 1 relevance only, 0 diversity only."""
     score_threshold: float | None = None
     """Results whose ``_relevance`` is below it are dropped; None: none are."""
 
@@ -149,12 +174,18 @@ def resolve_search_options(
     branches: Any = None,
     available: tuple[str, ...] = TWO_BRANCHES,
     overrides: Mapping[str, Any] | None = None,
+    offset: Any = 0,
+    group_by: Any = None,
+    search_type: Any = SearchType.SIMILARITY,
+    fetch_k: Any = None,
+    lambda_mult: Any = DEFAULT_LAMBDA_MULT,
     score_threshold: Any = None,
 ) -> SearchOptions:
     """Merge per-call ``overrides`` over the retriever's settings, and validate the result.
 
     ``available`` are the branches the retriever has encoders for; ``branches`` (None:
-    all of them) the ones a search fuses."""
+    all of them) the ones a search fuses. Each branch is searched deep enough for what
+    is returned: ``offset + k`` results, or MMR's ``fetch_k`` candidates."""
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - PER_CALL_OPTIONS)
     if unknown:
@@ -162,15 +193,21 @@ def resolve_search_options(
             f"Unknown search options {unknown}; a call accepts {sorted(PER_CALL_OPTIONS)}."
         )
     k = check_k(overrides.get("k", k))
+    offset = check_offset(overrides.get("offset", offset), k)
+    kind = check_search_type(overrides.get("search_type", search_type))
+    mmr = kind is SearchType.MMR
+    fetch_k = check_fetch_k(overrides.get("fetch_k", fetch_k), offset + k if mmr else 1)
+    needed = max(offset + k, fetch_k) if mmr else offset + k
     prefetch_k = overrides.get("prefetch_k", prefetch_k)
     if prefetch_k is None:
-        prefetch_k = max(DEFAULT_PREFETCH_K, k)
+        prefetch_k = max(DEFAULT_PREFETCH_K, needed)
     else:
         check_k(prefetch_k, "prefetch_k")
-        if prefetch_k < k:
+        if prefetch_k < needed:
+            wanted = f"k={k}" if needed == k else f"{needed} (offset + k, or MMR's fetch_k)"
             raise InvalidParameterError(
-                f"prefetch_k={prefetch_k} is below k={k}; each branch must return at least k "
-                "candidates. Raise prefetch_k or leave it unset."
+                f"prefetch_k={prefetch_k} is below {wanted}; each branch must return at least "
+                "as many candidates as are returned. Raise prefetch_k or leave it unset."
             )
     rrf_k = overrides.get("rrf_k", rrf_k)
     check_rrf_k(rrf_k)
@@ -191,8 +228,51 @@ def resolve_search_options(
             read_consistency=check_read_consistency(overrides.get("read_consistency")),
         ),
         branches=selected,
+        offset=offset,
+        group_by=check_group_by(overrides.get("group_by", group_by)),
+        search_type=kind,
+        fetch_k=fetch_k,
+        lambda_mult=check_lambda_mult(overrides.get("lambda_mult", lambda_mult)),
         score_threshold=check_score_threshold(overrides.get("score_threshold", score_threshold)),
     )
+
+
+def check_offset(offset: Any, k: int) -> int:
+    """Results skipped before the k returned: ``invoke(q, k=4, offset=8)`` is the third page."""
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise InvalidParameterError(
+            f"offset must be an integer >= 0 (results skipped before the k returned), got "
+            f"{offset!r}."
+        )
+    if offset + k > MAX_K:
+        raise InvalidParameterError(
+            f"offset + k = {offset + k:,} is too large (at most {MAX_K:,}); to read a whole "
+            "collection, scroll through it with qdrant-client instead."
+        )
+    return offset
+
+
+def check_search_type(value: Any) -> SearchType:
+    try:
+        return SearchType(value)
+    except ValueError:
+        raise InvalidParameterError(
+            f"search_type={value!r} is not one of {[t.value for t in SearchType]}: 'similarity' "
+            "returns the fused ranking, 'mmr' a diverse selection of its top fetch_k."
+        ) from None
+
+
+def check_fetch_k(fetch_k: Any, returned: int) -> int:
+    """MMR's candidates; None: LangChain's default (20), or ``offset + k`` if more."""
+    if fetch_k is None:
+        return max(DEFAULT_FETCH_K, returned)
+    check_k(fetch_k, "fetch_k")
+    if fetch_k < returned:
+        raise InvalidParameterError(
+            f"fetch_k={fetch_k} is below the {returned} results asked for (offset + k); MMR "
+            "picks them among fetch_k candidates. Raise fetch_k or leave it unset."
+        )
+    return int(fetch_k)
 
 
 def check_branches(branches: Any, available: tuple[str, ...]) -> tuple[str, ...]:

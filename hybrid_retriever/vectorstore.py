@@ -24,8 +24,10 @@ from hybrid_retriever.arguments import check_arguments
 from hybrid_retriever.documents import RESERVED_METADATA_KEYS
 from hybrid_retriever.errors import CollectionNotFoundError, InvalidParameterError
 from hybrid_retriever.ingestion import DEFAULT_BATCH_SIZE
+from hybrid_retriever.mmr import DEFAULT_FETCH_K, DEFAULT_LAMBDA_MULT
 from hybrid_retriever.relevance import RELEVANCE_KEY
 from hybrid_retriever.retriever import HybridRetriever
+from hybrid_retriever.search_options import SearchType
 from hybrid_retriever.tenancy import check_rebinding
 
 _WRITE_OPTIONS = frozenset({"batch_size", "show_progress"})
@@ -110,11 +112,12 @@ class HybridVectorStore(VectorStore):
     def as_retriever(self, **kwargs: Any) -> HybridRetriever:  # type: ignore[override]
         """The :class:`HybridRetriever` over this collection, sharing the storage and
         encoders, with options (``k``, ``fusion``, ``filter``, ...) overridden by ``kwargs``
-        or by LangChain's ``search_kwargs={...}``. ``search_type`` is ``"similarity"`` (the
-        hybrid search) or ``"similarity_score_threshold"`` (the same, results with a
-        ``_relevance`` below ``search_kwargs["score_threshold"]`` dropped). (Not a
+        or by LangChain's ``search_kwargs={...}``. ``search_type``: ``"similarity"`` (the
+        hybrid ranking), ``"similarity_score_threshold"`` (the same, results with a
+        ``_relevance`` below ``search_kwargs["score_threshold"]`` dropped) or ``"mmr"``
+        (with ``fetch_k`` and ``lambda_mult`` in ``search_kwargs``). (Not a
         ``VectorStoreRetriever``, hence the override of the return type.)"""
-        search_type = kwargs.pop("search_type", "similarity")
+        search_type = kwargs.pop("search_type", SearchType.SIMILARITY)
         search_kwargs = kwargs.pop("search_kwargs", None) or {}
         check_rebinding(self.retriever.tenancy, {**search_kwargs, **kwargs})
         if search_type == "similarity_score_threshold":
@@ -123,12 +126,14 @@ class HybridVectorStore(VectorStore):
                     'search_type="similarity_score_threshold" needs a threshold: pass '
                     'search_kwargs={"score_threshold": 0.5} (a minimum _relevance in [0, 1]).'
                 )
-        elif search_type != "similarity":
+            search_type = SearchType.SIMILARITY
+        elif search_type not in {t.value for t in SearchType}:
             raise InvalidParameterError(
-                f"search_type={search_type!r} is not supported; the types are 'similarity' "
-                "and 'similarity_score_threshold'. Drop search_type, or pick a fusion with "
-                "fusion=."
+                f"search_type={search_type!r} is not supported; the types are 'similarity', "
+                "'similarity_score_threshold' and 'mmr'. Drop search_type, or pick a fusion "
+                "with fusion=."
             )
+        kwargs["search_type"] = SearchType(search_type)
         current = {
             name: getattr(self.retriever, name) for name in type(self.retriever).model_fields
         }
@@ -253,6 +258,48 @@ class HybridVectorStore(VectorStore):
         except CollectionNotFoundError:
             return []
         return [_as_added(doc) for doc in found]
+
+    def max_marginal_relevance_search(
+        self,
+        query: str,
+        k: int = 4,
+        fetch_k: int = DEFAULT_FETCH_K,
+        lambda_mult: float = DEFAULT_LAMBDA_MULT,
+        **kwargs: Any,
+    ) -> list[Document]:
+        """``k`` documents picked for relevance and diversity among the ``fetch_k`` best of
+        the hybrid ranking (``lambda_mult``: 1 relevance only, 0 diversity only); see
+        ``HybridRetriever.search_type``. ``kwargs`` are search options, as for
+        :meth:`similarity_search`."""
+        options = {"fetch_k": fetch_k, "lambda_mult": lambda_mult, **kwargs}
+        return self.similarity_search(query, k, search_type=SearchType.MMR, **options)
+
+    async def amax_marginal_relevance_search(
+        self,
+        query: str,
+        k: int = 4,
+        fetch_k: int = DEFAULT_FETCH_K,
+        lambda_mult: float = DEFAULT_LAMBDA_MULT,
+        **kwargs: Any,
+    ) -> list[Document]:
+        """Async :meth:`max_marginal_relevance_search`."""
+        options = {"fetch_k": fetch_k, "lambda_mult": lambda_mult, **kwargs}
+        return await self.asimilarity_search(query, k, search_type=SearchType.MMR, **options)
+
+    def max_marginal_relevance_search_by_vector(
+        self,
+        embedding: list[float],
+        k: int = 4,
+        fetch_k: int = DEFAULT_FETCH_K,
+        lambda_mult: float = DEFAULT_LAMBDA_MULT,
+        **kwargs: Any,
+    ) -> list[Document]:
+        """Not available: the hybrid search needs the query's text (each branch encodes it
+        its own way), not one embedding."""
+        raise NotImplementedError(
+            "HybridVectorStore searches from the query's text (dense, SPLADE and BM25 "
+            "vectors of it); call max_marginal_relevance_search(query, ...) instead."
+        )
 
 
 def _store_arguments() -> frozenset[str]:

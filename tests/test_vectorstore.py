@@ -157,8 +157,8 @@ def test_as_retriever_is_the_hybrid_retriever_with_its_options(store: HybridVect
     assert (retriever.k, retriever.fusion.value) == (2, "rrf")
     found = retriever.invoke("bread")
     assert len(found) == 2 and found[0].id == "food-01"
-    with pytest.raises(InvalidParameterError, match="search_type='mmr' is not supported"):
-        store.as_retriever(search_type="mmr")
+    with pytest.raises(InvalidParameterError, match="search_type='bogus' is not supported"):
+        store.as_retriever(search_type="bogus")
 
 
 def test_from_texts_builds_a_searchable_store(

@@ -53,6 +53,10 @@ def payload_points(records: Iterable[Any]) -> list[StoredPoint]:
     return [StoredPoint(id=str(r.id), vectors={}, payload=r.payload or {}) for r in records]
 
 
+WithVectors = bool | Sequence[str]
+"""Which stored vectors a read returns: none (False), all (True), or these names."""
+
+
 @dataclass(frozen=True, slots=True)
 class BranchQuery:
     """One branch of a hybrid search: which named vector, what to search for, how deep."""
@@ -60,7 +64,8 @@ class BranchQuery:
     vector_name: str
     vector: Vector
     limit: int
-    with_payload: bool = True
+    with_payload: bool | tuple[str, ...] = True
+    """True: the whole payload; a tuple: only these payload paths; False: none."""
     exact: bool = False
     """Search every point instead of the HNSW index: for checks that compare two engines
     (``move``), where the index's approximation would hide or fake a difference."""
@@ -115,8 +120,11 @@ class StorageBackend(ABC):
         """Delete points by id; unknown ids are ignored."""
 
     @abstractmethod
-    def retrieve(self, collection: str, ids: Sequence[str]) -> list[StoredPoint]:
-        """The stored points among ``ids`` (payload only, no vectors)."""
+    def retrieve(
+        self, collection: str, ids: Sequence[str], *, with_vectors: WithVectors = False
+    ) -> list[StoredPoint]:
+        """The stored points among ``ids``: payloads, and the vectors ``with_vectors``
+        names (none by default; MMR reads the dense ones)."""
 
     @abstractmethod
     def count(self, collection: str) -> int:
@@ -227,8 +235,10 @@ class StorageBackend(ABC):
     async def aupsert(self, collection: str, points: Sequence[StoredPoint]) -> None:
         await asyncio.to_thread(self.upsert, collection, points)
 
-    async def aretrieve(self, collection: str, ids: Sequence[str]) -> list[StoredPoint]:
-        return await asyncio.to_thread(self.retrieve, collection, ids)
+    async def aretrieve(
+        self, collection: str, ids: Sequence[str], *, with_vectors: WithVectors = False
+    ) -> list[StoredPoint]:
+        return await asyncio.to_thread(self.retrieve, collection, ids, with_vectors=with_vectors)
 
     async def adelete(self, collection: str, ids: Sequence[str]) -> None:
         await asyncio.to_thread(self.delete, collection, ids)

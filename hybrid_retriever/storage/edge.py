@@ -54,6 +54,7 @@ from hybrid_retriever.storage.base import (
     StorageBackend,
     StoredPoint,
     Vector,
+    WithVectors,
     payload_points,
     refuse_unfinished_copy,
     write_record_after_create,
@@ -378,12 +379,24 @@ class EdgeStorage(StorageBackend):
                 shard.update(UpdateOperation.create_field_index(key, params))
             return True
 
-    def retrieve(self, collection: str, ids: Sequence[str]) -> list[StoredPoint]:
+    def retrieve(
+        self, collection: str, ids: Sequence[str], *, with_vectors: WithVectors = False
+    ) -> list[StoredPoint]:
+        wanted = with_vectors if isinstance(with_vectors, bool) else list(with_vectors)
         with self._lock, _edge_errors(self, collection):
             records = self._shard(collection).retrieve(
-                list(ids), with_payload=True, with_vector=False
+                list(ids), with_payload=True, with_vector=wanted
             )
-        return payload_points(records)
+        if not with_vectors:
+            return payload_points(records)
+        return [
+            StoredPoint(
+                id=str(r.id),
+                vectors={name: _our_vector(v) for name, v in (r.vector or {}).items()},
+                payload=r.payload or {},
+            )
+            for r in records
+        ]
 
     def scroll_points(
         self, collection: str, *, batch_size: int, start: str | None = None
@@ -436,7 +449,7 @@ class EdgeStorage(StorageBackend):
                 limit=q.limit,
                 query=Query.Nearest(_edge_vector(q.vector), using=q.vector_name),
                 filter=edge_filter,
-                with_payload=q.with_payload,
+                with_payload=_payload_selector(q.with_payload),
                 params=SearchParams(exact=True) if q.exact else None,
             )
             for q in queries
@@ -489,6 +502,10 @@ def _our_vector(vector: Any) -> Vector:
     if isinstance(vector, list):
         return [float(v) for v in vector]
     return SparseVector(indices=list(vector.indices), values=[float(v) for v in vector.values])
+
+
+def _payload_selector(with_payload: bool | tuple[str, ...]) -> bool | list[str]:
+    return with_payload if isinstance(with_payload, bool) else list(with_payload)
 
 
 def _edge_vector(vector: Vector) -> Any:

@@ -37,6 +37,7 @@ from hybrid_retriever.storage.base import (
     StorageBackend,
     StoredPoint,
     Vector,
+    WithVectors,
     payload_points,
     refuse_unfinished_copy,
 )
@@ -318,12 +319,31 @@ class QdrantClientStorage(StorageBackend):
             )
         return True
 
-    def retrieve(self, collection: str, ids: Sequence[str]) -> list[StoredPoint]:
+    def retrieve(
+        self, collection: str, ids: Sequence[str], *, with_vectors: WithVectors = False
+    ) -> list[StoredPoint]:
+        wanted = with_vectors if isinstance(with_vectors, bool) else list(with_vectors)
         with self._locked(), _engine_errors(self._description, collection=collection):
             records = self.client.retrieve(
-                collection, ids=list(ids), with_payload=True, shard_key_selector=self._shard_key
+                collection,
+                ids=list(ids),
+                with_payload=True,
+                with_vectors=wanted,
+                shard_key_selector=self._shard_key,
             )
-        return payload_points(records)
+        if not with_vectors:
+            return payload_points(records)
+        return [
+            StoredPoint(
+                id=str(r.id),
+                vectors={
+                    n: _our_vector(v)
+                    for n, v in (r.vector if isinstance(r.vector, dict) else {}).items()
+                },
+                payload=r.payload or {},
+            )
+            for r in records
+        ]
 
     def scroll_points(
         self, collection: str, *, batch_size: int, start: str | None = None
@@ -634,7 +654,11 @@ def _query_requests(
             using=query.vector_name or None,
             limit=query.limit,
             filter=query_filter,
-            with_payload=query.with_payload,
+            with_payload=(
+                query.with_payload
+                if isinstance(query.with_payload, bool)
+                else list(query.with_payload)
+            ),
             shard_key=shard_key,
             params=models.SearchParams(exact=True) if query.exact else None,
         )

@@ -30,7 +30,7 @@ from hybrid_retriever.encoders.bm25 import Bm25Encoder
 from hybrid_retriever.evaluation import beir_corpus, beir_queries
 from hybrid_retriever.machine import machine_info
 
-VARIANTS = {"two branches (default)": False, "three branches (bm25_encoder=True)": True}
+VARIANTS = {"two branches (bm25_encoder=False)": False, "three branches (the default)": True}
 
 
 def ingest(documents: list[Any], folder: Path, *, bm25: bool, encoders: dict[str, Any]) -> float:

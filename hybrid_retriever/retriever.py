@@ -394,13 +394,19 @@ class HybridRetriever(BaseRetriever):
         texts to search again, deeper: those whose ranking holds fewer sources than
         ``group_by`` needs while a branch may hold more (it returned all it was asked)."""
         again = []
+        searched = replace(options, prefetch_k=depth)
         for i, per_text in zip(todo, results, strict=True):
+            # Only the hits a page can use get built (a FusedHit per candidate costs
+            # about 1 ms a query); all of them only when group_by finds too few sources.
+            hits = self._fuse(texts[i], per_text, searched, limit=_needed(options))
             ranking = _Ranking(
-                hits=self._fuse(texts[i], per_text, replace(options, prefetch_k=depth)),
+                hits=hits,
                 payloads=_payloads_of([per_text]),
                 exhausted=all(len(hits) < depth for hits in per_text.values()),
                 floors=floors(per_text),
             )
+            if len(hits) == _needed(options) and ranking.short_of_sources(options, cut=True):
+                ranking = replace(ranking, hits=self._fuse(texts[i], per_text, searched))
             rankings[i] = ranking
             if depth < MAX_K and ranking.short_of_sources(options):
                 again.append(i)
@@ -577,11 +583,16 @@ class HybridRetriever(BaseRetriever):
         ]
 
     def _fuse(
-        self, text: str, results: Mapping[str, Sequence[ScoredPoint]], options: SearchOptions
+        self,
+        text: str,
+        results: Mapping[str, Sequence[ScoredPoint]],
+        options: SearchOptions,
+        *,
+        limit: int | None = None,
     ) -> list[FusedHit]:
-        """Fuse one query's branch results, every candidate ranked; branches not searched
-        report no ranks."""
-        return self._fuse_hits(text, results, options, limit=None)
+        """Fuse one query's branch results, the best ``limit`` (None: every candidate)
+        ranked; branches not searched report no ranks."""
+        return self._fuse_hits(text, results, options, limit=limit)
 
     def _fuse_hits(
         self,
@@ -1121,9 +1132,10 @@ class _Ranking:
             _needed(options),
         )
 
-    def short_of_sources(self, options: SearchOptions) -> bool:
-        """Fewer sources than needed, while a deeper search could find more."""
-        if options.group_by is None or self.exhausted:
+    def short_of_sources(self, options: SearchOptions, *, cut: bool = False) -> bool:
+        """Fewer sources than needed, while a deeper search could find more (``cut``:
+        while the ranking, cut to the hits needed, leaves more of the same search out)."""
+        if options.group_by is None or (self.exhausted and not cut):
             return False
         return len(self.candidates(options)) < _needed(options)
 

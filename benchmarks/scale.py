@@ -47,7 +47,9 @@ CACHE = Path("/tmp/fusion_study_cache")
 DATA = Path("../shared/data")
 CORPORA = ("scifact", "nfcorpus", "cacm", "cisi", "medline", "npl")
 POOL = Path("/tmp/hybrid-retriever-scale-pool.npz")
-OUT = Path("benchmarks/results/scale.json")
+OUT = Path("benchmarks/results/scale_million.json")
+"""(``scale.json``, the 10k-100k table of both engines in ``speed.md``, came from this
+script's earlier version: see its git history.)"""
 FILTER_GROUPS = 10
 """Points carry ``metadata.group = i % 10``; the filtered search keeps group 3 (10%)."""
 

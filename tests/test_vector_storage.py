@@ -129,3 +129,22 @@ def test_storage_check_on_hand_made_layouts() -> None:
         check_layout(spec, layout, encoder_name="m")
     unasked = CollectionSpec("c", "dense", 384, Distance.COSINE, "sparse")
     check_layout(unasked, layout, encoder_name="m")  # None: the collection's own
+
+
+def test_a_server_would_be_sent_the_search_settings(
+    make_retriever: object, documents: list[Document], tmp_path: Path
+) -> None:
+    """The search params read back from a real collection's info, as a server's search gets
+    them (embedded qdrant-client gets none: it searches exactly)."""
+    from hybrid_retriever.storage.qdrant import _search_params
+
+    retriever = make_retriever(  # type: ignore[operator]
+        collection_name="q", engine="qdrant-client", path=str(tmp_path), vector_storage=INT8
+    )
+    retriever.add_documents(_documents(documents)[:2], show_progress=False)
+    params = _search_params(retriever.storage.client.get_collection("q"))
+    assert set(params) == {"dense"}
+    assert params["dense"].hnsw_ef == 64
+    assert params["dense"].quantization is not None
+    assert params["dense"].quantization.rescore is True
+    assert params["dense"].quantization.oversampling == 2.0

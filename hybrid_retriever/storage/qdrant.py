@@ -421,8 +421,11 @@ class QdrantClientStorage(StorageBackend):
         with _engine_errors(self._description, collection=collection):
             params = self._search_params.get(collection)
             if params is None:
-                info = await self._async_client.get_collection(collection)
-                params = self._search_params[collection] = _search_params(info)
+                if _is_embedded_async(self._async_client):
+                    params = {}
+                else:
+                    params = _search_params(await self._async_client.get_collection(collection))
+                self._search_params[collection] = params
             responses = await self._async_client.query_batch_points(
                 collection,
                 requests=_query_requests(queries, query_filter, shard_key, params),
@@ -641,6 +644,12 @@ def _is_embedded(client: QdrantClient) -> bool:
     from qdrant_client.local.qdrant_local import QdrantLocal
 
     return isinstance(getattr(client, "_client", None), QdrantLocal)
+
+
+def _is_embedded_async(client: AsyncQdrantClient) -> bool:
+    from qdrant_client.local.async_qdrant_local import AsyncQdrantLocal
+
+    return isinstance(getattr(client, "_client", None), AsyncQdrantLocal)
 
 
 def _describe(*, location: str | None, path: str | None, url: str | None) -> str:

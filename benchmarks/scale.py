@@ -332,32 +332,45 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             f"| {r.get('indexed_search_ms_p50', '-')} / {r.get('indexed_search_ms_p95', '-')} "
             f"| {branches} "
             f"| {r['search_peak_rss_mb']:,} | {r['build_peak_rss_mb']:,} | {r['disk_mb']:,} "
-            f"| {r['write_seconds']} + {r['optimize_seconds']} | {r['load_during_search']} |"
+            f"| {r['write_seconds']} + {r['optimize_seconds']} | {_load(r['load_during_search'])} |"
         )
     return "\n".join(lines)
 
 
+def _load(text: str) -> str:
+    return " / ".join(f"{float(x):.1f}" for x in text.strip("()").split(","))
+
+
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    """Bars per (size, storage): search p50 (unfiltered, filtered with a payload index)
+    and the search process's peak RSS."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for option in OPTIONS:
-        mine = sorted((r for r in rows if r["option"] == option), key=lambda r: r["points"])
-        if not mine:
-            continue
-        xs = [r["points"] for r in mine]
-        left.plot(xs, [r["search_ms_p50"] for r in mine], marker="o", label=option)
-        right.plot(xs, [r["search_peak_rss_mb"] for r in mine], marker="o", label=option)
+    labels = [f"{r['option']}\n{r['points']:,}" for r in rows]
+    xs = np.arange(len(rows))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(max(8, 1.6 * len(rows)), 4.5))
+    left.bar(xs - 0.2, [r["search_ms_p50"] for r in rows], 0.4, label="no filter")
+    left.bar(
+        xs + 0.2,
+        [r.get("indexed_search_ms_p50", 0) for r in rows],
+        0.4,
+        label="filter, payload index",
+    )
     left.axhline(10, color="grey", linestyle="--", linewidth=0.8)
-    for axis, title in ((left, "search p50 (ms)"), (right, "search process peak RSS (MB)")):
-        axis.set_xscale("log")
-        axis.set_xlabel("points")
-        axis.set_title(title)
-        axis.legend()
-    fig.suptitle("Qdrant Edge, three branches (dense 384-d, SPLADE, BM25); busy 2-core machine")
+    left.set_title("search p50 (ms)")
+    left.legend()
+    right.bar(xs, [r["search_peak_rss_mb"] for r in rows], 0.6)
+    right.set_title("search process peak RSS (MB)")
+    for axis in (left, right):
+        axis.set_xticks(xs, labels, fontsize=8)
+    loads = sorted({round(float(r["load_during_search"].strip("()").split(",")[0])) for r in rows})
+    fig.suptitle(
+        "Qdrant Edge, dense 384-d + SPLADE + BM25; shared 2-core machine, 1-min load "
+        f"{loads[0]}-{loads[-1]}"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 

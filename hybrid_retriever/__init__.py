@@ -31,6 +31,7 @@ from hybrid_retriever.storage.connect import Engine
 from hybrid_retriever.storage.edge import EdgeStorage
 from hybrid_retriever.storage.qdrant import ClusterOptions, QdrantClientStorage
 from hybrid_retriever.text_splitter import HybridTextSplitter
+from hybrid_retriever.vector_storage import Quantization, VectorStorage
 from hybrid_retriever.vectors import SparseVector
 from hybrid_retriever.vectorstore import HybridVectorStore
 
@@ -61,6 +62,7 @@ __all__ = [
     "ModelRecordWarning",
     "Precision",
     "QdrantClientStorage",
+    "Quantization",
     "SentenceTransformerEncoder",
     "SparseEncoder",
     "SparseVector",
@@ -69,4 +71,5 @@ __all__ = [
     "StorageError",
     "StoredCalibrationWarning",
     "TruncationWarning",
+    "VectorStorage",
 ]

@@ -17,6 +17,7 @@ from enum import Enum
 
 from hybrid_retriever.advice import advise
 from hybrid_retriever.errors import CollectionMismatchError
+from hybrid_retriever.vector_storage import VectorStorage
 
 CONTENT_KEY = "page_content"
 METADATA_KEY = "metadata"
@@ -45,12 +46,22 @@ class CollectionSpec:
     sparse_vector_name: str
     bm25_vector_name: str | None = None
     """The BM25 vector's name; None: the collection has no BM25 branch."""
+    storage: VectorStorage | None = None
+    """How the dense vectors are kept (quantisation, on disk); None: the engine's default
+    when creating, and whatever the collection has when opening."""
+
+    @property
+    def storage_to_create(self) -> VectorStorage:
+        return self.storage if self.storage is not None else VectorStorage()
 
 
 @dataclass(frozen=True, slots=True)
 class DenseVectorInfo:
     size: int
     distance: Distance
+    storage: VectorStorage | None = field(default_factory=VectorStorage)
+    """How the vectors are kept; None: in a way this package does not describe (e.g.
+    product quantisation set up outside it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +110,8 @@ def check_layout(spec: CollectionSpec, layout: CollectionLayout, *, encoder_name
             "is meant for BM25 and would distort SPLADE scores"
         )
     problems.extend(_bm25_problems(spec, layout))
+    if dense is not None:
+        problems.extend(_storage_problems(spec, dense))
     if problems:
         raise CollectionMismatchError(
             f"Collection {spec.name!r} does not fit this retriever: "
@@ -151,6 +164,24 @@ def _bm25_problems(spec: CollectionSpec, layout: CollectionLayout) -> list[str]:
             "without which BM25 vectors score without IDF"
         ]
     return []
+
+
+def _storage_problems(spec: CollectionSpec, dense: DenseVectorInfo) -> list[str]:
+    """Only when the caller asked for a storage: without one, the collection's own is used."""
+    if spec.storage is None or dense.storage == spec.storage:
+        return []
+    if dense.storage is None:
+        return [
+            "its dense vectors are stored in a way this package does not describe (a "
+            "quantisation other than int8 or binary?), so vector_storage= cannot be checked: "
+            "open it without vector_storage="
+        ]
+    return [
+        "its dense vectors are stored with "
+        + ", ".join(spec.storage.differences(dense.storage))
+        + " (storage is fixed when a collection is created; open it without "
+        "vector_storage= to use its own)"
+    ]
 
 
 def _names(vectors: Mapping[str, object]) -> str:

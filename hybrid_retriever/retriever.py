@@ -110,6 +110,7 @@ from hybrid_retriever.storage.connect import CONNECTION_ARGUMENTS, open_storage
 from hybrid_retriever.stored_calibration import warn_if_calibrated
 from hybrid_retriever.tenancy import DEFAULT_TENANT_KEY, Tenancy, tenancy_of
 from hybrid_retriever.vector_checks import check_query_vector
+from hybrid_retriever.vector_storage import VectorStorage, check_vector_storage
 
 logger = logging.getLogger(__name__)
 
@@ -174,6 +175,10 @@ class HybridRetriever(BaseRetriever):
     sparse_vector_name: str = SPARSE
     bm25_vector_name: str = BM25
     distance: Distance = Distance.COSINE
+    vector_storage: VectorStorage | None = None
+    """How a new collection keeps its dense vectors (quantisation, on disk; see
+    :class:`~hybrid_retriever.VectorStorage`). None: the engine's default when creating,
+    and the collection's own when opening; given for an existing collection, it must match."""
     k: int = 4
     """Documents returned per query; can also be passed per call: ``invoke(q, k=10)``."""
     prefetch_k: int | None = None
@@ -259,6 +264,7 @@ class HybridRetriever(BaseRetriever):
         check_cache_size(data.get("query_cache_size", DEFAULT_QUERY_CACHE_SIZE))
         tenancy = tenancy_of(data.get("tenant"), data.get("tenant_key"))
         data["tenant_key"] = tenancy.key if tenancy is not None else DEFAULT_TENANT_KEY
+        check_vector_storage(data.get("vector_storage"))
         super().__init__(**data)
         self._query_cache = QueryVectorCache(self.query_cache_size)
 
@@ -692,6 +698,7 @@ class HybridRetriever(BaseRetriever):
             distance=self.distance,
             sparse_vector_name=self.sparse_vector_name,
             bm25_vector_name=self.bm25_vector_name if self.bm25_encoder is not None else None,
+            storage=self.vector_storage,
         )
 
     def available_branches(self) -> tuple[str, ...]:

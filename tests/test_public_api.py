@@ -32,6 +32,7 @@ def test_all_is_pinned() -> None:
         "ModelRecordWarning",
         "Precision",
         "QdrantClientStorage",
+        "Quantization",
         "SentenceTransformerEncoder",
         "SparseEncoder",
         "SparseVector",
@@ -40,6 +41,7 @@ def test_all_is_pinned() -> None:
         "StorageError",
         "StoredCalibrationWarning",
         "TruncationWarning",
+        "VectorStorage",
     ]
     for name in hybrid_retriever.__all__:
         assert hasattr(hybrid_retriever, name)

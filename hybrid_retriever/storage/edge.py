@@ -70,6 +70,7 @@ from hybrid_retriever.storage.disk_space import (
     require_free_space,
 )
 from hybrid_retriever.storage.edge_filters import to_edge_filter
+from hybrid_retriever.vector_storage import STORAGE_KEY, Quantization, VectorStorage
 from hybrid_retriever.vectors import SparseVector
 
 if TYPE_CHECKING:
@@ -100,6 +101,8 @@ class EdgeStorage(StorageBackend):
         # The folder is made by the first create_collection: reading from a path that
         # does not exist must leave nothing behind.
         self._shards: dict[str, Any] = {}
+        self._search_params: dict[str, dict[str, Any]] = {}
+        """Per collection, the Edge ``SearchParams`` of each dense vector that has some."""
         self._lock = threading.RLock()
 
     def __repr__(self) -> str:
@@ -154,8 +157,13 @@ class EdgeStorage(StorageBackend):
             config = json.loads(config_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise StorageError(f"Cannot read the Edge configuration {config_path}: {exc}") from exc
+        settings = self._collection_metadata(collection).get(STORAGE_KEY)
         dense = {
-            name: DenseVectorInfo(size=int(params["size"]), distance=Distance(params["distance"]))
+            name: DenseVectorInfo(
+                size=int(params["size"]),
+                distance=Distance(params["distance"]),
+                storage=_storage_of(params, config, settings),
+            )
             for name, params in (config.get("vectors") or {}).items()
         }
         sparse = {
@@ -180,10 +188,13 @@ class EdgeStorage(StorageBackend):
         sparse_vectors = {spec.sparse_vector_name: EdgeSparseVectorParams()}
         if spec.bm25_vector_name is not None:  # BM25: the engine supplies the IDF
             sparse_vectors[spec.bm25_vector_name] = EdgeSparseVectorParams(modifier=Modifier.Idf)
+        storage = spec.storage_to_create
         config = EdgeConfig(
             vectors={
                 spec.dense_vector_name: EdgeVectorParams(
-                    size=spec.dense_size, distance=getattr(EdgeDistance, spec.distance.value)
+                    size=spec.dense_size,
+                    distance=getattr(EdgeDistance, spec.distance.value),
+                    **_edge_storage_params(storage),
                 )
             },
             sparse_vectors=sparse_vectors,
@@ -204,6 +215,9 @@ class EdgeStorage(StorageBackend):
                 ) from exc
             with _edge_errors(self, spec.name):
                 self._shards[spec.name] = EdgeShard.create(str(folder), config)
+            self._search_params.pop(spec.name, None)
+            if storage.search_settings() != VectorStorage().search_settings():
+                self.write_collection_metadata(spec.name, {STORAGE_KEY: storage.search_settings()})
 
     def create_recorded_collection(self, spec: CollectionSpec, record: Mapping[str, Any]) -> None:
         """Create and record under the lock that :meth:`get_layout` takes, so that no
@@ -255,7 +269,7 @@ class EdgeStorage(StorageBackend):
         except (OSError, ValueError) as exc:
             scratch.unlink(missing_ok=True)
             raise StorageError(
-                f"Cannot write the model record {path}: {exc}. Free space or fix the folder's "
+                f"Cannot write {key!r} to {path}: {exc}. Free space or fix the folder's "
                 "permissions, then write again."
             ) from exc
 
@@ -444,13 +458,14 @@ class EdgeStorage(StorageBackend):
                 "single local shard. Drop them, or connect with url=."
             )
         edge_filter = to_edge_filter(query_filter)
+        params = self._dense_search_params(collection)
         requests = [
             QueryRequest(
                 limit=q.limit,
                 query=Query.Nearest(_edge_vector(q.vector), using=q.vector_name),
                 filter=edge_filter,
                 with_payload=_payload_selector(q.with_payload),
-                params=SearchParams(exact=True) if q.exact else None,
+                params=SearchParams(exact=True) if q.exact else params.get(q.vector_name),
             )
             for q in queries
         ]
@@ -463,6 +478,22 @@ class EdgeStorage(StorageBackend):
             ]
             for response in responses
         ]
+
+    def _dense_search_params(self, collection: str) -> dict[str, Any]:
+        """The collection's search-time settings (quantisation rescoring, HNSW ef) as Edge
+        ``SearchParams`` per dense vector, read once from its configuration."""
+        with self._lock:
+            params = self._search_params.get(collection)
+            if params is None:
+                layout = self.get_layout(collection)
+                dense = layout.dense if layout is not None else {}
+                params = {
+                    name: _edge_search_params(info.storage)
+                    for name, info in dense.items()
+                    if info.storage is not None and _edge_search_params(info.storage) is not None
+                }
+                self._search_params[collection] = params
+            return params
 
     def optimize(self, collection: str) -> None:
         """Flush to disk and build the search indexes (Edge has no background optimizer)."""
@@ -496,6 +527,76 @@ class EdgeStorage(StorageBackend):
 
 _DELETE_RECORD_BYTES = 64
 """A generous size for one id in a delete's WAL record."""
+
+
+def _edge_storage_params(storage: VectorStorage) -> dict[str, Any]:
+    """``EdgeVectorParams`` keywords for ``storage`` (none for the default, so a default
+    collection's configuration is what it was before these settings existed)."""
+    from qdrant_edge import (
+        BinaryQuantizationConfig,
+        HnswIndexConfig,
+        Memory,
+        ScalarQuantizationConfig,
+        ScalarType,
+    )
+
+    params: dict[str, Any] = {}
+    if storage.dense_on_disk:
+        params["memory"] = Memory.Cold
+    if storage.hnsw_on_disk:  # Edge needs the whole config: Qdrant's defaults
+        params["hnsw_config"] = HnswIndexConfig(
+            m=16, ef_construct=100, full_scan_threshold=10_000, memory=Memory.Cold
+        )
+    if storage.quantization is Quantization.INT8:  # the compressed copy stays in RAM
+        params["quantization_config"] = ScalarQuantizationConfig(
+            type=ScalarType.Int8, memory=Memory.Pinned
+        )
+    elif storage.quantization is Quantization.BINARY:
+        params["quantization_config"] = BinaryQuantizationConfig(memory=Memory.Pinned)
+    return params
+
+
+def _storage_of(
+    params: Mapping[str, Any], config: Mapping[str, Any], settings: Any
+) -> VectorStorage | None:
+    """A dense vector's storage as read from ``edge_config.json`` (None: not one this
+    package describes), with the search-time settings kept in the metadata file."""
+    quantization_config = params.get("quantization_config") or config.get("quantization_config")
+    if not quantization_config:
+        quantization = Quantization.NONE
+    elif set(quantization_config) == {"scalar"}:
+        quantization = Quantization.INT8
+    elif set(quantization_config) == {"binary"}:
+        quantization = Quantization.BINARY
+    else:
+        return None
+    hnsw = params.get("hnsw_config") or config.get("hnsw_config") or {}
+    return VectorStorage(
+        quantization=quantization,
+        dense_on_disk=_is_on_disk(params),
+        hnsw_on_disk=_is_on_disk(hnsw),
+    ).with_search_settings(settings if isinstance(settings, dict) else None)
+
+
+def _is_on_disk(params: Mapping[str, Any]) -> bool:
+    memory = params.get("memory")
+    if memory is not None:
+        return str(memory).lower() == "cold"
+    return bool(params.get("on_disk"))
+
+
+def _edge_search_params(storage: VectorStorage) -> Any:
+    """Edge ``SearchParams`` for a dense vector kept as ``storage``; None: the defaults."""
+    from qdrant_edge import QuantizationSearchParams, SearchParams
+
+    quantization = None
+    if storage.quantization is not Quantization.NONE:
+        quantization = QuantizationSearchParams(
+            rescore=storage.rescore, oversampling=storage.oversampling
+        )
+    if quantization is None and storage.hnsw_ef is None:
+        return None
+    return SearchParams(hnsw_ef=storage.hnsw_ef, quantization=quantization)
 
 
 def _our_vector(vector: Any) -> Vector:

@@ -42,6 +42,7 @@ from hybrid_retriever.storage.base import (
     refuse_unfinished_copy,
 )
 from hybrid_retriever.storage.disk_space import disk_full_error, is_disk_full
+from hybrid_retriever.vector_storage import STORAGE_KEY, Quantization, VectorStorage
 from hybrid_retriever.vectors import SparseVector
 
 if TYPE_CHECKING:
@@ -98,6 +99,9 @@ class QdrantClientStorage(StorageBackend):
         self._description = description or "user-supplied client"
         embedded = client is not None and _is_embedded(client)
         self._embedded_lock = threading.Lock() if embedded else None
+        self._search_params: dict[str, dict[str, models.SearchParams]] = {}
+        """Per collection, the search params of each dense vector that has some (read
+        once); none in embedded mode, which searches exactly and warns about them."""
 
     def for_shard_key(self, shard_key: str | int) -> QdrantClientStorage:
         """A view of the same clients that reads and writes only ``shard_key`` (one tenant)."""
@@ -214,6 +218,7 @@ class QdrantClientStorage(StorageBackend):
                 raise RecordNotWrittenError(str(exc)) from exc
 
     def _create(self, spec: CollectionSpec) -> None:
+        self._search_params.pop(spec.name, None)
         with _engine_errors(self._description, creating=spec.name):
             self.client.create_collection(spec.name, **_collection_config(spec, self._cluster))
             for key in self._cluster.shard_keys:
@@ -388,12 +393,21 @@ class QdrantClientStorage(StorageBackend):
     ) -> list[list[ScoredPoint]]:
         shard_key, consistency = self._routing(routing)
         with self._locked(), _engine_errors(self._description, collection=collection):
+            params = self._params_of(collection)
             responses = self.client.query_batch_points(
                 collection,
-                requests=_query_requests(queries, query_filter, shard_key),
+                requests=_query_requests(queries, query_filter, shard_key, params),
                 consistency=consistency,
             )
         return _branch_results(responses)
+
+    def _params_of(self, collection: str) -> dict[str, models.SearchParams]:
+        params = self._search_params.get(collection)
+        if params is None:
+            embedded = self._embedded_lock is not None
+            params = {} if embedded else _search_params(self.client.get_collection(collection))
+            self._search_params[collection] = params
+        return params
 
     def _routing(self, routing: Routing | None) -> tuple[Any, Any]:
         """This query's shard key selector and read consistency (the call's, else ours)."""
@@ -434,6 +448,7 @@ class QdrantClientStorage(StorageBackend):
     async def acreate_collection(self, spec: CollectionSpec) -> None:
         if self._async_client is None:
             return await super().acreate_collection(spec)
+        self._search_params.pop(spec.name, None)
         with _engine_errors(self._description, creating=spec.name):
             await self._async_client.create_collection(
                 spec.name, **_collection_config(spec, self._cluster)
@@ -507,9 +522,16 @@ class QdrantClientStorage(StorageBackend):
             return await super().asearch(collection, queries, query_filter, routing=routing)
         shard_key, consistency = self._routing(routing)
         with _engine_errors(self._description, collection=collection):
+            params = self._search_params.get(collection)
+            if params is None:
+                if _is_embedded_async(self._async_client):
+                    params = {}
+                else:
+                    params = _search_params(await self._async_client.get_collection(collection))
+                self._search_params[collection] = params
             responses = await self._async_client.query_batch_points(
                 collection,
-                requests=_query_requests(queries, query_filter, shard_key),
+                requests=_query_requests(queries, query_filter, shard_key, params),
                 consistency=consistency,
             )
         return _branch_results(responses)
@@ -526,6 +548,7 @@ def _collection_config(spec: CollectionSpec, cluster: ClusterOptions) -> dict[st
         if cluster.on_disk_vectors is not None
         else None
     )
+    storage = spec.storage_to_create
     sparse_vectors = {spec.sparse_vector_name: models.SparseVectorParams(index=sparse_index)}
     if spec.bm25_vector_name is not None:  # BM25: the engine supplies the IDF
         sparse_vectors[spec.bm25_vector_name] = models.SparseVectorParams(
@@ -536,7 +559,9 @@ def _collection_config(spec: CollectionSpec, cluster: ClusterOptions) -> dict[st
             spec.dense_vector_name: models.VectorParams(
                 size=spec.dense_size,
                 distance=models.Distance(spec.distance.value),
-                on_disk=cluster.on_disk_vectors,
+                on_disk=True if storage.dense_on_disk else cluster.on_disk_vectors,
+                hnsw_config=models.HnswConfigDiff(on_disk=True) if storage.hnsw_on_disk else None,
+                quantization_config=_quantization_config(storage),
             )
         },
         "sparse_vectors_config": sparse_vectors,
@@ -545,7 +570,70 @@ def _collection_config(spec: CollectionSpec, cluster: ClusterOptions) -> dict[st
         "write_consistency_factor": cluster.write_consistency_factor,
         "on_disk_payload": cluster.on_disk_payload,
         "sharding_method": models.ShardingMethod.CUSTOM if cluster.shard_keys else None,
+        # The search-time settings, kept where the model record is (Qdrant 1.16+).
+        "metadata": {STORAGE_KEY: storage.search_settings()}
+        if storage.search_settings() != VectorStorage().search_settings()
+        else None,
     }
+
+
+def _quantization_config(storage: VectorStorage) -> models.QuantizationConfig | None:
+    """The compressed copy of the dense vectors, kept in RAM (that is its point)."""
+    from qdrant_client.http import models
+
+    if storage.quantization is Quantization.INT8:
+        return models.ScalarQuantization(
+            scalar=models.ScalarQuantizationConfig(type=models.ScalarType.INT8, always_ram=True)
+        )
+    if storage.quantization is Quantization.BINARY:
+        return models.BinaryQuantization(binary=models.BinaryQuantizationConfig(always_ram=True))
+    return None
+
+
+def _storage_of(params: models.VectorParams, info: models.CollectionInfo) -> VectorStorage | None:
+    """A dense vector's storage as the engine reports it (None: not one this package
+    describes), with the search-time settings from the collection's metadata."""
+    from qdrant_client.http import models
+
+    quantization_config = params.quantization_config or info.config.quantization_config
+    if quantization_config is None:
+        quantization = Quantization.NONE
+    elif isinstance(quantization_config, models.ScalarQuantization):
+        quantization = Quantization.INT8
+    elif isinstance(quantization_config, models.BinaryQuantization):
+        quantization = Quantization.BINARY
+    else:
+        return None
+    hnsw_on_disk = (params.hnsw_config and params.hnsw_config.on_disk) or (
+        info.config.hnsw_config.on_disk if info.config.hnsw_config else None
+    )
+    settings = (getattr(info.config, "metadata", None) or {}).get(STORAGE_KEY)
+    return VectorStorage(
+        quantization=quantization,
+        dense_on_disk=bool(params.on_disk),
+        hnsw_on_disk=bool(hnsw_on_disk),
+    ).with_search_settings(settings if isinstance(settings, dict) else None)
+
+
+def _search_params(info: models.CollectionInfo) -> dict[str, models.SearchParams]:
+    """Search params per dense vector, from its storage (only those that need some)."""
+    from qdrant_client.http import models
+
+    params: dict[str, models.SearchParams] = {}
+    for name, info_ in _layout(info).dense.items():
+        storage = info_.storage
+        if storage is None:
+            continue
+        quantization = (
+            models.QuantizationSearchParams(
+                rescore=storage.rescore, oversampling=storage.oversampling
+            )
+            if storage.quantization is not Quantization.NONE
+            else None
+        )
+        if quantization is not None or storage.hnsw_ef is not None:
+            params[name] = models.SearchParams(hnsw_ef=storage.hnsw_ef, quantization=quantization)
+    return params
 
 
 def _layout(info: models.CollectionInfo) -> CollectionLayout:
@@ -558,7 +646,9 @@ def _layout(info: models.CollectionInfo) -> CollectionLayout:
     else:
         dense_params = dict(vectors or {})
     dense = {
-        name: DenseVectorInfo(size=v.size, distance=Distance(v.distance.value))
+        name: DenseVectorInfo(
+            size=v.size, distance=Distance(v.distance.value), storage=_storage_of(v, info)
+        )
         for name, v in dense_params.items()
     }
     sparse = {
@@ -644,7 +734,10 @@ def _matching(ids: Sequence[str], query_filter: models.Filter) -> models.FilterS
 
 
 def _query_requests(
-    queries: Sequence[BranchQuery], query_filter: models.Filter | None, shard_key: Any
+    queries: Sequence[BranchQuery],
+    query_filter: models.Filter | None,
+    shard_key: Any,
+    params: Mapping[str, models.SearchParams],
 ) -> list[models.QueryRequest]:
     from qdrant_client.http import models
 
@@ -660,7 +753,9 @@ def _query_requests(
                 else list(query.with_payload)
             ),
             shard_key=shard_key,
-            params=models.SearchParams(exact=True) if query.exact else None,
+            params=models.SearchParams(exact=True)
+            if query.exact
+            else params.get(query.vector_name),
         )
         for query in queries
     ]
@@ -680,6 +775,12 @@ def _is_embedded(client: QdrantClient) -> bool:
     from qdrant_client.local.qdrant_local import QdrantLocal
 
     return isinstance(getattr(client, "_client", None), QdrantLocal)
+
+
+def _is_embedded_async(client: AsyncQdrantClient) -> bool:
+    from qdrant_client.local.async_qdrant_local import AsyncQdrantLocal
+
+    return isinstance(getattr(client, "_client", None), AsyncQdrantLocal)
 
 
 def _describe(*, location: str | None, path: str | None, url: str | None) -> str:

@@ -197,6 +197,7 @@ def spec_of(layout: CollectionLayout, name: str) -> CollectionSpec:
         distance=dense_info.distance,
         sparse_vector_name=splade[0],
         bm25_vector_name=bm25[0] if bm25 else None,
+        storage=dense_info.storage,  # quantisation and on-disk settings travel too
     )
 
 

@@ -148,3 +148,26 @@ def test_a_server_would_be_sent_the_search_settings(
     assert params["dense"].quantization is not None
     assert params["dense"].quantization.rescore is True
     assert params["dense"].quantization.oversampling == 2.0
+
+
+def test_a_copied_collection_keeps_its_storage_settings(
+    make_retriever: object, documents: list[Document], tmp_path: Path
+) -> None:
+    """copy_collection creates the target with the source's quantisation and on-disk
+    settings, so a copy is not silently a bigger (or differently searched) collection."""
+    from hybrid_retriever.move import copy_collection
+
+    source = make_retriever(  # type: ignore[operator]
+        collection_name="q", path=str(tmp_path / "a"), vector_storage=INT8, k=3
+    )
+    source.add_documents(_documents(documents), show_progress=False)
+    source.close()
+    copy_collection(
+        "q",
+        source={"path": str(tmp_path / "a")},
+        target={"path": str(tmp_path / "b")},
+        verify_queries=3,
+        show_progress=False,
+    )
+    copied = make_retriever(collection_name="q", path=str(tmp_path / "b"), k=3)  # type: ignore[operator]
+    assert copied.storage.get_layout("q").dense["dense"].storage == INT8

@@ -335,28 +335,63 @@ class HybridRetriever(BaseRetriever):
         # 1. Vectors per branch: from the cache, or one encoding pass per encoder,
         #    the two encoders running at the same time.
         vectors = self._encode_queries(texts, options)
+        # 2-3. Search every branch of every query in one round trip, with the same filter,
+        #      and fuse each query's lists (again, deeper, where group_by needs it).
         rankings: dict[int, _Ranking] = {}
-        todo, depth = list(range(len(texts))), options.prefetch_k
-        while todo:
-            # 2. Every branch of every query in one round trip, with the same filter.
-            requests = self._branch_queries(vectors, todo, options, depth)
-            results = self.storage.search(
-                self.collection_name, _flatten(requests), options.filter, routing=options.routing
-            )
-            # 3. Fuse each query's branch lists; again, deeper, for a query with too few
-            #    sources for group_by.
-            todo = self._rank(texts, todo, _regroup(requests, results), options, depth, rankings)
-            depth = min(2 * depth, MAX_K)
+        keys = not self._group_keys_later(options)
+        self._search_rounds(texts, range(len(texts)), vectors, options, rankings, keys=keys)
         # 4. The hits to return, their payloads (in the search results, or fetched for
         #    them only where that is cheaper than decoding every candidate's) and, for
         #    MMR, their dense vectors.
-        picked = [rankings[i].candidates(options) for i in range(len(texts))]
-        points = None
-        if self.storage.fetch_payloads_after_fusion or options.search_type is SearchType.MMR:
-            points = self.storage.retrieve(
-                self.collection_name, _fused_ids(picked), with_vectors=self._vectors_for(options)
-            )
+        picked, points = self._pick(texts, rankings, options)
+        if not keys:
+            # Group keys were left out of the search (most collections hold no chunks);
+            # a query whose picked hits repeat a source is ranked again with them.
+            again = _repeating_sources(picked, points, options)
+            if again:
+                self._search_rounds(texts, again, vectors, options, rankings, keys=True)
+                picked, points = self._pick(texts, rankings, options)
         return self._results(picked, rankings, points, options, vectors)
+
+    def _search_rounds(
+        self,
+        texts: Sequence[str],
+        todo: Iterable[int],
+        vectors: dict[str, list[Vector]],
+        options: SearchOptions,
+        rankings: dict[int, _Ranking],
+        *,
+        keys: bool,
+    ) -> None:
+        """Search and fuse the texts ``todo`` into ``rankings``, ``prefetch_k`` deep, then
+        twice as deep for those short of sources; ``keys``: with the group_by key."""
+        pending, depth = list(todo), options.prefetch_k
+        while pending:
+            requests = self._branch_queries(vectors, pending, options, depth, keys=keys)
+            results = self.storage.search(
+                self.collection_name, _flatten(requests), options.filter, routing=options.routing
+            )
+            found = _regroup(requests, results)
+            pending = self._rank(texts, pending, found, options, depth, rankings)
+            depth = min(2 * depth, MAX_K)
+
+    def _pick(
+        self, texts: Sequence[str], rankings: Mapping[int, _Ranking], options: SearchOptions
+    ) -> tuple[list[list[FusedHit]], list[StoredPoint] | None]:
+        """Each text's candidates, and their stored points where the engine returns
+        payloads after fusion (or MMR needs the dense vectors)."""
+        picked = [rankings[i].candidates(options) for i in range(len(texts))]
+        if not (self.storage.fetch_payloads_after_fusion or options.search_type is SearchType.MMR):
+            return picked, None
+        points = self.storage.retrieve(
+            self.collection_name, _fused_ids(picked), with_vectors=self._vectors_for(options)
+        )
+        return picked, points
+
+    def _group_keys_later(self, options: SearchOptions) -> bool:
+        """Whether group_by keys are read from the picked hits' payloads first, instead of
+        coming with every candidate (a key per candidate costs ~2 ms a query on Edge)."""
+        return options.group_by is not None and self.storage.fetch_payloads_after_fusion
 
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
@@ -370,21 +405,48 @@ class HybridRetriever(BaseRetriever):
             await self._averify_collection()
         vectors = await asyncio.to_thread(self._encode_queries, texts, options)
         rankings: dict[int, _Ranking] = {}
-        todo, depth = list(range(len(texts))), options.prefetch_k
-        while todo:
-            requests = self._branch_queries(vectors, todo, options, depth)
+        keys = not self._group_keys_later(options)
+        await self._asearch_rounds(texts, range(len(texts)), vectors, options, rankings, keys=keys)
+        picked, points = await self._apick(texts, rankings, options)
+        if not keys:
+            again = _repeating_sources(picked, points, options)
+            if again:
+                await self._asearch_rounds(texts, again, vectors, options, rankings, keys=True)
+                picked, points = await self._apick(texts, rankings, options)
+        return self._results(picked, rankings, points, options, vectors)
+
+    async def _asearch_rounds(
+        self,
+        texts: Sequence[str],
+        todo: Iterable[int],
+        vectors: dict[str, list[Vector]],
+        options: SearchOptions,
+        rankings: dict[int, _Ranking],
+        *,
+        keys: bool,
+    ) -> None:
+        """Async :meth:`_search_rounds`."""
+        pending, depth = list(todo), options.prefetch_k
+        while pending:
+            requests = self._branch_queries(vectors, pending, options, depth, keys=keys)
             results = await self.storage.asearch(
                 self.collection_name, _flatten(requests), options.filter, routing=options.routing
             )
-            todo = self._rank(texts, todo, _regroup(requests, results), options, depth, rankings)
+            found = _regroup(requests, results)
+            pending = self._rank(texts, pending, found, options, depth, rankings)
             depth = min(2 * depth, MAX_K)
+
+    async def _apick(
+        self, texts: Sequence[str], rankings: Mapping[int, _Ranking], options: SearchOptions
+    ) -> tuple[list[list[FusedHit]], list[StoredPoint] | None]:
+        """Async :meth:`_pick`."""
         picked = [rankings[i].candidates(options) for i in range(len(texts))]
-        points = None
-        if self.storage.fetch_payloads_after_fusion or options.search_type is SearchType.MMR:
-            points = await self.storage.aretrieve(
-                self.collection_name, _fused_ids(picked), with_vectors=self._vectors_for(options)
-            )
-        return self._results(picked, rankings, points, options, vectors)
+        if not (self.storage.fetch_payloads_after_fusion or options.search_type is SearchType.MMR):
+            return picked, None
+        points = await self.storage.aretrieve(
+            self.collection_name, _fused_ids(picked), with_vectors=self._vectors_for(options)
+        )
+        return picked, points
 
     def _rank(
         self,
@@ -562,17 +624,19 @@ class HybridRetriever(BaseRetriever):
         todo: Sequence[int],
         options: SearchOptions,
         depth: int,
+        *,
+        keys: bool,
     ) -> list[dict[str, BranchQuery]]:
         """Per text of ``todo``, one query per branch worth searching (a sparse vector with
         no terms matches nothing), ``depth`` deep. Payloads come with the hits unless
-        fetched after fusion; then only the ``group_by`` key, if any, comes with them."""
+        fetched after fusion; then only the ``group_by`` key, with ``keys``."""
         names = {
             DENSE: self.dense_vector_name,
             SPARSE: self.sparse_vector_name,
             BM25: self.bm25_vector_name,
         }
         with_payload: bool | tuple[str, ...] = not self.storage.fetch_payloads_after_fusion
-        if not with_payload and options.group_by is not None:
+        if not with_payload and keys and options.group_by is not None:
             with_payload = (options.group_by,)
         return [
             {
@@ -1145,6 +1209,25 @@ class _Ranking:
         if options.group_by is None or (self.exhausted and not cut):
             return False
         return len(self.candidates(options)) < _needed(options)
+
+
+def _repeating_sources(
+    picked: Sequence[Sequence[FusedHit]],
+    points: Sequence[StoredPoint] | None,
+    options: SearchOptions,
+) -> list[int]:
+    """The texts whose picked hits, by their fetched payloads, hold a ``group_by`` source
+    more than once: ranked without group keys, they must be ranked again with them."""
+    key = options.group_by
+    if key is None or points is None:
+        return []
+    payloads = {p.id: p.payload for p in points}
+    again = []
+    for i, hits in enumerate(picked):
+        groups = [group_value(h.id, payloads.get(h.id, {}), key) for h in hits]
+        if len(set(groups)) < len(groups):
+            again.append(i)
+    return again
 
 
 def _needed(options: SearchOptions) -> int:

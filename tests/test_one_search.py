@@ -33,15 +33,14 @@ QUERIES = {
 
 
 @pytest.fixture(scope="module", params=ENGINES)
-def demo_retriever(
+def two_branch_retriever(
     request: pytest.FixtureRequest,
     dense_encoder: SentenceTransformerEncoder,
     sparse_encoder: SpladeEncoder,
     documents: list[Document],
 ) -> Iterator[HybridRetriever]:
-    """The demo collection with dense and SPLADE only: ``tuning.search_branches``, which
-    ``eval`` searches with, searches those two branches (BM25, a new collection's
-    default, is not among them yet)."""
+    """The demo collection written without BM25 (``bm25_encoder=False``), as collections
+    from before BM25 are: one search must rank them as ``invoke`` does too."""
     retriever = HybridRetriever.from_documents(
         documents,
         collection_name="demo",
@@ -70,41 +69,40 @@ OPTION_SETS: list[dict[str, Any]] = [
 ]
 
 
-def test_fuse_rankings_ranks_as_invoke_does(demo_retriever: HybridRetriever) -> None:
-    depth = max(demo_retriever.search_depth(**options) for options in OPTION_SETS)
-    lists = search_branches(demo_retriever, QUERIES, depth=depth)
+def test_fuse_rankings_ranks_as_invoke_does(two_branch_retriever: HybridRetriever) -> None:
+    depth = max(two_branch_retriever.search_depth(**options) for options in OPTION_SETS)
+    lists = search_branches(two_branch_retriever, QUERIES, depth=depth)
     for options in OPTION_SETS:
         for query_id, text in QUERIES.items():
             invoked = [
-                hit_id(str(d.id), d.metadata) for d in demo_retriever.invoke(text, **options)
+                hit_id(str(d.id), d.metadata) for d in two_branch_retriever.invoke(text, **options)
             ]
-            fused = [
-                hit.id for hit in demo_retriever.fuse_rankings(text, lists[query_id], **options)
-            ]
+            ranked = two_branch_retriever.fuse_rankings(text, lists[query_id], **options)
+            fused = [hit.id for hit in ranked]
             assert fused == invoked, (options, query_id)
 
 
 def test_search_depth_is_the_prefetch_the_options_resolve_to(
-    demo_retriever: HybridRetriever,
+    two_branch_retriever: HybridRetriever,
 ) -> None:
-    assert demo_retriever.search_depth() == 100
-    assert demo_retriever.search_depth(k=150) == 150
-    assert demo_retriever.search_depth(k=3, prefetch_k=7) == 7
+    assert two_branch_retriever.search_depth() == 100
+    assert two_branch_retriever.search_depth(k=150) == 150
+    assert two_branch_retriever.search_depth(k=3, prefetch_k=7) == 7
 
 
 @pytest.mark.parametrize("ignore_identical_ids", [False, True])
 def test_one_search_gives_every_run_the_ranking_of_its_own_searches(
-    demo_retriever: HybridRetriever, ignore_identical_ids: bool
+    two_branch_retriever: HybridRetriever, ignore_identical_ids: bool
 ) -> None:
     # A query id that is also a document id, as in ArguAna, exercises ignore_identical_ids.
-    first = demo_retriever.invoke(QUERIES["q1"], k=1)[0]
+    first = two_branch_retriever.invoke(QUERIES["q1"], k=1)[0]
     queries = {**QUERIES, hit_id(str(first.id), first.metadata): QUERIES["q1"]}
     one = run_from_one_search(
-        demo_retriever, queries, DEFAULT_RUNS, k=10, ignore_identical_ids=ignore_identical_ids
+        two_branch_retriever, queries, DEFAULT_RUNS, k=10, ignore_identical_ids=ignore_identical_ids
     )
     for spec in DEFAULT_RUNS:
         each = run_retriever(
-            demo_retriever,
+            two_branch_retriever,
             queries,
             ignore_identical_ids=ignore_identical_ids,
             k=10,
@@ -124,55 +122,32 @@ THREE_BRANCH_OPTION_SETS: list[dict[str, Any]] = [
 ]
 
 
-@pytest.fixture(scope="module", params=["edge", "qdrant-client"])
-def bm25_retriever(
-    request: pytest.FixtureRequest,
-    dense_encoder: SentenceTransformerEncoder,
-    sparse_encoder: SpladeEncoder,
-    documents: list[Document],
-) -> Iterator[HybridRetriever]:
-    """The demo corpus with a BM25 branch, on each embedded engine."""
-    retriever = HybridRetriever.from_documents(
-        documents,
-        collection_name="demo-bm25",
-        engine=request.param,
-        dense_encoder=dense_encoder,
-        sparse_encoder=sparse_encoder,
-        bm25_encoder=True,
-        show_progress=False,
-    )
-    retriever.invoke("settle")
-    retriever.invoke("settle again")
-    yield retriever
-    retriever.close()
-
-
-def test_three_branch_lists_fuse_as_invoke_does(bm25_retriever: HybridRetriever) -> None:
-    depth = max(bm25_retriever.search_depth(**o) for o in THREE_BRANCH_OPTION_SETS)
-    lists = search_branches(bm25_retriever, QUERIES, depth=depth)
+def test_three_branch_lists_fuse_as_invoke_does(demo_retriever: HybridRetriever) -> None:
+    depth = max(demo_retriever.search_depth(**o) for o in THREE_BRANCH_OPTION_SETS)
+    lists = search_branches(demo_retriever, QUERIES, depth=depth)
     assert all(set(per_query) == {"dense", "sparse", "bm25"} for per_query in lists.values())
     assert any(per_query["bm25"] for per_query in lists.values())
     for options in THREE_BRANCH_OPTION_SETS:
         for query_id, text in QUERIES.items():
             invoked = [
-                hit_id(str(d.id), d.metadata) for d in bm25_retriever.invoke(text, **options)
+                hit_id(str(d.id), d.metadata) for d in demo_retriever.invoke(text, **options)
             ]
             fused = [
-                hit.id for hit in bm25_retriever.fuse_rankings(text, lists[query_id], **options)
+                hit.id for hit in demo_retriever.fuse_rankings(text, lists[query_id], **options)
             ]
             assert fused == invoked, (options, query_id)
 
 
 def test_one_search_gives_every_three_branch_run_its_own_ranking(
-    bm25_retriever: HybridRetriever,
+    demo_retriever: HybridRetriever,
 ) -> None:
     runs = default_runs(("dense", "sparse", "bm25"))
     # The two-branch runs mean the same on a retriever with BM25: it stays out of them.
     for spec in (*runs, *DEFAULT_RUNS):
-        one = run_from_one_search(bm25_retriever, QUERIES, [spec], k=10)
-        each = run_retriever(bm25_retriever, QUERIES, k=10, **spec.options)
+        one = run_from_one_search(demo_retriever, QUERIES, [spec], k=10)
+        each = run_retriever(demo_retriever, QUERIES, k=10, **spec.options)
         assert one[spec.name].ranking == each.ranking, spec.name
     two_branch_rrf = next(spec for spec in DEFAULT_RUNS if spec.name == "rrf")
     for text in QUERIES.values():
-        for document in bm25_retriever.invoke(text, k=10, **two_branch_rrf.options):
+        for document in demo_retriever.invoke(text, k=10, **two_branch_rrf.options):
             assert "bm25" not in document.metadata["_ranks"]

@@ -36,6 +36,10 @@ def test_same_results_on_every_backend(
     }
     for retriever in backends.values():
         retriever.add_documents(documents, show_progress=False)
+        # qdrant-client's embedded mode scores the first searches after a write slightly
+        # differently (~1e-8, as conftest's demo_retriever notes): a near-tie can flip.
+        retriever.invoke("settle")
+        retriever.invoke("settle again")
 
     for query in QUERIES:
         results = {name: r.invoke(query, k=8, prefetch_k=20) for name, r in backends.items()}

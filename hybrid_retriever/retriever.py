@@ -381,12 +381,17 @@ class HybridRetriever(BaseRetriever):
         """Each text's candidates, and their stored points where the engine returns
         payloads after fusion (or MMR needs the dense vectors)."""
         picked = [rankings[i].candidates(options) for i in range(len(texts))]
-        if not (self.storage.fetch_payloads_after_fusion or options.search_type is SearchType.MMR):
+        if not self._reads_points_after_fusion(options):
             return picked, None
         points = self.storage.retrieve(
             self.collection_name, _fused_ids(picked), with_vectors=self._vectors_for(options)
         )
         return picked, points
+
+    def _reads_points_after_fusion(self, options: SearchOptions) -> bool:
+        """Whether the picked hits are read back: their payloads (engines that fetch them
+        after fusion) or, for MMR, their dense vectors."""
+        return self.storage.fetch_payloads_after_fusion or options.search_type is SearchType.MMR
 
     def _group_keys_later(self, options: SearchOptions) -> bool:
         """Whether group_by keys are read from the picked hits' payloads first, instead of
@@ -441,7 +446,7 @@ class HybridRetriever(BaseRetriever):
     ) -> tuple[list[list[FusedHit]], list[StoredPoint] | None]:
         """Async :meth:`_pick`."""
         picked = [rankings[i].candidates(options) for i in range(len(texts))]
-        if not (self.storage.fetch_payloads_after_fusion or options.search_type is SearchType.MMR):
+        if not self._reads_points_after_fusion(options):
             return picked, None
         points = await self.storage.aretrieve(
             self.collection_name, _fused_ids(picked), with_vectors=self._vectors_for(options)
